@@ -127,11 +127,10 @@ impl CrossEntropy {
         self.run(logits, targets, Some(grad))
     }
 
-    fn run(&self, logits: &[f32], targets: &[i64], grad: Option<&mut [f32]>) -> Result<LossValue> {
-        self.validate()?;
+    /// Checks the targets and returns the divisor of `mean`: the sum of the targets' weights over
+    /// rows that are not ignored (their number without weights). An error for `mean` when it is 0.
+    pub(crate) fn denominator(&self, targets: &[i64]) -> Result<f64> {
         let k = self.k;
-        let n = rows_of("logits (n * k values)", logits.len(), k)?;
-        check_len("targets (one per row of logits)", n, targets.len())?;
         let weights = self.weights.as_deref();
         let mut denominator = 0.0f64;
         for (row, &t) in targets.iter().enumerate() {
@@ -144,7 +143,7 @@ impl CrossEntropy {
             denominator += weights.map_or(1.0, |w| f64::from(w[t as usize]));
         }
         if self.reduction == Reduction::Mean {
-            if n == 0 {
+            if targets.is_empty() {
                 return Err(Error::Empty {
                     what: "the batch",
                     why: "a mean loss needs at least one row",
@@ -157,6 +156,21 @@ impl CrossEntropy {
                 });
             }
         }
+        Ok(denominator)
+    }
+
+    /// Reduction of this loss.
+    pub fn reduction(&self) -> Reduction {
+        self.reduction
+    }
+
+    fn run(&self, logits: &[f32], targets: &[i64], grad: Option<&mut [f32]>) -> Result<LossValue> {
+        self.validate()?;
+        let k = self.k;
+        let n = rows_of("logits (n * k values)", logits.len(), k)?;
+        check_len("targets (one per row of logits)", n, targets.len())?;
+        let denominator = self.denominator(targets)?;
+        let weights = self.weights.as_deref();
         let (on, off) = self.convention.on_off(f64::from(self.alpha), k)?;
         let row = RowLoss {
             k,
