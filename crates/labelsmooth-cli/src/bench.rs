@@ -141,14 +141,23 @@ pub struct LinearRow {
 }
 
 /// Fused and unfused linear + smoothed cross-entropy, time and peak memory.
-pub fn linear(n: usize, h: usize, v: usize, reps: usize) -> Result<Vec<LinearRow>> {
+pub fn linear(
+    n: usize,
+    h: usize,
+    v: usize,
+    reps: usize,
+    block_rows: Option<usize>,
+) -> Result<Vec<LinearRow>> {
     let hidden = normal_vec(n * h, 1.0, 1);
     let weight = normal_vec(h * v, 1.0 / (h as f32).sqrt(), 2);
     let bias = normal_vec(v, 0.1, 3);
     let mut rng = ChaCha8Rng::seed_from_u64(4);
     let targets: Vec<i64> = (0..n).map(|_| rng.random_range(0..v as i64)).collect();
     let ce = CrossEntropy::new(v).with_smoothing(0.1);
-    let fused = LinearCrossEntropy::new(ce.clone());
+    let mut fused = LinearCrossEntropy::new(ce.clone());
+    if let Some(rows) = block_rows {
+        fused = fused.with_block_rows(rows);
+    }
     let mut out = Vec::new();
     for path in ["fused", "unfused"] {
         let run = || -> Result<()> {
@@ -160,6 +169,9 @@ pub fn linear(n: usize, h: usize, v: usize, reps: usize) -> Result<Vec<LinearRow
             std::hint::black_box(r);
             Ok(())
         };
+        // The first call also sets up the matrix-product and thread-pool workspaces: measure
+        // the second.
+        run()?;
         alloc::reset_peak();
         let before = alloc::live();
         run()?;

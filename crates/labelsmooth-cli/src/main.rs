@@ -28,6 +28,9 @@ enum Command {
     },
 }
 
+/// Shapes N×K, as given to `--shapes`.
+type Shapes = Vec<(usize, usize)>;
+
 #[derive(Subcommand)]
 enum BenchCommand {
     /// Smoothed cross-entropy forward + backward (α = 0.1, mean) on logits ~ N(0, 3²), with the
@@ -36,14 +39,14 @@ enum BenchCommand {
     /// Example: labelsmooth bench loss --shapes 8192x1000,4096x32000 --json
     Loss {
         /// Shapes N×K to time.
-        #[arg(long, default_value = "8192x1000,4096x32000,512x128256")]
-        shapes: String,
+        #[arg(long, default_value = "8192x1000,4096x32000,512x128256", value_parser = bench::parse_shapes)]
+        shapes: Shapes,
         /// Timed repetitions per shape (the median is reported).
         #[arg(long, default_value_t = 7)]
         reps: usize,
         /// Threads (default: every core).
         #[arg(long)]
-        threads: Option<usize>,
+        threads: Option<std::num::NonZeroUsize>,
         /// Bytes of the array copied to measure memory bandwidth.
         #[arg(long, default_value_t = 256 << 20)]
         copy_bytes: usize,
@@ -67,22 +70,22 @@ enum BenchCommand {
         /// Timed repetitions (the median is reported).
         #[arg(long, default_value_t = 3)]
         reps: usize,
+        /// Rows per block of the fused path (default: about 4 M logits per block).
+        #[arg(long)]
+        block_rows: Option<std::num::NonZeroUsize>,
         /// Threads (default: every core).
         #[arg(long)]
-        threads: Option<usize>,
+        threads: Option<std::num::NonZeroUsize>,
         /// Print JSON on stdout.
         #[arg(long)]
         json: bool,
     },
 }
 
-fn set_threads(threads: Option<usize>) -> Result<()> {
+fn set_threads(threads: Option<std::num::NonZeroUsize>) -> Result<()> {
     if let Some(t) = threads {
-        if t == 0 {
-            anyhow::bail!("--threads must be at least 1");
-        }
         rayon::ThreadPoolBuilder::new()
-            .num_threads(t)
+            .num_threads(t.get())
             .build_global()?;
     }
     Ok(())
@@ -98,7 +101,6 @@ fn run(cli: Cli) -> Result<()> {
                 copy_bytes,
                 json,
             } => {
-                let shapes = bench::parse_shapes(&shapes)?;
                 set_threads(threads)?;
                 let rows = bench::loss(&shapes, reps, copy_bytes)?;
                 if json {
@@ -131,11 +133,12 @@ fn run(cli: Cli) -> Result<()> {
                 hidden,
                 vocab,
                 reps,
+                block_rows,
                 threads,
                 json,
             } => {
                 set_threads(threads)?;
-                let rows = bench::linear(n, hidden, vocab, reps)?;
+                let rows = bench::linear(n, hidden, vocab, reps, block_rows.map(|b| b.get()))?;
                 if json {
                     println!("{}", serde_json::to_string_pretty(&rows)?);
                 } else {
