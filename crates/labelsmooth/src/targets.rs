@@ -18,6 +18,7 @@ use crate::error::{Error, Result, check_alpha, rows_of};
 
 /// How a multi-class smoothing factor α spreads probability mass (see the module table).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Convention {
     /// q = (1 − α)·onehot + α/K: PyTorch, Keras, Optax, timm, Burn.
     #[default]
@@ -89,6 +90,7 @@ impl std::str::FromStr for Convention {
 
 /// How a smoothing factor moves binary or multi-label 0/1 targets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum BinaryConvention {
     /// y(1 − α) + α/2 for every label, as Keras' `BinaryCrossentropy(label_smoothing=α)`.
     #[default]
@@ -229,4 +231,16 @@ pub(crate) fn binary_on_off(
         BinaryConvention::OverLabels => 1.0 / n_labels as f64,
     };
     (1.0 - alpha + alpha * prior, alpha * prior)
+}
+
+impl BinaryConvention {
+    /// Smoothed values `(for 1, for 0)` of a binary label among `n_labels` labels.
+    ///
+    /// ```
+    /// use labelsmooth::targets::BinaryConvention;
+    /// assert_eq!(BinaryConvention::TowardHalf.on_off(0.2, 5), (0.9, 0.1));
+    /// ```
+    pub fn on_off(self, alpha: f64, n_labels: usize) -> (f64, f64) {
+        binary_on_off(alpha, n_labels, self)
+    }
 }

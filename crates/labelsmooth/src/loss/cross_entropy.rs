@@ -129,7 +129,13 @@ impl CrossEntropy {
 
     /// Checks the targets and returns the divisor of `mean`: the sum of the targets' weights over
     /// rows that are not ignored (their number without weights). An error for `mean` when it is 0.
-    pub(crate) fn denominator(&self, targets: &[i64]) -> Result<f64> {
+    ///
+    /// ```
+    /// use labelsmooth::loss::CrossEntropy;
+    /// let ce = CrossEntropy::new(3).with_weights(vec![1.0, 2.0, 3.0]).with_ignore_index(-100);
+    /// assert_eq!(ce.denominator(&[2, -100, 1]).unwrap(), 5.0);
+    /// ```
+    pub fn denominator(&self, targets: &[i64]) -> Result<f64> {
         let k = self.k;
         let weights = self.weights.as_deref();
         let mut denominator = 0.0f64;

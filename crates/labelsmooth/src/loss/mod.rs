@@ -40,6 +40,7 @@ use crate::error::{Error, Result};
 
 /// How per-row losses are combined, as PyTorch's `reduction` argument.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Reduction {
     /// One loss per row (per element for binary cross-entropy).
     None,

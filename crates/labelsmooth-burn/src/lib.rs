@@ -1,0 +1,12 @@
+//! Label smoothing on Burn: loss modules with autodiff on the core library's semantics, the
+//! deck's model families, regularizers and a trainer.
+//!
+//! Runs on Burn's pure-Rust CPU backend (flex): `Device::flex()`.
+
+#![warn(missing_docs)]
+
+pub mod loss;
+pub mod models;
+pub mod train;
+
+pub use burn;

@@ -1,0 +1,396 @@
+//! Loss modules for Burn tensors with autodiff, on the semantics of the core library.
+//!
+//! Each is a `Config` that builds a `Module`, as Burn's own losses are:
+//! `SmoothedCrossEntropyConfig::new(10).with_smoothing(0.1).init(&device)`.
+//!
+//! [`SmoothedCrossEntropy`] runs the core's fused kernel when its input lives on the CPU (flex)
+//! device: the loss and d(loss)/d(logits) come from one pass over the logits, and the gradient
+//! reaches the graph through a surrogate whose derivative is exactly that gradient. On other
+//! devices (and when `fused` is off) it is built from tensor operations.
+
+use burn::config::Config;
+use burn::module::Module;
+use burn::tensor::activation::{log_softmax, softmax};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use labelsmooth::loss::{CrossEntropy, LossValue, Reduction};
+use labelsmooth::targets::{BinaryConvention, Convention};
+
+/// Configuration of [`SmoothedCrossEntropy`].
+#[derive(Config, Debug)]
+pub struct SmoothedCrossEntropyConfig {
+    /// Number of classes.
+    pub classes: usize,
+    /// Smoothing factor α in [0, 1].
+    #[config(default = 0.0)]
+    pub smoothing: f32,
+    /// How α spreads over the classes.
+    #[config(default = "Convention::Uniform")]
+    pub convention: Convention,
+    /// One weight per class (finite, ≥ 0).
+    pub weights: Option<Vec<f32>>,
+    /// Targets equal to this are ignored (PyTorch uses −100).
+    pub ignore_index: Option<i64>,
+    /// Reduction (PyTorch's normalization for `mean`).
+    #[config(default = "Reduction::Mean")]
+    pub reduction: Reduction,
+    /// Use the fused CPU kernel when the logits are on the flex device.
+    #[config(default = true)]
+    pub fused: bool,
+}
+
+impl SmoothedCrossEntropyConfig {
+    /// Builds the loss; an invalid configuration (α outside [0, 1], bad weights, exclude-true
+    /// with fewer than 2 classes) is an error.
+    pub fn try_init(&self, device: &Device) -> labelsmooth::Result<SmoothedCrossEntropy> {
+        let kernel = self.kernel();
+        kernel.validate()?;
+        Ok(SmoothedCrossEntropy {
+            classes: self.classes,
+            smoothing: self.smoothing,
+            exclude_true: self.convention == Convention::ExcludeTrue,
+            weights: self
+                .weights
+                .as_ref()
+                .map(|w| Tensor::<1>::from_floats(w.as_slice(), device)),
+            weight_values: self.weights.clone(),
+            ignore_index: self.ignore_index,
+            reduction: reduction_code(self.reduction),
+            fused: self.fused,
+        })
+    }
+
+    /// Builds the loss; panics on an invalid configuration, as Burn's own `init` does.
+    pub fn init(&self, device: &Device) -> SmoothedCrossEntropy {
+        self.try_init(device)
+            .unwrap_or_else(|e| panic!("invalid cross-entropy configuration: {e}"))
+    }
+
+    fn kernel(&self) -> CrossEntropy {
+        let mut k = CrossEntropy::new(self.classes)
+            .with_smoothing(self.smoothing)
+            .with_convention(self.convention)
+            .with_reduction(self.reduction);
+        if let Some(w) = &self.weights {
+            k = k.with_weights(w.clone());
+        }
+        if let Some(i) = self.ignore_index {
+            k = k.with_ignore_index(i);
+        }
+        k
+    }
+}
+
+fn reduction_code(r: Reduction) -> u8 {
+    match r {
+        Reduction::None => 0,
+        Reduction::Sum => 1,
+        Reduction::Mean => 2,
+    }
+}
+
+fn reduction_of(code: u8) -> Reduction {
+    match code {
+        0 => Reduction::None,
+        1 => Reduction::Sum,
+        _ => Reduction::Mean,
+    }
+}
+
+/// Smoothed cross-entropy of logits `[n, k]` against class ids `[n]`: the core's
+/// [`CrossEntropy`] for Burn tensors. Returns `[1]` (sum, mean) or `[n]` (none).
+#[derive(Module, Debug)]
+pub struct SmoothedCrossEntropy {
+    classes: usize,
+    smoothing: f32,
+    exclude_true: bool,
+    weights: Option<Tensor<1>>,
+    weight_values: Option<Vec<f32>>,
+    ignore_index: Option<i64>,
+    reduction: u8,
+    fused: bool,
+}
+
+impl SmoothedCrossEntropy {
+    fn convention(&self) -> Convention {
+        if self.exclude_true {
+            Convention::ExcludeTrue
+        } else {
+            Convention::Uniform
+        }
+    }
+
+    fn kernel(&self) -> CrossEntropy {
+        let mut k = CrossEntropy::new(self.classes)
+            .with_smoothing(self.smoothing)
+            .with_convention(self.convention())
+            .with_reduction(reduction_of(self.reduction));
+        if let Some(w) = &self.weight_values {
+            k = k.with_weights(w.clone());
+        }
+        if let Some(i) = self.ignore_index {
+            k = k.with_ignore_index(i);
+        }
+        k
+    }
+
+    /// The loss; panics on invalid input (class id out of range, NaN logits): use
+    /// [`try_forward`](Self::try_forward) to get an error instead.
+    pub fn forward(&self, logits: Tensor<2>, targets: Tensor<1, Int>) -> Tensor<1> {
+        self.try_forward(logits, targets)
+            .unwrap_or_else(|e| panic!("cross-entropy: {e}"))
+    }
+
+    /// The loss, or the core library's error for invalid input.
+    pub fn try_forward(
+        &self,
+        logits: Tensor<2>,
+        targets: Tensor<1, Int>,
+    ) -> labelsmooth::Result<Tensor<1>> {
+        let device = logits.device();
+        let ids: Vec<i64> = targets
+            .to_data()
+            .convert::<i64>()
+            .try_to_vec::<i64>()
+            .expect("integer targets");
+        if self.fused && is_cpu(&device) {
+            return self.forward_fused(logits, &ids);
+        }
+        let denominator = self.kernel().denominator(&ids)?;
+        Ok(self.forward_tensor_ops(logits, &ids, denominator))
+    }
+
+    fn forward_fused(&self, logits: Tensor<2>, ids: &[i64]) -> labelsmooth::Result<Tensor<1>> {
+        let device = logits.device();
+        let [n, k] = logits.dims();
+        let x: Vec<f32> = logits
+            .to_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .expect("float logits");
+        let kernel = self.kernel();
+        if !logits.is_tracked() {
+            let value = kernel.forward(&x, ids)?;
+            return Ok(loss_tensor(&value, &device));
+        }
+        let mut grad = vec![0.0f32; n * k];
+        let value = kernel.forward_backward(&x, ids, &mut grad)?;
+        let g = Tensor::<2>::from_data(TensorData::new(grad, [n, k]), &device);
+        // Value: the kernel's loss; derivative with respect to the logits: exactly `grad`.
+        let per_row = (logits * g).sum_dim(1).reshape([n]);
+        let surrogate = match reduction_of(self.reduction) {
+            Reduction::None => per_row,
+            _ => per_row.sum().reshape([1]),
+        };
+        Ok(surrogate.clone() - surrogate.detach() + loss_tensor(&value, &device))
+    }
+
+    fn forward_tensor_ops(&self, logits: Tensor<2>, ids: &[i64], denominator: f64) -> Tensor<1> {
+        let device = logits.device();
+        let [n, k] = logits.dims();
+        let (on, off) = self
+            .convention()
+            .on_off(f64::from(self.smoothing), k)
+            .expect("validated at init");
+        let ignored: Vec<bool> = ids.iter().map(|&t| Some(t) == self.ignore_index).collect();
+        let safe: Vec<i64> = ids
+            .iter()
+            .zip(&ignored)
+            .map(|(&t, &ig)| if ig { 0 } else { t })
+            .collect();
+        let keep: Vec<f32> = ignored.iter().map(|&ig| f32::from(u8::from(!ig))).collect();
+        let keep = Tensor::<1>::from_floats(keep.as_slice(), &device).reshape([n, 1]);
+        let index =
+            Tensor::<1, Int>::from_data(TensorData::new(safe, [n]), &device).reshape([n, 1]);
+        let neg_logp = log_softmax(logits, 1).neg();
+        let at_target = neg_logp.clone().gather(1, index.clone());
+        let (w_t, spread) = match &self.weights {
+            Some(w) => {
+                let w_t = w.clone().reshape([1, k]).repeat_dim(0, n).gather(1, index);
+                let spread = (neg_logp * w.clone().reshape([1, k])).sum_dim(1);
+                (Some(w_t), spread)
+            }
+            None => (None, neg_logp.sum_dim(1)),
+        };
+        let target_term = match w_t {
+            Some(w_t) => at_target * w_t,
+            None => at_target,
+        };
+        let mut row = target_term.mul_scalar((on - off) as f32);
+        if off != 0.0 {
+            row = row + spread.mul_scalar(off as f32);
+        }
+        let row = (row * keep).reshape([n]);
+        match reduction_of(self.reduction) {
+            Reduction::None => row,
+            Reduction::Sum => row.sum().reshape([1]),
+            Reduction::Mean => row.sum().reshape([1]).div_scalar(denominator as f32),
+        }
+    }
+}
+
+fn loss_tensor(value: &LossValue, device: &Device) -> Tensor<1> {
+    let v = value.as_slice();
+    Tensor::<1>::from_floats(v, device)
+}
+
+/// Whether tensors on `device` live in host memory (the flex CPU backend).
+pub fn is_cpu(device: &Device) -> bool {
+    *device == Device::flex() || *device == Device::flex().autodiff()
+}
+
+/// Configuration of [`SoftCrossEntropy`].
+#[derive(Config, Debug)]
+pub struct SoftCrossEntropyConfig {
+    /// Smoothing factor α in [0, 1] applied to the target distributions.
+    #[config(default = 0.0)]
+    pub smoothing: f32,
+    /// One weight per class.
+    pub weights: Option<Vec<f32>>,
+}
+
+impl SoftCrossEntropyConfig {
+    /// Builds the loss.
+    pub fn init(&self, device: &Device) -> SoftCrossEntropy {
+        assert!(
+            (0.0..=1.0).contains(&self.smoothing),
+            "smoothing factor {} is outside [0, 1]",
+            self.smoothing
+        );
+        SoftCrossEntropy {
+            smoothing: self.smoothing,
+            weights: self
+                .weights
+                .as_ref()
+                .map(|w| Tensor::<1>::from_floats(w.as_slice(), device)),
+        }
+    }
+}
+
+/// Cross-entropy against probability targets `[n, k]` (mixup, distillation), smoothed toward
+/// uniform, mean over rows: the core's [`labelsmooth::loss::SoftCrossEntropy`].
+#[derive(Module, Debug)]
+pub struct SoftCrossEntropy {
+    smoothing: f32,
+    weights: Option<Tensor<1>>,
+}
+
+impl SoftCrossEntropy {
+    /// Mean loss, `[1]`.
+    pub fn forward(&self, logits: Tensor<2>, targets: Tensor<2>) -> Tensor<1> {
+        let [n, k] = logits.dims();
+        let a = self.smoothing;
+        let q = targets.mul_scalar(1.0 - a).add_scalar(a / k as f32);
+        let q = match &self.weights {
+            Some(w) => q * w.clone().reshape([1, k]),
+            None => q,
+        };
+        (log_softmax(logits, 1) * q)
+            .sum()
+            .neg()
+            .div_scalar(n as f32)
+            .reshape([1])
+    }
+}
+
+/// Configuration of [`BinaryCrossEntropy`].
+#[derive(Config, Debug)]
+pub struct BinaryCrossEntropyConfig {
+    /// Smoothing factor α in [0, 1].
+    #[config(default = 0.0)]
+    pub smoothing: f32,
+    /// Where α moves the targets.
+    #[config(default = "BinaryConvention::TowardHalf")]
+    pub convention: BinaryConvention,
+}
+
+impl BinaryCrossEntropyConfig {
+    /// Builds the loss.
+    pub fn init(&self) -> BinaryCrossEntropy {
+        assert!(
+            (0.0..=1.0).contains(&self.smoothing),
+            "smoothing factor {} is outside [0, 1]",
+            self.smoothing
+        );
+        BinaryCrossEntropy {
+            smoothing: self.smoothing,
+            over_labels: self.convention == BinaryConvention::OverLabels,
+        }
+    }
+}
+
+/// Binary / multi-label cross-entropy with logits `[n, labels]` and targets in [0, 1], smoothed
+/// toward 0.5 (Keras) or 1/L; mean over all elements.
+#[derive(Module, Debug)]
+pub struct BinaryCrossEntropy {
+    smoothing: f32,
+    over_labels: bool,
+}
+
+impl BinaryCrossEntropy {
+    /// Mean loss, `[1]`.
+    pub fn forward(&self, logits: Tensor<2>, targets: Tensor<2>) -> Tensor<1> {
+        let [n, l] = logits.dims();
+        let conv = if self.over_labels {
+            BinaryConvention::OverLabels
+        } else {
+            BinaryConvention::TowardHalf
+        };
+        let (on, off) = conv.on_off(f64::from(self.smoothing), l);
+        let q = targets.mul_scalar((on - off) as f32).add_scalar(off as f32);
+        // max(x, 0) − x·q + log(1 + e^{−|x|})
+        let loss =
+            logits.clone().clamp_min(0.0) - logits.clone() * q + logits.abs().neg().exp().log1p();
+        loss.sum().div_scalar((n * l) as f32).reshape([1])
+    }
+}
+
+/// Configuration of [`ConfidencePenalty`].
+#[derive(Config, Debug)]
+pub struct ConfidencePenaltyConfig {
+    /// Strength β ≥ 0.
+    pub beta: f32,
+    /// Penalize only rows with entropy below this many nats.
+    pub threshold: Option<f32>,
+}
+
+impl ConfidencePenaltyConfig {
+    /// Builds the penalty.
+    pub fn init(&self) -> ConfidencePenalty {
+        assert!(
+            self.beta >= 0.0,
+            "confidence penalty beta {} < 0",
+            self.beta
+        );
+        ConfidencePenalty {
+            beta: self.beta,
+            threshold: self.threshold,
+        }
+    }
+}
+
+/// The confidence penalty of Pereyra et al. 2017, mean over rows: −β·H(softmax(x)), or
+/// β·max(0, Γ − H) with a threshold Γ. Add it to a cross-entropy.
+#[derive(Module, Debug)]
+pub struct ConfidencePenalty {
+    beta: f32,
+    threshold: Option<f32>,
+}
+
+impl ConfidencePenalty {
+    /// Mean penalty, `[1]`.
+    pub fn forward(&self, logits: Tensor<2>) -> Tensor<1> {
+        let [n, _] = logits.dims();
+        let entropy = (softmax(logits.clone(), 1) * log_softmax(logits, 1))
+            .sum_dim(1)
+            .neg();
+        let per_row = match self.threshold {
+            None => entropy.neg(),
+            Some(t) => entropy.neg().add_scalar(t).clamp_min(0.0),
+        };
+        per_row
+            .sum()
+            .mul_scalar(self.beta)
+            .div_scalar(n as f32)
+            .reshape([1])
+    }
+}

@@ -1,0 +1,421 @@
+//! The model families of the deck: an MLP for tables (slides 4 and 11), a small CNN and a
+//! MobileNetV2-style CNN for images (slide 6), and Embedding → LSTM → Dense → Dense for text
+//! (slide 10). Each is a `Module` built from its `Config`.
+
+use burn::config::Config;
+use burn::module::{Module, Param};
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
+use burn::nn::{
+    BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Embedding, EmbeddingConfig, Initializer,
+    Linear, LinearConfig, PaddingConfig2d,
+};
+use burn::tensor::activation::{relu, sigmoid};
+use burn::tensor::{Device, Int, Tensor};
+
+/// Configuration of [`Mlp`].
+#[derive(Config, Debug)]
+pub struct MlpConfig {
+    /// Input features.
+    pub input: usize,
+    /// Sizes of the hidden layers.
+    pub hidden: Vec<usize>,
+    /// Classes.
+    pub classes: usize,
+    /// Dropout probability after each hidden layer (0 = none).
+    #[config(default = 0.0)]
+    pub dropout: f64,
+}
+
+impl MlpConfig {
+    /// Builds the network.
+    pub fn init(&self, device: &Device) -> Mlp {
+        let mut layers = Vec::new();
+        let mut d = self.input;
+        for &h in &self.hidden {
+            layers.push(LinearConfig::new(d, h).init(device));
+            d = h;
+        }
+        Mlp {
+            layers,
+            output: LinearConfig::new(d, self.classes).init(device),
+            dropout: DropoutConfig::new(self.dropout).init(),
+        }
+    }
+}
+
+/// Fully connected network with ReLU: `input → hidden... → classes` logits.
+#[derive(Module, Debug)]
+pub struct Mlp {
+    /// Hidden layers.
+    pub layers: Vec<Linear>,
+    /// Output layer (logits).
+    pub output: Linear,
+    dropout: Dropout,
+}
+
+impl Mlp {
+    /// Logits `[n, classes]` of inputs `[n, input]`.
+    pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+        self.output.forward(self.features(x))
+    }
+
+    /// Activations of the last hidden layer (the penultimate layer).
+    pub fn features(&self, x: Tensor<2>) -> Tensor<2> {
+        let mut x = x;
+        for layer in &self.layers {
+            x = self.dropout.forward(relu(layer.forward(x)));
+        }
+        x
+    }
+}
+
+/// Configuration of [`ConvNet`].
+#[derive(Config, Debug)]
+pub struct ConvNetConfig {
+    /// Input channels (1 grey, 3 RGB).
+    pub channels: usize,
+    /// Input height and width (square images, divisible by 4).
+    pub size: usize,
+    /// Classes.
+    pub classes: usize,
+    /// Filters of the two convolutions.
+    #[config(default = "[16, 32]")]
+    pub filters: [usize; 2],
+    /// Units of the dense hidden layer.
+    #[config(default = 128)]
+    pub hidden: usize,
+    /// Dropout before the output layer (0 = none).
+    #[config(default = 0.0)]
+    pub dropout: f64,
+}
+
+impl ConvNetConfig {
+    /// Builds the network.
+    pub fn init(&self, device: &Device) -> ConvNet {
+        let [f1, f2] = self.filters;
+        let side = self.size / 4;
+        let conv = |i: usize, o: usize| {
+            Conv2dConfig::new([i, o], [3, 3])
+                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                .init(device)
+        };
+        ConvNet {
+            conv1: conv(self.channels, f1),
+            conv2: conv(f1, f2),
+            pool: MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init(),
+            dense: LinearConfig::new(f2 * side * side, self.hidden).init(device),
+            output: LinearConfig::new(self.hidden, self.classes).init(device),
+            dropout: DropoutConfig::new(self.dropout).init(),
+        }
+    }
+}
+
+/// Two 3×3 convolutions with ReLU and 2×2 max-pooling, then a dense hidden layer and the output:
+/// the CNN of the PyTorch reference benchmark.
+#[derive(Module, Debug)]
+pub struct ConvNet {
+    conv1: Conv2d,
+    conv2: Conv2d,
+    pool: MaxPool2d,
+    dense: Linear,
+    output: Linear,
+    dropout: Dropout,
+}
+
+impl ConvNet {
+    /// Logits `[n, classes]` of images `[n, channels, size, size]`.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        self.output.forward(self.features(x))
+    }
+
+    /// The dense hidden layer's activations (the penultimate layer).
+    pub fn features(&self, x: Tensor<4>) -> Tensor<2> {
+        let x = self.pool.forward(relu(self.conv1.forward(x)));
+        let x = self.pool.forward(relu(self.conv2.forward(x)));
+        let x: Tensor<2> = x.flatten(1, 3);
+        self.dropout.forward(relu(self.dense.forward(x)))
+    }
+}
+
+/// Configuration of [`MobileNet`]: a MobileNetV2-style network sized for small images.
+#[derive(Config, Debug)]
+pub struct MobileNetConfig {
+    /// Input channels.
+    pub channels: usize,
+    /// Classes.
+    pub classes: usize,
+    /// Width multiplier applied to every layer's channels (MobileNetV2's α).
+    #[config(default = 1.0)]
+    pub width: f64,
+    /// Inverted residual stages: (expansion t, output channels c, repeats n, first stride s).
+    #[config(default = "vec![(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 2, 2), (6, 64, 2, 1)]")]
+    pub stages: Vec<(usize, usize, usize, usize)>,
+    /// Channels of the last 1×1 convolution before pooling.
+    #[config(default = 256)]
+    pub last_channels: usize,
+    /// Dropout before the classifier.
+    #[config(default = 0.0)]
+    pub dropout: f64,
+}
+
+fn scaled(c: usize, width: f64) -> usize {
+    // Rounded to a multiple of 8 as MobileNetV2 does, never below 8.
+    (((c as f64 * width) / 8.0).round() as usize * 8).max(8)
+}
+
+impl MobileNetConfig {
+    /// Builds the network.
+    pub fn init(&self, device: &Device) -> MobileNet {
+        let stem_out = scaled(32, self.width);
+        let mut blocks = Vec::new();
+        let mut c_in = stem_out;
+        for &(t, c, n, s) in &self.stages {
+            let c_out = scaled(c, self.width);
+            for i in 0..n {
+                let stride = if i == 0 { s } else { 1 };
+                blocks.push(InvertedResidual::new(c_in, c_out, t, stride, device));
+                c_in = c_out;
+            }
+        }
+        let last = scaled(self.last_channels, self.width.max(1.0));
+        MobileNet {
+            stem: ConvBn::new(self.channels, stem_out, 3, 1, 1, device),
+            blocks,
+            head: ConvBn::new(c_in, last, 1, 1, 1, device),
+            pool: AdaptiveAvgPool2dConfig::new([1, 1]).init(),
+            dropout: DropoutConfig::new(self.dropout).init(),
+            output: LinearConfig::new(last, self.classes).init(device),
+        }
+    }
+}
+
+/// Convolution + batch norm (ReLU6 applied by the caller).
+#[derive(Module, Debug)]
+pub struct ConvBn {
+    conv: Conv2d,
+    bn: BatchNorm,
+}
+
+impl ConvBn {
+    fn new(
+        i: usize,
+        o: usize,
+        kernel: usize,
+        stride: usize,
+        groups: usize,
+        device: &Device,
+    ) -> Self {
+        let pad = kernel / 2;
+        ConvBn {
+            conv: Conv2dConfig::new([i, o], [kernel, kernel])
+                .with_stride([stride, stride])
+                .with_groups(groups)
+                .with_padding(PaddingConfig2d::Explicit(pad, pad, pad, pad))
+                .with_bias(false)
+                .init(device),
+            bn: BatchNormConfig::new(o).init(device),
+        }
+    }
+
+    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        self.bn.forward(self.conv.forward(x))
+    }
+}
+
+fn relu6(x: Tensor<4>) -> Tensor<4> {
+    x.clamp(0.0, 6.0)
+}
+
+/// MobileNetV2's inverted residual block: 1×1 expansion, 3×3 depthwise, 1×1 linear projection,
+/// with a skip connection when shapes allow.
+#[derive(Module, Debug)]
+pub struct InvertedResidual {
+    expand: Option<ConvBn>,
+    depthwise: ConvBn,
+    project: ConvBn,
+    residual: bool,
+}
+
+impl InvertedResidual {
+    fn new(c_in: usize, c_out: usize, t: usize, stride: usize, device: &Device) -> Self {
+        let hidden = c_in * t.max(1);
+        InvertedResidual {
+            expand: (t != 1).then(|| ConvBn::new(c_in, hidden, 1, 1, 1, device)),
+            depthwise: ConvBn::new(hidden, hidden, 3, stride, hidden, device),
+            project: ConvBn::new(hidden, c_out, 1, 1, 1, device),
+            residual: stride == 1 && c_in == c_out,
+        }
+    }
+
+    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let mut h = x.clone();
+        if let Some(e) = &self.expand {
+            h = relu6(e.forward(h));
+        }
+        h = relu6(self.depthwise.forward(h));
+        h = self.project.forward(h);
+        if self.residual { h + x } else { h }
+    }
+}
+
+/// MobileNetV2-style CNN: stem, inverted residual stages, 1×1 head, global average pooling,
+/// dropout, linear classifier.
+#[derive(Module, Debug)]
+pub struct MobileNet {
+    stem: ConvBn,
+    blocks: Vec<InvertedResidual>,
+    head: ConvBn,
+    pool: AdaptiveAvgPool2d,
+    dropout: Dropout,
+    output: Linear,
+}
+
+impl MobileNet {
+    /// Logits `[n, classes]` of images `[n, channels, h, w]`.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        self.output.forward(self.features(x))
+    }
+
+    /// Pooled features (the penultimate layer).
+    pub fn features(&self, x: Tensor<4>) -> Tensor<2> {
+        let mut x = relu6(self.stem.forward(x));
+        for b in &self.blocks {
+            x = b.forward(x);
+        }
+        let x = relu6(self.head.forward(x));
+        let x: Tensor<2> = self.pool.forward(x).flatten(1, 3);
+        self.dropout.forward(x)
+    }
+}
+
+/// Configuration of [`FastLstm`].
+#[derive(Config, Debug)]
+pub struct FastLstmConfig {
+    /// Input features per step.
+    pub input: usize,
+    /// Hidden units.
+    pub hidden: usize,
+}
+
+impl FastLstmConfig {
+    /// Builds the layer (Xavier-uniform weights, forget-gate bias 1).
+    pub fn init(&self, device: &Device) -> FastLstm {
+        let h = self.hidden;
+        let init = Initializer::XavierUniform { gain: 1.0 };
+        let mut bias = vec![0.0f32; 4 * h];
+        bias[h..2 * h].iter_mut().for_each(|b| *b = 1.0);
+        FastLstm {
+            input_weight: init.init_with(
+                [self.input, 4 * h],
+                Some(self.input),
+                Some(4 * h),
+                device,
+            ),
+            hidden_weight: init.init_with([h, 4 * h], Some(h), Some(4 * h), device),
+            bias: Param::from_tensor(Tensor::<1>::from_floats(bias.as_slice(), device)),
+            hidden: h,
+        }
+    }
+}
+
+/// An LSTM layer that runs the input projection of every step as one matrix product and one
+/// hidden product per step; the four gates share one sigmoid, the candidate gate being
+/// parametrized as tanh(z) = 2·σ(2z) − 1 (its weights learn 2z directly).
+///
+/// Gates are ordered input, forget, candidate, output in the weight columns.
+#[derive(Module, Debug)]
+pub struct FastLstm {
+    input_weight: Param<Tensor<2>>,
+    hidden_weight: Param<Tensor<2>>,
+    bias: Param<Tensor<1>>,
+    hidden: usize,
+}
+
+impl FastLstm {
+    /// The last hidden state `[batch, hidden]` of sequences `[batch, steps, input]`.
+    pub fn forward(&self, x: Tensor<3>) -> Tensor<2> {
+        let [b, t, d] = x.dims();
+        let h = self.hidden;
+        let device = x.device();
+        let projected = (x.reshape([b * t, d]).matmul(self.input_weight.val())
+            + self.bias.val().reshape([1, 4 * h]))
+        .reshape([b, t, 4 * h]);
+        let w_hh = self.hidden_weight.val();
+        let mut state_h = Tensor::<2>::zeros([b, h], &device);
+        let mut state_c = Tensor::<2>::zeros([b, h], &device);
+        for step in 0..t {
+            let gates = projected.clone().narrow(1, step, 1).reshape([b, 4 * h])
+                + state_h.matmul(w_hh.clone());
+            let s = sigmoid(gates);
+            let i = s.clone().narrow(1, 0, h);
+            let f = s.clone().narrow(1, h, h);
+            let g = s
+                .clone()
+                .narrow(1, 2 * h, h)
+                .mul_scalar(2.0)
+                .sub_scalar(1.0);
+            let o = s.narrow(1, 3 * h, h);
+            state_c = f * state_c + i * g;
+            state_h = o * state_c.clone().tanh();
+        }
+        state_h
+    }
+}
+
+/// Configuration of [`TextClassifier`].
+#[derive(Config, Debug)]
+pub struct TextClassifierConfig {
+    /// Vocabulary size (token ids `0..vocab`).
+    pub vocab: usize,
+    /// Classes.
+    pub classes: usize,
+    /// Embedding size.
+    #[config(default = 16)]
+    pub embedding: usize,
+    /// LSTM hidden units.
+    #[config(default = 64)]
+    pub hidden: usize,
+    /// Units of the dense layer after the LSTM.
+    #[config(default = 32)]
+    pub dense: usize,
+    /// Dropout before the output layer.
+    #[config(default = 0.0)]
+    pub dropout: f64,
+}
+
+impl TextClassifierConfig {
+    /// Builds the network.
+    pub fn init(&self, device: &Device) -> TextClassifier {
+        TextClassifier {
+            embedding: EmbeddingConfig::new(self.vocab, self.embedding).init(device),
+            lstm: FastLstmConfig::new(self.embedding, self.hidden).init(device),
+            dense: LinearConfig::new(self.hidden, self.dense).init(device),
+            output: LinearConfig::new(self.dense, self.classes).init(device),
+            dropout: DropoutConfig::new(self.dropout).init(),
+        }
+    }
+}
+
+/// Embedding → LSTM (last state) → Dense + ReLU → Dense: the deck's sentiment model.
+#[derive(Module, Debug)]
+pub struct TextClassifier {
+    embedding: Embedding,
+    lstm: FastLstm,
+    dense: Linear,
+    output: Linear,
+    dropout: Dropout,
+}
+
+impl TextClassifier {
+    /// Logits `[n, classes]` of token ids `[n, steps]`.
+    pub fn forward(&self, tokens: Tensor<2, Int>) -> Tensor<2> {
+        self.output.forward(self.features(tokens))
+    }
+
+    /// The dense layer's activations (the penultimate layer).
+    pub fn features(&self, tokens: Tensor<2, Int>) -> Tensor<2> {
+        let x = self.lstm.forward(self.embedding.forward(tokens));
+        self.dropout.forward(relu(self.dense.forward(x)))
+    }
+}

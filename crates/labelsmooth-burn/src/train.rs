@@ -1,0 +1,588 @@
+//! A trainer for the model families: Adam, mini-batches, seeded and deterministic, per-epoch
+//! metrics (loss, accuracy, NLL, ECE) returned as data, early stopping on validation NLL,
+//! a progress bar on a terminal, checkpoints and predictions.
+
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::tensor::activation::softmax;
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use labelsmooth::calibration::{
+    Binning, Norm, brier_score, calibration_error, negative_log_likelihood,
+};
+use labelsmooth::targets::Convention;
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::loss::{ConfidencePenaltyConfig, SmoothedCrossEntropyConfig};
+use crate::models::{
+    ConvNet, ConvNetConfig, Mlp, MlpConfig, MobileNet, MobileNetConfig, TextClassifier,
+    TextClassifierConfig,
+};
+
+/// Which model to build, with its configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum ModelSpec {
+    /// [`Mlp`].
+    Mlp(MlpConfig),
+    /// [`ConvNet`].
+    ConvNet(ConvNetConfig),
+    /// [`MobileNet`].
+    MobileNet(MobileNetConfig),
+    /// [`TextClassifier`].
+    Text(TextClassifierConfig),
+}
+
+impl ModelSpec {
+    /// Builds the model on `device` with weights drawn from `seed`.
+    pub fn init(&self, device: &Device, seed: u64) -> Classifier {
+        device.seed(seed);
+        match self {
+            ModelSpec::Mlp(c) => Classifier::Mlp(c.init(device)),
+            ModelSpec::ConvNet(c) => Classifier::ConvNet(c.init(device)),
+            ModelSpec::MobileNet(c) => Classifier::MobileNet(c.init(device)),
+            ModelSpec::Text(c) => Classifier::Text(c.init(device)),
+        }
+    }
+}
+
+/// Model inputs as plain arrays.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Inputs {
+    /// Dense features, `[n, shape...]` row-major (`shape` per sample: `[d]` or `[c, h, w]`).
+    Dense {
+        /// Values.
+        values: Vec<f32>,
+        /// Shape of one sample.
+        shape: Vec<usize>,
+    },
+    /// Token ids `[n, steps]`.
+    Tokens {
+        /// Ids.
+        ids: Vec<u32>,
+        /// Steps per sequence.
+        steps: usize,
+    },
+}
+
+impl Inputs {
+    /// Number of samples.
+    pub fn len(&self) -> usize {
+        match self {
+            Inputs::Dense { values, shape } => {
+                values.len() / shape.iter().product::<usize>().max(1)
+            }
+            Inputs::Tokens { ids, steps } => ids.len() / (*steps).max(1),
+        }
+    }
+
+    /// Whether there are no samples.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The samples at `rows`.
+    pub fn select(&self, rows: &[usize]) -> Inputs {
+        match self {
+            Inputs::Dense { values, shape } => {
+                let d: usize = shape.iter().product();
+                let mut out = Vec::with_capacity(rows.len() * d);
+                rows.iter()
+                    .for_each(|&r| out.extend_from_slice(&values[r * d..(r + 1) * d]));
+                Inputs::Dense {
+                    values: out,
+                    shape: shape.clone(),
+                }
+            }
+            Inputs::Tokens { ids, steps } => {
+                let mut out = Vec::with_capacity(rows.len() * steps);
+                rows.iter()
+                    .for_each(|&r| out.extend_from_slice(&ids[r * steps..(r + 1) * steps]));
+                Inputs::Tokens {
+                    ids: out,
+                    steps: *steps,
+                }
+            }
+        }
+    }
+}
+
+/// One of the model families, as one module type the trainer works with.
+// A model is built once per training run and moved, never stored in bulk: the size of the
+// largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
+#[derive(Module, Debug)]
+pub enum Classifier {
+    /// Fully connected network on flat features.
+    Mlp(Mlp),
+    /// Small CNN on images.
+    ConvNet(ConvNet),
+    /// MobileNetV2-style CNN on images.
+    MobileNet(MobileNet),
+    /// Embedding + LSTM on token ids.
+    Text(TextClassifier),
+}
+
+/// A batch on a device, in the form its model takes.
+pub enum Batch {
+    /// Flat features `[n, d]`.
+    Flat(Tensor<2>),
+    /// Images `[n, c, h, w]`.
+    Images(Tensor<4>),
+    /// Token ids `[n, steps]`.
+    Tokens(Tensor<2, Int>),
+}
+
+impl Classifier {
+    /// Logits `[n, classes]`.
+    pub fn forward(&self, batch: Batch) -> Tensor<2> {
+        match (self, batch) {
+            (Classifier::Mlp(m), Batch::Flat(x)) => m.forward(x),
+            (Classifier::Mlp(m), Batch::Images(x)) => m.forward(x.flatten(1, 3)),
+            (Classifier::ConvNet(m), Batch::Images(x)) => m.forward(x),
+            (Classifier::MobileNet(m), Batch::Images(x)) => m.forward(x),
+            (Classifier::Text(m), Batch::Tokens(x)) => m.forward(x),
+            _ => panic!("the model does not take this kind of input"),
+        }
+    }
+
+    /// Penultimate-layer activations `[n, features]`.
+    pub fn features(&self, batch: Batch) -> Tensor<2> {
+        match (self, batch) {
+            (Classifier::Mlp(m), Batch::Flat(x)) => m.features(x),
+            (Classifier::Mlp(m), Batch::Images(x)) => m.features(x.flatten(1, 3)),
+            (Classifier::ConvNet(m), Batch::Images(x)) => m.features(x),
+            (Classifier::MobileNet(m), Batch::Images(x)) => m.features(x),
+            (Classifier::Text(m), Batch::Tokens(x)) => m.features(x),
+            _ => panic!("the model does not take this kind of input"),
+        }
+    }
+
+    /// Whether this model takes `inputs` (flat or image features, or token ids).
+    pub fn accepts(&self, inputs: &Inputs) -> bool {
+        match (self, inputs) {
+            (Classifier::Mlp(_), Inputs::Dense { .. }) => true,
+            (Classifier::ConvNet(_) | Classifier::MobileNet(_), Inputs::Dense { shape, .. }) => {
+                shape.len() == 3
+            }
+            (Classifier::Text(_), Inputs::Tokens { .. }) => true,
+            _ => false,
+        }
+    }
+}
+
+/// The batch of `rows` of `inputs` on `device`, shaped for `model`.
+pub fn batch_of(model: &Classifier, inputs: &Inputs, rows: &[usize], device: &Device) -> Batch {
+    let n = rows.len();
+    match inputs.select(rows) {
+        Inputs::Dense { values, shape } => {
+            let d: usize = shape.iter().product();
+            match (model, shape.as_slice()) {
+                (Classifier::ConvNet(_) | Classifier::MobileNet(_), &[c, h, w]) => Batch::Images(
+                    Tensor::from_data(TensorData::new(values, [n, c, h, w]), device),
+                ),
+                _ => Batch::Flat(Tensor::from_data(TensorData::new(values, [n, d]), device)),
+            }
+        }
+        Inputs::Tokens { ids, steps } => {
+            let ids: Vec<i64> = ids.into_iter().map(i64::from).collect();
+            Batch::Tokens(Tensor::from_data(TensorData::new(ids, [n, steps]), device))
+        }
+    }
+}
+
+/// How L2 regularization is applied.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub enum L2 {
+    /// λ·Σw² over every weight matrix and kernel (not biases) added to the loss, as Keras'
+    /// `kernel_regularizer=l2(λ)`.
+    Penalty(f32),
+    /// Adam's weight decay with coefficient λ (the gradient gains λ·w).
+    WeightDecay(f32),
+}
+
+/// Training settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// Passes over the training data.
+    pub epochs: usize,
+    /// Samples per step.
+    pub batch_size: usize,
+    /// Adam's learning rate.
+    pub learning_rate: f64,
+    /// Adam's β1 and β2.
+    pub betas: (f32, f32),
+    /// Seed of initialization, dropout and shuffling.
+    pub seed: u64,
+    /// Label smoothing factor α.
+    pub smoothing: f32,
+    /// Smoothing convention.
+    pub convention: Convention,
+    /// Confidence penalty β, added to the loss when set.
+    pub confidence_penalty: Option<f32>,
+    /// L2 regularization.
+    pub l2: Option<L2>,
+    /// Stop when validation NLL has not improved for this many epochs, and keep the best model.
+    pub early_stopping: Option<usize>,
+    /// Bins of the expected calibration error in the metrics.
+    pub ece_bins: usize,
+    /// Show a progress bar (only ever drawn on a terminal).
+    pub progress: bool,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            epochs: 10,
+            batch_size: 64,
+            learning_rate: 1e-3,
+            betas: (0.9, 0.999),
+            seed: 0,
+            smoothing: 0.0,
+            convention: Convention::Uniform,
+            confidence_penalty: None,
+            l2: None,
+            early_stopping: None,
+            ece_bins: 15,
+            progress: false,
+        }
+    }
+}
+
+/// Metrics of one epoch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochMetrics {
+    /// Epoch number, from 1.
+    pub epoch: usize,
+    /// Mean training loss over the epoch's batches (the objective, regularizers included).
+    pub train_loss: f64,
+    /// Wall time of the epoch's training steps (validation excluded), in seconds.
+    pub seconds: f64,
+    /// Validation metrics, when validation data was given.
+    pub valid: Option<Evaluation>,
+}
+
+/// Metrics of a model on labelled data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Evaluation {
+    /// Accuracy.
+    pub accuracy: f64,
+    /// Mean negative log-likelihood.
+    pub nll: f64,
+    /// Expected calibration error (equal-width bins).
+    pub ece: f64,
+    /// Multi-class Brier score.
+    pub brier: f64,
+}
+
+/// What training returns.
+#[derive(Debug)]
+pub struct Trained {
+    /// The trained model (the best epoch's with early stopping).
+    pub model: Classifier,
+    /// One entry per epoch run.
+    pub history: Vec<EpochMetrics>,
+}
+
+/// Errors of training.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// A setting or input is invalid.
+    #[error("{0}")]
+    Invalid(String),
+    /// The loss rejected its input.
+    #[error(transparent)]
+    Loss(#[from] labelsmooth::Error),
+    /// Saving or loading failed.
+    #[error("{path}: {message}")]
+    Io {
+        /// The file.
+        path: String,
+        /// What happened.
+        message: String,
+    },
+}
+
+/// Sums λ·Σw² over parameters with two or more dimensions.
+struct SquaredWeights {
+    total: Option<Tensor<1>>,
+}
+
+impl ModuleVisitor for SquaredWeights {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if D >= 2 {
+            let s = param.val().powi_scalar(2).sum().reshape([1]);
+            self.total = Some(match self.total.take() {
+                Some(t) => t + s,
+                None => s,
+            });
+        }
+    }
+}
+
+fn check(
+    cfg: &TrainConfig,
+    train: &Inputs,
+    labels: &[usize],
+    classes: usize,
+) -> Result<(), TrainError> {
+    let bad = |m: String| Err(TrainError::Invalid(m));
+    if cfg.epochs == 0 || cfg.batch_size == 0 {
+        return bad("epochs and batch size must be at least 1".into());
+    }
+    if !(cfg.learning_rate > 0.0 && cfg.learning_rate.is_finite()) {
+        return bad(format!(
+            "learning rate {} must be finite and > 0",
+            cfg.learning_rate
+        ));
+    }
+    if train.is_empty() {
+        return bad("the training data is empty".into());
+    }
+    if train.len() != labels.len() {
+        return bad(format!(
+            "{} samples but {} labels",
+            train.len(),
+            labels.len()
+        ));
+    }
+    if let Some((row, &y)) = labels.iter().enumerate().find(|(_, y)| **y >= classes) {
+        return bad(format!(
+            "row {row}: class id {y} is out of range for {classes} classes"
+        ));
+    }
+    if cfg.early_stopping.is_some_and(|p| p == 0) {
+        return bad("early-stopping patience must be at least 1".into());
+    }
+    Ok(())
+}
+
+/// Builds the model of `spec` from `cfg.seed` and trains it on `(train, train_labels)` over
+/// `classes` classes, evaluating on `valid` after each epoch when given. Runs on `device`
+/// (autodiff is added for training). The same seed and thread count give the same bits;
+/// trainings in one process run one at a time to keep that true.
+pub fn train(
+    spec: &ModelSpec,
+    train: (&Inputs, &[usize]),
+    valid: Option<(&Inputs, &[usize])>,
+    classes: usize,
+    cfg: &TrainConfig,
+    device: &Device,
+) -> Result<Trained, TrainError> {
+    check(cfg, train.0, train.1, classes)?;
+    // Burn's CPU backend seeds one random generator for the whole process: two trainings at once
+    // would draw from it in an unpredictable order. One at a time keeps runs reproducible.
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let device = device.clone().autodiff();
+    let mut model = spec.init(&device, cfg.seed).train();
+    if !model.accepts(train.0) {
+        return Err(TrainError::Invalid(
+            "the model does not take this kind of input".into(),
+        ));
+    }
+    let loss = SmoothedCrossEntropyConfig::new(classes)
+        .with_smoothing(cfg.smoothing)
+        .with_convention(cfg.convention)
+        .try_init(&device)?;
+    let penalty = cfg
+        .confidence_penalty
+        .map(|b| ConfidencePenaltyConfig::new(b).init());
+    let mut adam = AdamConfig::new()
+        .with_beta_1(cfg.betas.0)
+        .with_beta_2(cfg.betas.1)
+        .with_epsilon(1e-8);
+    if let Some(L2::WeightDecay(l)) = cfg.l2 {
+        adam = adam.with_weight_decay(Some(WeightDecayConfig::new(l)));
+    }
+    let mut optim = adam.init();
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+    let n = train.1.len();
+    let steps_per_epoch = n.div_ceil(cfg.batch_size);
+    let bar = progress_bar(cfg, (cfg.epochs * steps_per_epoch) as u64);
+    let mut history = Vec::new();
+    let mut best: Option<(f64, Classifier)> = None;
+    let mut since_best = 0;
+    let mut order: Vec<usize> = (0..n).collect();
+    for epoch in 1..=cfg.epochs {
+        order.shuffle(&mut rng);
+        let started = std::time::Instant::now();
+        let mut total = 0.0;
+        for rows in order.chunks(cfg.batch_size) {
+            let batch = batch_of(&model, train.0, rows, &device);
+            let ids: Vec<i64> = rows.iter().map(|&r| train.1[r] as i64).collect();
+            let targets = Tensor::<1, Int>::from_data(TensorData::new(ids, [rows.len()]), &device);
+            let logits = model.forward(batch);
+            let mut objective = loss.try_forward(logits.clone(), targets)?;
+            if let Some(p) = &penalty {
+                objective = objective + p.forward(logits);
+            }
+            if let Some(L2::Penalty(l)) = cfg.l2 {
+                let mut sq = SquaredWeights { total: None };
+                model.visit(&mut sq);
+                if let Some(s) = sq.total {
+                    objective = objective + s.mul_scalar(l);
+                }
+            }
+            total += f64::from(objective.clone().into_scalar::<f32>());
+            let grads = GradientsParams::from_grads(objective.backward(), &model);
+            model = optim.step(cfg.learning_rate, model, grads);
+            if let Some(b) = &bar {
+                b.inc(1);
+            }
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        let valid_metrics = match valid {
+            Some((x, y)) => Some(evaluate(&model, x, y, classes, cfg.ece_bins)?),
+            None => None,
+        };
+        if let (Some(b), Some(v)) = (&bar, &valid_metrics) {
+            b.set_message(format!(
+                "epoch {epoch}: valid acc {:.3} nll {:.3}",
+                v.accuracy, v.nll
+            ));
+        }
+        let nll = valid_metrics.as_ref().map(|v| v.nll);
+        history.push(EpochMetrics {
+            epoch,
+            train_loss: total / steps_per_epoch as f64,
+            seconds,
+            valid: valid_metrics,
+        });
+        if let (Some(patience), Some(nll)) = (cfg.early_stopping, nll) {
+            if best.as_ref().is_none_or(|(b, _)| nll < *b) {
+                best = Some((nll, model.clone()));
+                since_best = 0;
+            } else {
+                since_best += 1;
+                if since_best >= patience {
+                    break;
+                }
+            }
+        }
+    }
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    let model = match best {
+        Some((_, m)) => m,
+        None => model,
+    };
+    Ok(Trained {
+        model: model.valid(),
+        history,
+    })
+}
+
+fn progress_bar(cfg: &TrainConfig, steps: u64) -> Option<indicatif::ProgressBar> {
+    if !cfg.progress || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(steps);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} steps {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    Some(bar)
+}
+
+/// Class probabilities `[n, classes]` (row-major) of `inputs`, in batches of 256, without autodiff.
+pub fn predict_proba(model: &Classifier, inputs: &Inputs) -> Vec<f32> {
+    let model = model.valid();
+    let device = model
+        .devices()
+        .first()
+        .cloned()
+        .unwrap_or_else(Device::flex);
+    let n = inputs.len();
+    let mut out = Vec::new();
+    let all: Vec<usize> = (0..n).collect();
+    for rows in all.chunks(256) {
+        let logits = model.forward(batch_of(&model, inputs, rows, &device));
+        let p = softmax(logits, 1).into_data().convert::<f32>();
+        out.extend(p.try_to_vec::<f32>().expect("float probabilities"));
+    }
+    out
+}
+
+/// Accuracy, NLL, ECE and Brier score of `model` on labelled data.
+pub fn evaluate(
+    model: &Classifier,
+    inputs: &Inputs,
+    labels: &[usize],
+    classes: usize,
+    ece_bins: usize,
+) -> Result<Evaluation, TrainError> {
+    let probs = predict_proba(model, inputs);
+    Ok(evaluation_of(&probs, labels, classes, ece_bins)?)
+}
+
+/// Accuracy, NLL, ECE and Brier score of predicted probabilities.
+pub fn evaluation_of(
+    probs: &[f32],
+    labels: &[usize],
+    classes: usize,
+    ece_bins: usize,
+) -> labelsmooth::Result<Evaluation> {
+    Ok(Evaluation {
+        accuracy: labelsmooth::calibration::accuracy(probs, labels, classes)?,
+        nll: negative_log_likelihood(probs, labels, classes)?,
+        ece: calibration_error(probs, labels, classes, ece_bins, Norm::L1, Binning::Uniform)?,
+        brier: brier_score(probs, labels, classes)?,
+    })
+}
+
+/// Saves the model's parameters to `path` (a burnpack file).
+pub fn save_checkpoint(model: &Classifier, path: &Path) -> Result<(), TrainError> {
+    model.clone().save_file(path).map_err(|e| TrainError::Io {
+        path: path.display().to_string(),
+        message: format!("cannot save the checkpoint: {e:?}"),
+    })
+}
+
+/// Loads parameters saved by [`save_checkpoint`] into `model` (built from the same configuration).
+pub fn load_checkpoint(model: Classifier, path: &Path) -> Result<Classifier, TrainError> {
+    let record = burn::store::ModuleRecord::load(path).map_err(|e| TrainError::Io {
+        path: path.display().to_string(),
+        message: format!("cannot read the checkpoint: {e:?}"),
+    })?;
+    model.try_load_record(record).map_err(|e| TrainError::Io {
+        path: path.display().to_string(),
+        message: format!("the checkpoint does not fit this model: {e:?}"),
+    })
+}
+
+/// Writes predictions as CSV: `id,true_class,predicted_class,p_<name>...`, through a temporary
+/// file renamed into place.
+pub fn write_predictions(
+    path: &Path,
+    labels: &[usize],
+    probs: &[f32],
+    class_names: &[String],
+) -> std::io::Result<()> {
+    let k = class_names.len();
+    let tmp = path.with_extension("csv.tmp");
+    {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+        write!(f, "id,true_class,predicted_class")?;
+        for name in class_names {
+            write!(f, ",p_{name}")?;
+        }
+        writeln!(f)?;
+        for (i, (p, &y)) in probs.chunks_exact(k).zip(labels).enumerate() {
+            let pred = labelsmooth::calibration::argmax(p);
+            write!(f, "{i},{},{}", class_names[y], class_names[pred])?;
+            for v in p {
+                write!(f, ",{v}")?;
+            }
+            writeln!(f)?;
+        }
+        f.flush()?;
+    }
+    std::fs::rename(&tmp, path)
+}

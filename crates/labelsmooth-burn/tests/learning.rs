@@ -1,0 +1,177 @@
+//! Each model learns a small real task; training is deterministic; checkpoints round-trip.
+
+use labelsmooth::split::stratified_split;
+use labelsmooth_burn::burn::tensor::Device;
+use labelsmooth_burn::models::{ConvNetConfig, MlpConfig, MobileNetConfig, TextClassifierConfig};
+use labelsmooth_burn::train::{
+    Inputs, L2, ModelSpec, TrainConfig, evaluate, load_checkpoint, predict_proba, save_checkpoint,
+    train,
+};
+use labelsmooth_data::text::Tokenizer;
+use labelsmooth_data::{Features, bundled};
+
+fn digits() -> (Inputs, Vec<usize>) {
+    let d = bundled::load("digits").unwrap();
+    let Features::Dense { values, shape } = d.features else {
+        panic!()
+    };
+    (Inputs::Dense { values, shape }, d.labels)
+}
+
+fn split(labels: &[usize], frac: f64) -> (Vec<usize>, Vec<usize>) {
+    let s = stratified_split(labels, frac, 1).unwrap();
+    (s.train, s.valid)
+}
+
+fn pick(labels: &[usize], rows: &[usize]) -> Vec<usize> {
+    rows.iter().map(|&r| labels[r]).collect()
+}
+
+#[test]
+fn mlp_learns_digits_with_smoothing_and_regularizers() {
+    let (x, y) = digits();
+    let (tr, va) = split(&y, 0.25);
+    let device = Device::flex();
+    let (xt, yt, xv, yv) = (x.select(&tr), pick(&y, &tr), x.select(&va), pick(&y, &va));
+    for (l2, dropout, penalty) in [
+        (None, 0.0, None),
+        (Some(L2::Penalty(1e-4)), 0.2, Some(0.1)),
+        (Some(L2::WeightDecay(1e-4)), 0.0, None),
+    ] {
+        let model = ModelSpec::Mlp(MlpConfig::new(64, vec![64], 10).with_dropout(dropout));
+        let cfg = TrainConfig {
+            epochs: 8,
+            smoothing: 0.1,
+            l2,
+            confidence_penalty: penalty,
+            seed: 3,
+            ..Default::default()
+        };
+        let out = train(&model, (&xt, &yt), Some((&xv, &yv)), 10, &cfg, &device).unwrap();
+        assert_eq!(out.history.len(), 8);
+        let last = out.history.last().unwrap().valid.clone().unwrap();
+        assert!(
+            last.accuracy > 0.9,
+            "{l2:?} {dropout}: accuracy {}",
+            last.accuracy
+        );
+        assert!(out.history[0].train_loss > out.history[7].train_loss);
+        let again = evaluate(&out.model, &xv, &yv, 10, 15).unwrap();
+        assert_eq!(again, last);
+    }
+}
+
+#[test]
+fn cnns_learn_digit_images() {
+    let (x, y) = digits();
+    let (tr, va) = split(&y, 0.25);
+    let device = Device::flex();
+    let (xt, yt, xv, yv) = (x.select(&tr), pick(&y, &tr), x.select(&va), pick(&y, &va));
+    let cfg = TrainConfig {
+        epochs: 4,
+        smoothing: 0.1,
+        seed: 5,
+        ..Default::default()
+    };
+    let cnn = ModelSpec::ConvNet(ConvNetConfig::new(1, 8, 10));
+    let out = train(&cnn, (&xt, &yt), Some((&xv, &yv)), 10, &cfg, &device).unwrap();
+    let acc = out.history.last().unwrap().valid.as_ref().unwrap().accuracy;
+    assert!(acc > 0.85, "cnn accuracy {acc}");
+    let mobile = ModelSpec::MobileNet(
+        MobileNetConfig::new(1, 10)
+            .with_width(0.5)
+            .with_stages(vec![(1, 16, 1, 1), (4, 24, 1, 2)])
+            .with_last_channels(64),
+    );
+    let cfg = TrainConfig {
+        epochs: 6,
+        learning_rate: 3e-3,
+        ..cfg
+    };
+    let out = train(&mobile, (&xt, &yt), Some((&xv, &yv)), 10, &cfg, &device).unwrap();
+    let acc = out.history.last().unwrap().valid.as_ref().unwrap().accuracy;
+    assert!(acc > 0.6, "mobilenet accuracy {acc}");
+}
+
+#[test]
+fn text_classifier_learns_review_polarity() {
+    let d = bundled::load("rt-polarity").unwrap();
+    let Features::Text(texts) = &d.features else {
+        panic!()
+    };
+    let rows: Vec<usize> = (0..d.len()).step_by(3).collect();
+    let y = pick(&d.labels, &rows);
+    let (tr, va) = split(&y, 0.2);
+    let train_texts: Vec<&str> = tr.iter().map(|&i| texts[rows[i]].as_str()).collect();
+    let valid_texts: Vec<&str> = va.iter().map(|&i| texts[rows[i]].as_str()).collect();
+    let tok = Tokenizer::fit(&train_texts, 4000, 40);
+    let xt = Inputs::Tokens {
+        ids: tok.encode_all(&train_texts),
+        steps: 40,
+    };
+    let xv = Inputs::Tokens {
+        ids: tok.encode_all(&valid_texts),
+        steps: 40,
+    };
+    let device = Device::flex();
+    let model = ModelSpec::Text(TextClassifierConfig::new(tok.vocab_size(), 2));
+    let cfg = TrainConfig {
+        epochs: 4,
+        smoothing: 0.1,
+        learning_rate: 3e-3,
+        seed: 2,
+        ..Default::default()
+    };
+    let out = train(
+        &model,
+        (&xt, &pick(&y, &tr)),
+        Some((&xv, &pick(&y, &va))),
+        2,
+        &cfg,
+        &device,
+    )
+    .unwrap();
+    let acc = out
+        .history
+        .iter()
+        .map(|h| h.valid.as_ref().unwrap().accuracy)
+        .fold(0.0, f64::max);
+    assert!(acc > 0.6, "text accuracy {acc}");
+}
+
+#[test]
+fn same_seed_same_bits_and_checkpoints_round_trip() {
+    let (x, y) = digits();
+    let rows: Vec<usize> = (0..600).collect();
+    let (xs, ys) = (x.select(&rows), pick(&y, &rows));
+    let device = Device::flex();
+    let run = |seed| {
+        let model = ModelSpec::Mlp(MlpConfig::new(64, vec![32], 10).with_dropout(0.1));
+        let cfg = TrainConfig {
+            epochs: 2,
+            seed,
+            smoothing: 0.1,
+            ..Default::default()
+        };
+        train(&model, (&xs, &ys), None, 10, &cfg, &device).unwrap()
+    };
+    let (a, b, c) = (run(9), run(9), run(10));
+    let pa = predict_proba(&a.model, &xs);
+    assert_eq!(
+        pa,
+        predict_proba(&b.model, &xs),
+        "same seed, same thread count: same bits"
+    );
+    assert_eq!(a.history[1].train_loss, b.history[1].train_loss);
+    assert_ne!(pa, predict_proba(&c.model, &xs));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mlp.bpk");
+    save_checkpoint(&a.model, &path).unwrap();
+    let fresh = ModelSpec::Mlp(MlpConfig::new(64, vec![32], 10)).init(&device, 77);
+    let loaded = load_checkpoint(fresh, &path).unwrap();
+    assert_eq!(predict_proba(&loaded, &xs), pa);
+    let wrong = ModelSpec::Mlp(MlpConfig::new(64, vec![16], 10)).init(&device, 1);
+    assert!(load_checkpoint(wrong, &path).is_err());
+    let again = ModelSpec::Mlp(MlpConfig::new(64, vec![32], 10)).init(&device, 1);
+    assert!(load_checkpoint(again, &dir.path().join("none.bpk")).is_err());
+}

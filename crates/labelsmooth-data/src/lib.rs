@@ -1,0 +1,185 @@
+//! Data sets for labelsmooth, as plain arrays: bundled sets that work offline, and readers for
+//! user data (CSV/TSV tables, image folders, MNIST IDX files, CIFAR-10 binary batches, text
+//! tables) with a word tokenizer and feature standardization. Knows nothing of any
+//! deep-learning framework.
+//!
+//! ```
+//! let digits = labelsmooth_data::bundled::load("digits").unwrap();
+//! assert_eq!(digits.len(), 1797);
+//! assert_eq!(digits.n_classes(), 10);
+//! ```
+
+#![warn(missing_docs)]
+
+pub mod bundled;
+mod error;
+pub mod images;
+pub mod table;
+pub mod text;
+
+pub use error::{DataError, Result};
+
+/// What each sample is.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Features {
+    /// Dense numbers, `values.len() == n · shape.iter().product()`. `shape` is per sample:
+    /// `[d]` for a table, `[channels, height, width]` for images.
+    Dense {
+        /// Row-major values.
+        values: Vec<f32>,
+        /// Shape of one sample.
+        shape: Vec<usize>,
+    },
+    /// Raw texts, one per sample; see [`text::Tokenizer`] to turn them into token ids.
+    Text(Vec<String>),
+}
+
+/// A labelled data set: samples, their class ids, and the names of the classes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dataset {
+    /// Name (for reports).
+    pub name: String,
+    /// The samples.
+    pub features: Features,
+    /// Class id of each sample, in `0..class_names.len()`.
+    pub labels: Vec<usize>,
+    /// Names of the classes.
+    pub class_names: Vec<String>,
+}
+
+impl Dataset {
+    /// Number of samples.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// Whether there are no samples.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// Number of classes.
+    pub fn n_classes(&self) -> usize {
+        self.class_names.len()
+    }
+
+    /// Values per sample for dense features (0 for text).
+    pub fn sample_size(&self) -> usize {
+        match &self.features {
+            Features::Dense { shape, .. } => shape.iter().product(),
+            Features::Text(_) => 0,
+        }
+    }
+
+    /// The samples at `rows`, in that order.
+    ///
+    /// ```
+    /// let d = labelsmooth_data::bundled::load("digits").unwrap();
+    /// let s = d.subset(&[0, 5]);
+    /// assert_eq!(s.len(), 2);
+    /// assert_eq!(s.labels[1], d.labels[5]);
+    /// ```
+    pub fn subset(&self, rows: &[usize]) -> Dataset {
+        let features = match &self.features {
+            Features::Dense { values, shape } => {
+                let d: usize = shape.iter().product();
+                let mut out = Vec::with_capacity(rows.len() * d);
+                for &r in rows {
+                    out.extend_from_slice(&values[r * d..(r + 1) * d]);
+                }
+                Features::Dense {
+                    values: out,
+                    shape: shape.clone(),
+                }
+            }
+            Features::Text(texts) => {
+                Features::Text(rows.iter().map(|&r| texts[r].clone()).collect())
+            }
+        };
+        Dataset {
+            name: self.name.clone(),
+            features,
+            labels: rows.iter().map(|&r| self.labels[r]).collect(),
+            class_names: self.class_names.clone(),
+        }
+    }
+}
+
+/// Per-feature standardization (x − mean) / std, fitted on a training part only.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Standardizer {
+    /// Mean of each feature.
+    pub mean: Vec<f32>,
+    /// Standard deviation of each feature (1 where it is 0).
+    pub std: Vec<f32>,
+}
+
+impl Standardizer {
+    /// Fits means and standard deviations on `values` (`[n, d]`, row-major).
+    ///
+    /// ```
+    /// use labelsmooth_data::Standardizer;
+    /// let s = Standardizer::fit(&[1.0, 10.0, 3.0, 10.0], 2);
+    /// assert_eq!(s.mean, vec![2.0, 10.0]);
+    /// assert_eq!(s.std, vec![1.0, 1.0]); // constant features keep scale 1
+    /// ```
+    pub fn fit(values: &[f32], d: usize) -> Standardizer {
+        let n = values.len().checked_div(d).unwrap_or(0);
+        let mut mean = vec![0.0f64; d];
+        let mut sq = vec![0.0f64; d];
+        for row in values.chunks_exact(d.max(1)) {
+            for (j, &v) in row.iter().enumerate() {
+                mean[j] += f64::from(v);
+            }
+        }
+        let nf = n.max(1) as f64;
+        mean.iter_mut().for_each(|m| *m /= nf);
+        for row in values.chunks_exact(d.max(1)) {
+            for (j, &v) in row.iter().enumerate() {
+                let c = f64::from(v) - mean[j];
+                sq[j] += c * c;
+            }
+        }
+        Standardizer {
+            mean: mean.iter().map(|&m| m as f32).collect(),
+            std: sq
+                .iter()
+                .map(|&s| {
+                    let sd = (s / nf).sqrt();
+                    if sd > 1e-12 { sd as f32 } else { 1.0 }
+                })
+                .collect(),
+        }
+    }
+
+    /// Standardizes `values` (`[n, d]`) in place.
+    pub fn apply(&self, values: &mut [f32]) {
+        let d = self.mean.len();
+        for row in values.chunks_exact_mut(d.max(1)) {
+            for (j, v) in row.iter_mut().enumerate() {
+                *v = (*v - self.mean[j]) / self.std[j];
+            }
+        }
+    }
+}
+
+/// Class names and ids from string labels: numbers sort numerically, other names alphabetically.
+pub(crate) fn class_ids(raw: &[String]) -> (Vec<usize>, Vec<String>) {
+    let mut names: Vec<String> = raw.to_vec();
+    names.sort();
+    names.dedup();
+    if names.iter().all(|s| s.parse::<f64>().is_ok()) {
+        names.sort_by(|a, b| {
+            a.parse::<f64>()
+                .unwrap_or(0.0)
+                .total_cmp(&b.parse::<f64>().unwrap_or(0.0))
+        });
+    }
+    let index: std::collections::HashMap<&str, usize> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.as_str(), i))
+        .collect();
+    let ids = raw.iter().map(|s| index[s.as_str()]).collect();
+    (ids, names)
+}

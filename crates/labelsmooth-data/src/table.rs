@@ -1,0 +1,359 @@
+//! CSV/TSV tables: numeric features with a label column, or a text column with a label column.
+
+use std::path::Path;
+
+use crate::{DataError, Dataset, Features, Result, class_ids};
+
+/// Whether the first row names the columns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Header {
+    /// It does.
+    Yes,
+    /// It does not.
+    No,
+    /// Decide from the content (see [`TableOptions`]).
+    #[default]
+    Auto,
+}
+
+impl std::str::FromStr for Header {
+    type Err = DataError;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "yes" | "true" => Ok(Header::Yes),
+            "no" | "false" => Ok(Header::No),
+            "auto" => Ok(Header::Auto),
+            other => Err(DataError::Unknown(format!(
+                "header `{other}` is not one of yes, no, auto"
+            ))),
+        }
+    }
+}
+
+/// A column, by header name or by 0-based index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Column {
+    /// By header name.
+    Name(String),
+    /// By 0-based index.
+    Index(usize),
+}
+
+impl std::str::FromStr for Column {
+    type Err = DataError;
+    fn from_str(s: &str) -> Result<Self> {
+        Ok(match s.parse::<usize>() {
+            Ok(i) => Column::Index(i),
+            Err(_) => Column::Name(s.to_string()),
+        })
+    }
+}
+
+/// How to read a table.
+///
+/// With [`Header::Auto`] the first row is a header when a column named by name is asked for,
+/// when one of its feature fields is not a number while the next row's is, or (text tables) when
+/// its label does not occur again in the label column.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TableOptions {
+    /// Field delimiter; detected among `,` `;` and tab from the first line when `None`.
+    pub delimiter: Option<u8>,
+    /// Header row.
+    pub header: Header,
+    /// The label column (default: the last).
+    pub label_column: Option<Column>,
+    /// The text column of a text table (default: the first column that is not the label).
+    pub text_column: Option<Column>,
+}
+
+/// The delimiter among `,` `;` and tab that the first line holds most of (outside quotes).
+fn detect_delimiter(bytes: &[u8]) -> u8 {
+    let line = bytes
+        .split(|&b| b == b'\n')
+        .find(|l| !l.is_empty())
+        .unwrap_or(&[]);
+    let mut counts = [(b',', 0usize), (b';', 0), (b'\t', 0)];
+    let mut quoted = false;
+    for &b in line {
+        if b == b'"' {
+            quoted = !quoted;
+        } else if !quoted {
+            for c in counts.iter_mut() {
+                if c.0 == b {
+                    c.1 += 1;
+                }
+            }
+        }
+    }
+    counts
+        .iter()
+        .max_by_key(|c| c.1)
+        .filter(|c| c.1 > 0)
+        .map_or(b',', |c| c.0)
+}
+
+/// Rows of fields with their 1-based line numbers.
+fn records(path: &Path, bytes: &[u8], delimiter: u8) -> Result<Vec<(usize, Vec<String>)>> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .delimiter(delimiter)
+        .from_reader(bytes);
+    let mut out = Vec::new();
+    for rec in reader.records() {
+        let rec = rec.map_err(|e| {
+            let line = e.position().map_or(0, |p| p.line() as usize);
+            DataError::at(path, line, format!("not a valid CSV record: {e}"))
+        })?;
+        let line = rec.position().map_or(0, |p| p.line() as usize);
+        if rec.len() == 1 && rec[0].trim().is_empty() {
+            continue;
+        }
+        out.push((line, rec.iter().map(|f| f.trim().to_string()).collect()));
+    }
+    if out.is_empty() {
+        return Err(DataError::at(path, 0, "the file is empty"));
+    }
+    Ok(out)
+}
+
+fn resolve(
+    path: &Path,
+    col: &Column,
+    header: Option<&[String]>,
+    width: usize,
+    what: &str,
+) -> Result<usize> {
+    match col {
+        Column::Index(i) if *i < width => Ok(*i),
+        Column::Index(i) => Err(DataError::at(
+            path,
+            0,
+            format!("{what} column {i} does not exist: rows have {width} columns"),
+        )),
+        Column::Name(name) => header
+            .and_then(|h| h.iter().position(|c| c == name))
+            .ok_or_else(|| {
+                DataError::at(
+                    path,
+                    1,
+                    match header {
+                        Some(h) => format!(
+                            "no {what} column named `{name}` (columns: {})",
+                            h.join(", ")
+                        ),
+                        None => format!(
+                            "{what} column `{name}` asked by name, but the table has no header"
+                        ),
+                    },
+                )
+            }),
+    }
+}
+
+fn check_widths(path: &Path, rows: &[(usize, Vec<String>)], width: usize) -> Result<()> {
+    for (line, r) in rows {
+        if r.len() != width {
+            return Err(DataError::at(
+                path,
+                *line,
+                format!("row has {} fields, expected {width}", r.len()),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn is_number(s: &str) -> bool {
+    s.parse::<f64>().is_ok_and(|v| v.is_finite())
+}
+
+fn read_file(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| DataError::io(path, e))
+}
+
+/// Reads a table of numeric features and a label column from a file.
+pub fn read_table(path: &Path, opts: &TableOptions) -> Result<Dataset> {
+    parse_table(path, &read_file(path)?, opts)
+}
+
+/// Parses a table of numeric features and a label column (`path` names it in errors).
+///
+/// Every column but the label is a feature and must hold finite numbers; labels may be any
+/// strings (numbers sort numerically, names alphabetically, into class ids).
+///
+/// ```
+/// use labelsmooth_data::table::{parse_table, TableOptions};
+/// let csv = b"a;b;species\n1.0;2;setosa\n3;4.5;virginica\n";
+/// let d = parse_table("iris.csv".as_ref(), csv, &TableOptions::default()).unwrap();
+/// assert_eq!(d.class_names, vec!["setosa", "virginica"]);
+/// assert_eq!(d.labels, vec![0, 1]);
+/// ```
+pub fn parse_table(path: &Path, bytes: &[u8], opts: &TableOptions) -> Result<Dataset> {
+    let delimiter = opts.delimiter.unwrap_or_else(|| detect_delimiter(bytes));
+    let mut rows = records(path, bytes, delimiter)?;
+    let width = rows[0].1.len();
+    let by_name = matches!(opts.label_column, Some(Column::Name(_)));
+    let has_header = match opts.header {
+        Header::Yes => true,
+        Header::No => false,
+        Header::Auto => {
+            by_name
+                || rows.get(1).is_some_and(|(_, second)| {
+                    let label = match &opts.label_column {
+                        Some(Column::Index(i)) => *i,
+                        _ => width.saturating_sub(1),
+                    };
+                    rows[0]
+                        .1
+                        .iter()
+                        .zip(second)
+                        .enumerate()
+                        .any(|(j, (a, b))| j != label && !is_number(a) && is_number(b))
+                })
+        }
+    };
+    let header = if has_header {
+        Some(rows.remove(0).1)
+    } else {
+        None
+    };
+    if rows.is_empty() {
+        return Err(DataError::at(path, 0, "the table has a header but no rows"));
+    }
+    check_widths(path, &rows, width)?;
+    if width < 2 {
+        return Err(DataError::at(
+            path,
+            rows[0].0,
+            "a table needs a label column and at least one feature column",
+        ));
+    }
+    let label = match &opts.label_column {
+        Some(c) => resolve(path, c, header.as_deref(), width, "label")?,
+        None => width - 1,
+    };
+    let d = width - 1;
+    let mut values = Vec::with_capacity(rows.len() * d);
+    let mut raw_labels = Vec::with_capacity(rows.len());
+    for (line, r) in &rows {
+        for (j, field) in r.iter().enumerate() {
+            if j == label {
+                continue;
+            }
+            match field.parse::<f32>() {
+                Ok(v) if v.is_finite() => values.push(v),
+                _ => {
+                    let name = header
+                        .as_ref()
+                        .map_or(format!("column {j}"), |h| format!("column `{}`", h[j]));
+                    return Err(DataError::at(
+                        path,
+                        *line,
+                        format!("{name}: `{field}` is not a finite number"),
+                    ));
+                }
+            }
+        }
+        if r[label].is_empty() {
+            return Err(DataError::at(path, *line, "the label is empty"));
+        }
+        raw_labels.push(r[label].clone());
+    }
+    let (labels, class_names) = class_ids(&raw_labels);
+    Ok(Dataset {
+        name: path
+            .file_name()
+            .map_or("table".into(), |n| n.to_string_lossy().into_owned()),
+        features: Features::Dense {
+            values,
+            shape: vec![d],
+        },
+        labels,
+        class_names,
+    })
+}
+
+/// Reads a text table (a text column and a label column) from a file.
+pub fn read_text_table(path: &Path, opts: &TableOptions) -> Result<Dataset> {
+    parse_text_table(path, &read_file(path)?, opts)
+}
+
+/// Parses a text table: one text column, one label column, other columns ignored.
+///
+/// ```
+/// use labelsmooth_data::table::{parse_text_table, TableOptions, Column};
+/// let csv = b"review,label\n\"Great, fun film\",pos\nDull,neg\nLoved it,pos\n";
+/// let opts = TableOptions { label_column: Some(Column::Name("label".into())), ..Default::default() };
+/// let d = parse_text_table("reviews.csv".as_ref(), csv, &opts).unwrap();
+/// assert_eq!(d.labels, vec![1, 0, 1]);
+/// ```
+pub fn parse_text_table(path: &Path, bytes: &[u8], opts: &TableOptions) -> Result<Dataset> {
+    let delimiter = opts.delimiter.unwrap_or_else(|| detect_delimiter(bytes));
+    let mut rows = records(path, bytes, delimiter)?;
+    let width = rows[0].1.len();
+    if width < 2 {
+        return Err(DataError::at(
+            path,
+            rows[0].0,
+            "a text table needs a text column and a label column",
+        ));
+    }
+    let named = matches!(opts.label_column, Some(Column::Name(_)))
+        || matches!(opts.text_column, Some(Column::Name(_)));
+    let label_guess = match &opts.label_column {
+        Some(Column::Index(i)) => *i,
+        _ => width - 1,
+    };
+    let has_header = match opts.header {
+        Header::Yes => true,
+        Header::No => false,
+        Header::Auto => {
+            named
+                || rows.get(1..).is_some_and(|rest| {
+                    let first = rows[0].1.get(label_guess);
+                    !rest.iter().any(|(_, r)| r.get(label_guess) == first)
+                })
+        }
+    };
+    let header = if has_header {
+        Some(rows.remove(0).1)
+    } else {
+        None
+    };
+    if rows.is_empty() {
+        return Err(DataError::at(path, 0, "the table has a header but no rows"));
+    }
+    check_widths(path, &rows, width)?;
+    let label = match &opts.label_column {
+        Some(c) => resolve(path, c, header.as_deref(), width, "label")?,
+        None => width - 1,
+    };
+    let text = match &opts.text_column {
+        Some(c) => resolve(path, c, header.as_deref(), width, "text")?,
+        None => (0..width).find(|&j| j != label).unwrap_or(0),
+    };
+    if text == label {
+        return Err(DataError::Unknown(
+            "the text column and the label column are the same".into(),
+        ));
+    }
+    let mut texts = Vec::with_capacity(rows.len());
+    let mut raw = Vec::with_capacity(rows.len());
+    for (line, r) in rows {
+        if r[label].is_empty() {
+            return Err(DataError::at(path, line, "the label is empty"));
+        }
+        texts.push(r[text].clone());
+        raw.push(r[label].clone());
+    }
+    let (labels, class_names) = class_ids(&raw);
+    Ok(Dataset {
+        name: path
+            .file_name()
+            .map_or("text".into(), |n| n.to_string_lossy().into_owned()),
+        features: Features::Text(texts),
+        labels,
+        class_names,
+    })
+}

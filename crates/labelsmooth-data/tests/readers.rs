@@ -1,0 +1,310 @@
+//! Readers on good files and on each kind of malformed file.
+
+use std::io::Write;
+use std::path::Path;
+
+use labelsmooth_data::images::{read_cifar10, read_idx, read_image_folder};
+use labelsmooth_data::table::{Column, Header, TableOptions, read_table, read_text_table};
+use labelsmooth_data::text::Tokenizer;
+use labelsmooth_data::{DataError, Features, Standardizer, bundled};
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) -> std::path::PathBuf {
+    let p = dir.join(name);
+    std::fs::File::create(&p).unwrap().write_all(bytes).unwrap();
+    p
+}
+
+fn dense(f: &Features) -> (&[f32], &[usize]) {
+    match f {
+        Features::Dense { values, shape } => (values, shape),
+        Features::Text(_) => panic!("dense features expected"),
+    }
+}
+
+#[test]
+fn bundled_sets() {
+    let d = bundled::load("digits").unwrap();
+    assert_eq!(d.len(), 1797);
+    let (v, shape) = dense(&d.features);
+    assert_eq!(shape, &[1, 8, 8]);
+    assert_eq!(v.len(), 1797 * 64);
+    assert!(v.iter().all(|&x| (0.0..=1.0).contains(&x)));
+    assert_eq!(
+        d.class_names,
+        (0..10).map(|c| c.to_string()).collect::<Vec<_>>()
+    );
+    let m = bundled::load("mnist-5k").unwrap();
+    assert_eq!(m.len(), 5000);
+    for c in 0..10 {
+        assert_eq!(m.labels.iter().filter(|&&l| l == c).count(), 500);
+    }
+    assert_eq!(dense(&m.features).1, &[1, 28, 28]);
+    let r = bundled::load("rt-polarity").unwrap();
+    assert_eq!(r.class_names, vec!["rotten", "fresh"]);
+    assert_eq!(r.labels.iter().filter(|&&l| l == 1).count(), 7403);
+    assert_eq!(r.labels.iter().filter(|&&l| l == 0).count(), 5405);
+    let e = bundled::load("iris").unwrap_err();
+    assert!(e.to_string().contains("no bundled data set `iris`"), "{e}");
+}
+
+#[test]
+fn csv_tables_with_options() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "t.csv", b"x1;x2;kind\n1;2;b\n3;4;a\n5;6.5;b\n");
+    let d = read_table(&p, &TableOptions::default()).unwrap();
+    assert_eq!(d.class_names, vec!["a", "b"]);
+    assert_eq!(d.labels, vec![1, 0, 1]);
+    assert_eq!(
+        dense(&d.features),
+        (&[1.0, 2.0, 3.0, 4.0, 5.0, 6.5][..], &[2][..])
+    );
+    // Tab separated, no header, label first by index.
+    let p = write(dir.path(), "t.tsv", b"7\t0.5\t1\n3\t1.5\t2\n");
+    let opts = TableOptions {
+        label_column: Some(Column::Index(0)),
+        ..Default::default()
+    };
+    let d = read_table(&p, &opts).unwrap();
+    assert_eq!(d.class_names, vec!["3", "7"]);
+    assert_eq!(d.labels, vec![1, 0]);
+    assert_eq!(dense(&d.features).0, &[0.5, 1.0, 1.5, 2.0]);
+    // By name.
+    let p = write(dir.path(), "n.csv", b"label,a\nyes,1\nno,2\n");
+    let opts = TableOptions {
+        label_column: Some(Column::Name("label".into())),
+        ..Default::default()
+    };
+    assert_eq!(read_table(&p, &opts).unwrap().labels, vec![1, 0]);
+}
+
+#[test]
+fn malformed_tables_name_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [(&str, &[u8], &str); 5] = [
+        (
+            "ragged.csv",
+            b"1,2,a\n3,4,b\n5,b\n",
+            "ragged.csv:3: row has 2 fields, expected 3",
+        ),
+        (
+            "text.csv",
+            b"1,2,a\n3,x,b\n",
+            "text.csv:2: column 1: `x` is not a finite number",
+        ),
+        (
+            "nan.csv",
+            b"a,b,c\n1,2,a\n3,nan,b\n",
+            "nan.csv:3: column `b`: `nan` is not a finite number",
+        ),
+        ("empty.csv", b"", "empty.csv: the file is empty"),
+        (
+            "header.csv",
+            b"a,b,c\n",
+            "header.csv: the table has a header but no rows",
+        ),
+    ];
+    for (name, body, want) in cases {
+        let p = write(dir.path(), name, body);
+        let opts = TableOptions {
+            header: if name == "header.csv" {
+                Header::Yes
+            } else {
+                Header::Auto
+            },
+            ..Default::default()
+        };
+        let e = read_table(&p, &opts).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.ends_with(want), "{name}: {msg}");
+        assert!(msg.contains(dir.path().to_str().unwrap()), "{msg}");
+    }
+    let p = write(dir.path(), "ok.csv", b"a,b,c\n1,2,x\n");
+    let opts = TableOptions {
+        label_column: Some(Column::Name("kind".into())),
+        ..Default::default()
+    };
+    let e = read_table(&p, &opts).unwrap_err().to_string();
+    assert!(
+        e.contains("no label column named `kind` (columns: a, b, c)"),
+        "{e}"
+    );
+    let opts = TableOptions {
+        label_column: Some(Column::Index(7)),
+        ..Default::default()
+    };
+    assert!(
+        read_table(&p, &opts)
+            .unwrap_err()
+            .to_string()
+            .contains("label column 7 does not exist")
+    );
+    let e = read_table(&dir.path().join("missing.csv"), &TableOptions::default()).unwrap_err();
+    assert!(matches!(e, DataError::Io { .. }));
+}
+
+#[test]
+fn standardization_is_fitted_on_training_rows() {
+    let train = [1.0f32, 100.0, 3.0, 300.0];
+    let s = Standardizer::fit(&train, 2);
+    let mut test = vec![2.0f32, 200.0, 5.0, 0.0];
+    s.apply(&mut test);
+    assert_eq!(test, vec![0.0, 0.0, 3.0, -2.0]);
+}
+
+#[test]
+fn text_tables_and_tokenizer() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(
+        dir.path(),
+        "r.csv",
+        b"id,review,label\n1,\"Great, great film\",pos\n2,\"dull\nand slow\",neg\n3,great fun,pos\n",
+    );
+    let opts = TableOptions {
+        label_column: Some(Column::Name("label".into())),
+        text_column: Some(Column::Name("review".into())),
+        ..Default::default()
+    };
+    let d = read_text_table(&p, &opts).unwrap();
+    assert_eq!(d.labels, vec![1, 0, 1]);
+    let Features::Text(texts) = &d.features else {
+        panic!("text expected")
+    };
+    assert_eq!(texts[1], "dull\nand slow");
+    let tok = Tokenizer::fit(texts, 5, 4);
+    assert_eq!(
+        tok.vocabulary,
+        vec!["<pad>", "<oov>", "great", "and", "dull"]
+    );
+    assert_eq!(tok.encode("GREAT and awful"), vec![0, 2, 3, 1]);
+    assert_eq!(tok.encode("great great great great great").len(), 4);
+    // Without a header, the last column is the label and the first other column the text.
+    let p = write(
+        dir.path(),
+        "plain.tsv",
+        b"good movie\tpos\nbad movie\tneg\n",
+    );
+    let d = read_text_table(&p, &TableOptions::default()).unwrap();
+    assert_eq!(d.len(), 2);
+    let p = write(dir.path(), "bad.csv", b"text,label\nok,pos\n");
+    let opts = TableOptions {
+        text_column: Some(Column::Name("body".into())),
+        ..Default::default()
+    };
+    assert!(
+        read_text_table(&p, &opts)
+            .unwrap_err()
+            .to_string()
+            .contains("no text column named `body`")
+    );
+}
+
+#[test]
+fn image_folders() {
+    let dir = tempfile::tempdir().unwrap();
+    for (class, shade) in [("cat", 40u8), ("dog", 200u8)] {
+        std::fs::create_dir(dir.path().join(class)).unwrap();
+        for i in 0..2 {
+            let img = image::RgbImage::from_pixel(6, 4, image::Rgb([shade, shade, shade]));
+            img.save(dir.path().join(class).join(format!("{i}.png")))
+                .unwrap();
+        }
+    }
+    let d = read_image_folder(dir.path(), 3, false).unwrap();
+    assert_eq!(d.class_names, vec!["cat", "dog"]);
+    assert_eq!(d.labels, vec![0, 0, 1, 1]);
+    let (v, shape) = dense(&d.features);
+    assert_eq!(shape, &[1, 3, 3]);
+    assert!((v[0] - 40.0 / 255.0).abs() < 1e-6);
+    let rgb = read_image_folder(dir.path(), 2, true).unwrap();
+    assert_eq!(dense(&rgb.features).1, &[3, 2, 2]);
+    // An image that does not decode, and a class folder with no images.
+    write(&dir.path().join("dog"), "broken.png", b"not a png");
+    let e = read_image_folder(dir.path(), 3, false)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("broken.png") && e.contains("cannot decode image"),
+        "{e}"
+    );
+    std::fs::remove_file(dir.path().join("dog").join("broken.png")).unwrap();
+    std::fs::create_dir(dir.path().join("empty")).unwrap();
+    let e = read_image_folder(dir.path(), 3, false)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("empty") && e.contains("no .png or .jpg images"),
+        "{e}"
+    );
+}
+
+fn idx(magic: u32, dims: &[u32], data: &[u8]) -> Vec<u8> {
+    let mut v = magic.to_be_bytes().to_vec();
+    for d in dims {
+        v.extend(d.to_be_bytes());
+    }
+    v.extend(data);
+    v
+}
+
+#[test]
+fn idx_files_plain_and_gzipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let images = idx(2051, &[2, 2, 2], &[0, 255, 51, 0, 1, 2, 3, 4]);
+    let labels = idx(2049, &[2], &[3, 1]);
+    let pi = write(dir.path(), "img", &images);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&labels).unwrap();
+    let pl = write(dir.path(), "lab.gz", &gz.finish().unwrap());
+    let d = read_idx(&pi, &pl).unwrap();
+    assert_eq!(d.labels, vec![3, 1]);
+    assert_eq!(d.n_classes(), 4);
+    let (v, shape) = dense(&d.features);
+    assert_eq!(shape, &[1, 2, 2]);
+    assert_eq!(v[1], 1.0);
+    assert!((v[2] - 0.2).abs() < 1e-6);
+    let e = read_idx(&pl, &pi).unwrap_err().to_string();
+    assert!(
+        e.contains("lab.gz") && e.contains("magic number 2051"),
+        "{e}"
+    );
+    let short = write(dir.path(), "short", &images[..20]);
+    assert!(
+        read_idx(&short, &pl)
+            .unwrap_err()
+            .to_string()
+            .contains("header promises")
+    );
+    let three = write(dir.path(), "three", &idx(2049, &[3], &[0, 1, 2]));
+    assert!(read_idx(&pi, &three).is_err());
+}
+
+#[test]
+fn cifar_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut batch = Vec::new();
+    for label in [6u8, 9] {
+        batch.push(label);
+        batch.extend(std::iter::repeat_n(label * 10, 3072));
+    }
+    write(dir.path(), "data_batch_1.bin", &batch);
+    let d = read_cifar10(dir.path()).unwrap();
+    assert_eq!(d.labels, vec![6, 9]);
+    assert_eq!(d.class_names[6], "frog");
+    assert_eq!(dense(&d.features).1, &[3, 32, 32]);
+    write(dir.path(), "data_batch_2.bin", &batch[..100]);
+    let e = read_cifar10(dir.path()).unwrap_err().to_string();
+    assert!(
+        e.contains("data_batch_2.bin") && e.contains("3073-byte records"),
+        "{e}"
+    );
+    let mut bad = batch.clone();
+    bad[3073] = 12;
+    write(dir.path(), "data_batch_2.bin", &bad);
+    let e = read_cifar10(dir.path()).unwrap_err().to_string();
+    assert!(
+        e.contains("data_batch_2.bin:2") && e.contains("label 12"),
+        "{e}"
+    );
+    let empty = tempfile::tempdir().unwrap();
+    assert!(read_cifar10(empty.path()).is_err());
+}
