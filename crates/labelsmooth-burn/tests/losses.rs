@@ -1,0 +1,287 @@
+//! The Burn loss modules equal the core library (and so PyTorch) on the golden cases: values
+//! and gradients through autodiff, on the fused path and on the tensor-operation path.
+
+use labelsmooth::loss::{
+    BinaryCrossEntropy as CoreBce, CrossEntropy, Reduction, SoftCrossEntropy as CoreSoft,
+};
+use labelsmooth::targets::Convention;
+use labelsmooth_burn::burn::tensor::{Device, Int, Tensor, TensorData};
+use labelsmooth_burn::loss::{
+    BinaryCrossEntropyConfig, ConfidencePenaltyConfig, SmoothedCrossEntropyConfig,
+    SoftCrossEntropyConfig,
+};
+use serde_json::Value;
+
+fn cases(file: &str) -> Vec<serde_json::Map<String, Value>> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/golden")
+        .join(file);
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    v["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_object().unwrap().clone())
+        .collect()
+}
+
+fn f32s(v: &Value) -> Vec<f32> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect()
+}
+
+fn leaf(values: Vec<f32>, shape: [usize; 2]) -> Tensor<2> {
+    Tensor::<2>::from_data(TensorData::new(values, shape), &Device::flex().autodiff())
+        .require_grad()
+}
+
+fn to_vec(t: Tensor<2>) -> Vec<f32> {
+    t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap()
+}
+
+fn close(what: &str, got: &[f32], want: &[f32], tol: f32) {
+    assert_eq!(got.len(), want.len(), "{what}");
+    let scale = want.iter().fold(0.0f32, |a, v| a.max(v.abs())).max(1e-6);
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!((g - w).abs() <= tol * scale, "{what}[{i}]: {g} vs {w}");
+    }
+}
+
+fn reduction(c: &serde_json::Map<String, Value>) -> Reduction {
+    c["reduction"].as_str().unwrap().parse().unwrap()
+}
+
+#[test]
+fn smoothed_cross_entropy_equals_the_core() {
+    let mut checked = 0;
+    for c in cases("cross_entropy_index.json") {
+        let (n, k) = (
+            c["n"].as_u64().unwrap() as usize,
+            c["k"].as_u64().unwrap() as usize,
+        );
+        let logits = f32s(&c["logits"]);
+        let targets: Vec<i64> = c["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_i64().unwrap())
+            .collect();
+        let alpha = c["alpha"].as_f64().unwrap() as f32;
+        let weights = (!c["weight"].is_null()).then(|| f32s(&c["weight"]));
+        let ignore = c["ignore_index"].as_i64();
+        let mut core = CrossEntropy::new(k)
+            .with_smoothing(alpha)
+            .with_reduction(reduction(&c));
+        if let Some(w) = &weights {
+            core = core.with_weights(w.clone());
+        }
+        if let Some(i) = ignore {
+            core = core.with_ignore_index(i);
+        }
+        let mut want_grad = vec![0.0; n * k];
+        let want = core
+            .forward_backward(&logits, &targets, &mut want_grad)
+            .unwrap();
+        for fused in [true, false] {
+            let loss = SmoothedCrossEntropyConfig::new(k)
+                .with_smoothing(alpha)
+                .with_weights(weights.clone())
+                .with_ignore_index(ignore)
+                .with_reduction(reduction(&c))
+                .with_fused(fused)
+                .init(&Device::flex());
+            let x = leaf(logits.clone(), [n, k]);
+            let t = Tensor::<1, Int>::from_data(
+                TensorData::new(targets.clone(), [n]),
+                &Device::flex().autodiff(),
+            );
+            let value = loss.forward(x.clone(), t);
+            let got: Vec<f32> = value
+                .clone()
+                .into_data()
+                .convert::<f32>()
+                .try_to_vec::<f32>()
+                .unwrap();
+            let grads = value.sum().backward();
+            let g = to_vec(x.grad(&grads).unwrap());
+            if fused {
+                // The same kernel: the same bits.
+                assert_eq!(got, want.as_slice());
+                assert_eq!(g, want_grad);
+            } else {
+                // Tensor operations in float32: log-softmax carries an absolute error of a few
+                // ulps of the largest logit, which dominates losses near 0.
+                let top = logits.iter().fold(0.0f32, |a, v| a.max(v.abs())).max(1.0);
+                let floor = 8.0 * f32::EPSILON * top;
+                for (a, b) in got.iter().zip(want.as_slice()) {
+                    assert!((a - b).abs() <= 2e-5 * b.abs() + floor, "loss {a} vs {b}");
+                }
+                // p − q in float32 cancels to a few ulps of the target coefficients.
+                let wmax = weights
+                    .as_ref()
+                    .map_or(1.0, |w| w.iter().fold(0.0f32, |a, v| a.max(*v)));
+                let scale = want_grad.iter().fold(0.0f32, |a, v| a.max(v.abs()));
+                for (a, b) in g.iter().zip(&want_grad) {
+                    assert!(
+                        (a - b).abs() <= 2e-5 * scale + 8.0 * f32::EPSILON * wmax,
+                        "grad {a} vs {b}"
+                    );
+                }
+            }
+        }
+        checked += 1;
+    }
+    assert_eq!(checked, 148);
+}
+
+#[test]
+fn exclude_true_soft_and_binary_equal_the_core() {
+    for c in cases("cross_entropy_exclude_true.json") {
+        let (n, k) = (
+            c["n"].as_u64().unwrap() as usize,
+            c["k"].as_u64().unwrap() as usize,
+        );
+        let logits = f32s(&c["logits"]);
+        let targets: Vec<i64> = c["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_i64().unwrap())
+            .collect();
+        let alpha = c["alpha"].as_f64().unwrap() as f32;
+        let loss = SmoothedCrossEntropyConfig::new(k)
+            .with_smoothing(alpha)
+            .with_convention(Convention::ExcludeTrue)
+            .with_fused(false)
+            .init(&Device::flex());
+        let x = leaf(logits, [n, k]);
+        let t =
+            Tensor::<1, Int>::from_data(TensorData::new(targets, [n]), &Device::flex().autodiff());
+        let value = loss.forward(x.clone(), t);
+        let got = value.clone().into_scalar::<f32>();
+        let g = to_vec(x.grad(&value.backward()).unwrap());
+        close("loss", &[got], &f32s(&c["loss"]), 2e-5);
+        close("grad", &g, &f32s(&c["grad"]), 2e-5);
+    }
+    for c in cases("cross_entropy_probs.json") {
+        if c["reduction"] != "mean" {
+            continue;
+        }
+        let (n, k) = (
+            c["n"].as_u64().unwrap() as usize,
+            c["k"].as_u64().unwrap() as usize,
+        );
+        let alpha = c["alpha"].as_f64().unwrap() as f32;
+        let weights = (!c["weight"].is_null()).then(|| f32s(&c["weight"]));
+        let probs = f32s(&c["target_probs"]);
+        let mut core = CoreSoft::new(k).with_smoothing(alpha);
+        if let Some(w) = &weights {
+            core = core.with_weights(w.clone());
+        }
+        let mut want_grad = vec![0.0; n * k];
+        let want = core
+            .forward_backward(&f32s(&c["logits"]), &probs, &mut want_grad)
+            .unwrap();
+        let loss = SoftCrossEntropyConfig::new()
+            .with_smoothing(alpha)
+            .with_weights(weights)
+            .init(&Device::flex());
+        let x = leaf(f32s(&c["logits"]), [n, k]);
+        let p = Tensor::<2>::from_data(TensorData::new(probs, [n, k]), &Device::flex().autodiff());
+        let value = loss.forward(x.clone(), p);
+        let got = value.clone().into_scalar::<f32>();
+        close("soft loss", &[got], want.as_slice(), 2e-5);
+        close(
+            "soft grad",
+            &to_vec(x.grad(&value.backward()).unwrap()),
+            &want_grad,
+            2e-5,
+        );
+    }
+    for c in cases("binary_cross_entropy.json") {
+        if c["reduction"] != "mean" {
+            continue;
+        }
+        let (n, l) = (
+            c["n"].as_u64().unwrap() as usize,
+            c["labels"].as_u64().unwrap() as usize,
+        );
+        let alpha = c["alpha"].as_f64().unwrap() as f32;
+        let y = f32s(&c["targets"]);
+        let mut want_grad = vec![0.0; n * l];
+        let want = CoreBce::new(l)
+            .with_smoothing(alpha)
+            .forward_backward(&f32s(&c["logits"]), &y, &mut want_grad)
+            .unwrap();
+        let loss = BinaryCrossEntropyConfig::new().with_smoothing(alpha).init();
+        let x = leaf(f32s(&c["logits"]), [n, l]);
+        let t = Tensor::<2>::from_data(TensorData::new(y, [n, l]), &Device::flex().autodiff());
+        let value = loss.forward(x.clone(), t);
+        let got = value.clone().into_scalar::<f32>();
+        close("bce loss", &[got], want.as_slice(), 2e-5);
+        close(
+            "bce grad",
+            &to_vec(x.grad(&value.backward()).unwrap()),
+            &want_grad,
+            2e-5,
+        );
+    }
+}
+
+#[test]
+fn confidence_penalty_equals_the_core() {
+    let logits: Vec<f32> = (0..40).map(|i| ((i * 7) % 11) as f32 * 0.5 - 2.0).collect();
+    for threshold in [None, Some(1.5f32)] {
+        let mut core = labelsmooth::loss::ConfidencePenalty::new(0.3);
+        if let Some(t) = threshold {
+            core = core.with_threshold(t);
+        }
+        let mut want_grad = vec![0.0; 40];
+        let want = core.forward_backward(&logits, 8, &mut want_grad).unwrap();
+        let pen = ConfidencePenaltyConfig::new(0.3)
+            .with_threshold(threshold)
+            .init();
+        let x = leaf(logits.clone(), [5, 8]);
+        let value = pen.forward(x.clone());
+        let got = value.clone().into_scalar::<f32>();
+        close("penalty", &[got], want.as_slice(), 2e-5);
+        close(
+            "penalty grad",
+            &to_vec(x.grad(&value.backward()).unwrap()),
+            &want_grad,
+            2e-5,
+        );
+    }
+}
+
+#[test]
+fn invalid_configuration_and_input_are_errors() {
+    assert!(
+        SmoothedCrossEntropyConfig::new(3)
+            .with_smoothing(1.5)
+            .try_init(&Device::flex())
+            .is_err()
+    );
+    assert!(
+        SmoothedCrossEntropyConfig::new(1)
+            .with_convention(Convention::ExcludeTrue)
+            .try_init(&Device::flex())
+            .is_err()
+    );
+    let loss = SmoothedCrossEntropyConfig::new(3).init(&Device::flex());
+    for fused in [true, false] {
+        let loss = SmoothedCrossEntropyConfig::new(3)
+            .with_fused(fused)
+            .init(&Device::flex());
+        let x = Tensor::<2>::from_floats([[1.0, 2.0, 3.0]], &Device::flex());
+        let t = Tensor::<1, Int>::from_ints([3], &Device::flex());
+        let e = loss.try_forward(x, t).unwrap_err();
+        assert!(e.to_string().contains("class id 3 is out of range"), "{e}");
+    }
+    let x = Tensor::<2>::from_floats([[f32::NAN, 2.0, 3.0]], &Device::flex());
+    let t = Tensor::<1, Int>::from_ints([0], &Device::flex());
+    assert!(loss.try_forward(x, t).is_err());
+}
