@@ -188,3 +188,138 @@ pub fn linear(
     }
     Ok(out)
 }
+
+/// One row of `bench train`.
+#[derive(Debug, Serialize)]
+pub struct TrainRow {
+    /// `mlp`, `cnn` or `lstm`.
+    pub model: String,
+    /// Training samples per second: samples of an epoch over the median epoch time.
+    pub samples_per_s: f64,
+    /// Median epoch time.
+    pub median_epoch_ms: f64,
+    /// Epochs timed (after one warm-up epoch).
+    pub epochs: usize,
+}
+
+/// Epoch throughput of the reference benchmark's three nets (same shapes as
+/// `torch_anchor.py`): random data, batch 64, Adam, label smoothing 0.1.
+pub fn train(models: &[String], epochs: usize) -> Result<Vec<TrainRow>> {
+    use labelsmooth_burn::burn::tensor::Device;
+    use labelsmooth_burn::models::{ConvNetConfig, MlpConfig, TextClassifierConfig};
+    use labelsmooth_burn::train::{Inputs, ModelSpec, TrainConfig};
+    let device = Device::flex();
+    let mut rows = Vec::new();
+    for model in models {
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let (spec, inputs, n, k) = match model.as_str() {
+            "mlp" => {
+                let n = 2000;
+                let x = normal_vec(n * 64, 1.0, 11);
+                (
+                    ModelSpec::Mlp(MlpConfig::new(64, vec![128], 10)),
+                    Inputs::Dense {
+                        values: x,
+                        shape: vec![64],
+                    },
+                    n,
+                    10,
+                )
+            }
+            "cnn" => {
+                let n = 4096;
+                let x = normal_vec(n * 28 * 28, 1.0, 12);
+                (
+                    ModelSpec::ConvNet(ConvNetConfig::new(1, 28, 10)),
+                    Inputs::Dense {
+                        values: x,
+                        shape: vec![1, 28, 28],
+                    },
+                    n,
+                    10,
+                )
+            }
+            "lstm" => {
+                let n = 2048;
+                let ids: Vec<u32> = (0..n * 100)
+                    .map(|_| rng.random_range(0..10_000u32))
+                    .collect();
+                (
+                    ModelSpec::Text(TextClassifierConfig::new(10_000, 2)),
+                    Inputs::Tokens { ids, steps: 100 },
+                    n,
+                    2,
+                )
+            }
+            other => bail!("unknown model `{other}` (mlp, cnn, lstm)"),
+        };
+        let labels: Vec<usize> = (0..n).map(|_| rng.random_range(0..k)).collect();
+        let cfg = TrainConfig {
+            epochs: epochs + 1,
+            smoothing: 0.1,
+            ..Default::default()
+        };
+        let out =
+            labelsmooth_burn::train::train(&spec, (&inputs, &labels), None, k, &cfg, &device)?;
+        let mut times: Vec<f64> = out.history.iter().skip(1).map(|h| h.seconds).collect();
+        times.sort_by(f64::total_cmp);
+        let median = times[times.len() / 2];
+        rows.push(TrainRow {
+            model: model.clone(),
+            samples_per_s: n as f64 / median,
+            median_epoch_ms: median * 1e3,
+            epochs,
+        });
+    }
+    Ok(rows)
+}
+
+/// One row of `bench step`.
+#[derive(Debug, Serialize)]
+pub struct StepRow {
+    /// `fused` (the core kernel) or `tensor-ops` (Burn operations).
+    pub loss_path: &'static str,
+    /// Median time of one training step (forward, loss, backward, Adam update).
+    pub median_ms: f64,
+}
+
+/// A training step of a linear output layer `[batch, hidden] → [batch, vocab]` with the smoothed
+/// cross-entropy computed by the fused kernel and by Burn tensor operations.
+pub fn step(batch: usize, hidden: usize, vocab: usize, reps: usize) -> Result<Vec<StepRow>> {
+    use labelsmooth_burn::burn::module::Module;
+    use labelsmooth_burn::burn::nn::LinearConfig;
+    use labelsmooth_burn::burn::optim::{AdamConfig, GradientsParams};
+    use labelsmooth_burn::burn::tensor::{Device, Int, Tensor, TensorData};
+    use labelsmooth_burn::loss::SmoothedCrossEntropyConfig;
+    let device = Device::flex().autodiff();
+    let x = Tensor::<2>::from_data(
+        TensorData::new(normal_vec(batch * hidden, 1.0, 5), [batch, hidden]),
+        &device,
+    );
+    let mut rng = ChaCha8Rng::seed_from_u64(6);
+    let ids: Vec<i64> = (0..batch)
+        .map(|_| rng.random_range(0..vocab as i64))
+        .collect();
+    let targets = Tensor::<1, Int>::from_data(TensorData::new(ids, [batch]), &device);
+    let mut out = Vec::new();
+    for (name, fused) in [("fused", true), ("tensor-ops", false)] {
+        device.seed(1);
+        let mut layer = LinearConfig::new(hidden, vocab).init(&device).train();
+        let loss = SmoothedCrossEntropyConfig::new(vocab)
+            .with_smoothing(0.1)
+            .with_fused(fused)
+            .init(&device);
+        let mut optim = AdamConfig::new().init();
+        let s = median_seconds(reps, || {
+            let l = loss.forward(layer.forward(x.clone()), targets.clone());
+            let grads = GradientsParams::from_grads(l.backward(), &layer);
+            layer = optim.step(1e-3, layer.clone(), grads);
+            Ok(())
+        })?;
+        out.push(StepRow {
+            loss_path: name,
+            median_ms: s * 1e3,
+        });
+    }
+    Ok(out)
+}

@@ -1,0 +1,338 @@
+//! `labelsmooth train` and `labelsmooth sweep`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::Args;
+use labelsmooth::split::{stratified_k_fold, stratified_split};
+use labelsmooth::targets::Convention;
+use labelsmooth_burn::train::{TrainConfig, save_checkpoint, write_predictions};
+use serde::Serialize;
+
+use crate::experiment::{DataOptions, ModelKind, TrialSpec, load, run_trial};
+
+fn parse_convention(s: &str) -> Result<Convention, String> {
+    s.parse::<Convention>().map_err(|e| e.to_string())
+}
+
+fn parse_alpha(s: &str) -> Result<f32, String> {
+    let a: f32 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number"))?;
+    if !(0.0..=1.0).contains(&a) {
+        return Err(format!("smoothing factor {a} is outside [0, 1]"));
+    }
+    Ok(a)
+}
+
+/// Data and model options shared by the commands.
+#[derive(Args, Debug, Clone)]
+pub struct Common {
+    /// Data: a bundled set (digits, mnist-5k, rt-polarity) or csv:PATH, text:PATH, images:DIR,
+    /// idx:IMAGES,LABELS, cifar:DIR.
+    #[arg(long)]
+    data: String,
+    /// Model family.
+    #[arg(long, value_enum)]
+    model: ModelKind,
+    /// Smoothing convention: uniform (PyTorch, Keras) or exclude-true (fairseq).
+    #[arg(long, default_value = "uniform", value_parser = parse_convention)]
+    convention: Convention,
+    /// Epochs (default: mlp 30, cnn 8, lstm 4).
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Learning rate of Adam (default: 1e-3, lstm 3e-3).
+    #[arg(long)]
+    learning_rate: Option<f64>,
+    /// Batch size.
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
+    /// Dropout probability in the model.
+    #[arg(long, default_value_t = 0.0)]
+    dropout: f64,
+    /// Seed of splits, initialization and shuffling.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Label column of a table (name or 0-based index; default the last).
+    #[arg(long)]
+    label_column: Option<String>,
+    /// Text column of a text table (name or index).
+    #[arg(long)]
+    text_column: Option<String>,
+    /// Field delimiter (default: detected among , ; tab).
+    #[arg(long)]
+    delimiter: Option<char>,
+    /// Whether the table has a header: yes, no, auto.
+    #[arg(long)]
+    header: Option<String>,
+    /// Side of images read from folders.
+    #[arg(long, default_value_t = 28)]
+    image_size: usize,
+    /// Vocabulary size for text.
+    #[arg(long, default_value_t = 10_000)]
+    vocab: usize,
+    /// Tokens per text (longer texts are cut).
+    #[arg(long, default_value_t = 40)]
+    max_len: usize,
+    /// Print the results as one JSON object on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+impl Common {
+    fn data_options(&self) -> DataOptions {
+        DataOptions {
+            label_column: self.label_column.clone(),
+            text_column: self.text_column.clone(),
+            delimiter: self.delimiter,
+            header: self.header.clone(),
+            image_size: self.image_size,
+        }
+    }
+
+    fn trial(&self, smoothing: f32) -> TrialSpec {
+        let epochs = self.epochs.unwrap_or(match self.model {
+            ModelKind::Mlp => 30,
+            ModelKind::Cnn => 8,
+            ModelKind::Lstm => 4,
+        });
+        let lr = self.learning_rate.unwrap_or(match self.model {
+            ModelKind::Lstm => 3e-3,
+            _ => 1e-3,
+        });
+        TrialSpec {
+            model: self.model,
+            train: TrainConfig {
+                epochs,
+                batch_size: self.batch_size,
+                learning_rate: lr,
+                seed: self.seed,
+                smoothing,
+                convention: self.convention,
+                progress: !self.json,
+                ..Default::default()
+            },
+            dropout: self.dropout,
+            vocab: self.vocab,
+            max_len: self.max_len,
+        }
+    }
+}
+
+/// `labelsmooth train`.
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Smoothing factor α in [0, 1].
+    #[arg(long, default_value = "0.1", value_parser = parse_alpha)]
+    smoothing: f32,
+    /// Fraction of each class held out for evaluation.
+    #[arg(long, default_value_t = 0.2)]
+    valid_fraction: f64,
+    /// Folder for metrics.json, predictions.csv and the checkpoint model.bpk.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+/// Creates `dir` and checks that files can be written in it, before any work starts.
+fn writable_dir(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("{}: cannot create the output folder", dir.display()))?;
+    let probe = dir.join(".labelsmooth-write-test");
+    std::fs::File::create(&probe)
+        .and_then(|mut f| f.write_all(b"ok"))
+        .with_context(|| format!("{}: the output folder is not writable", dir.display()))?;
+    std::fs::remove_file(&probe).ok();
+    Ok(())
+}
+
+/// Writes `value` as pretty JSON to `path` through a temporary file renamed into place.
+fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, serde_json::to_vec_pretty(value)?)
+        .with_context(|| format!("{}: cannot write", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("{}: cannot write", path.display()))?;
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct TrainReport<'a> {
+    data: &'a str,
+    n_train: usize,
+    n_valid: usize,
+    accuracy: f64,
+    nll: f64,
+    ece: f64,
+    brier: f64,
+    epochs: usize,
+    seconds: f64,
+    config: &'a TrialSpec,
+    history: &'a [labelsmooth_burn::train::EpochMetrics],
+}
+
+pub fn train(args: TrainArgs) -> Result<()> {
+    if let Some(out) = &args.out {
+        writable_dir(out)?;
+    }
+    let c = &args.common;
+    let d = load(&c.data, &c.data_options())?;
+    let split = stratified_split(&d.labels, args.valid_fraction, c.seed)?;
+    let spec = c.trial(args.smoothing);
+    let r = run_trial(&d, &split.train, &split.valid, &spec)?;
+    let report = TrainReport {
+        data: &c.data,
+        n_train: split.train.len(),
+        n_valid: split.valid.len(),
+        accuracy: r.eval.accuracy,
+        nll: r.eval.nll,
+        ece: r.eval.ece,
+        brier: r.eval.brier,
+        epochs: r.trained.history.len(),
+        seconds: r.seconds,
+        config: &spec,
+        history: &r.trained.history,
+    };
+    if let Some(out) = &args.out {
+        write_json(&out.join("metrics.json"), &report)?;
+        let labels: Vec<usize> = split.valid.iter().map(|&i| d.labels[i]).collect();
+        write_predictions(
+            &out.join("predictions.csv"),
+            &labels,
+            &r.probs,
+            &d.class_names,
+        )
+        .with_context(|| format!("{}: cannot write predictions", out.display()))?;
+        save_checkpoint(&r.trained.model, &out.join("model.bpk"))?;
+    }
+    if c.json {
+        let v = serde_json::json!({
+            "accuracy": report.accuracy, "nll": report.nll, "ece": report.ece, "brier": report.brier,
+            "epochs": report.epochs, "seconds": report.seconds,
+        });
+        println!("{v}");
+    } else {
+        println!(
+            "{} / {:?}, smoothing {} ({}): held-out accuracy {:.4}, NLL {:.4}, ECE {:.4}, Brier {:.4} ({} train, {} held out, {:.1} s)",
+            c.data,
+            c.model,
+            args.smoothing,
+            c.convention.name(),
+            report.accuracy,
+            report.nll,
+            report.ece,
+            report.brier,
+            report.n_train,
+            report.n_valid,
+            report.seconds
+        );
+    }
+    Ok(())
+}
+
+/// `labelsmooth sweep`.
+#[derive(Args, Debug)]
+pub struct SweepArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Smoothing factors to compare.
+    #[arg(long, value_delimiter = ',', default_value = "0,0.05,0.1,0.15,0.2,0.3", value_parser = parse_alpha)]
+    smoothing: Vec<f32>,
+    /// Stratified folds.
+    #[arg(long, default_value_t = 3)]
+    folds: usize,
+}
+
+/// Per-factor summary over folds.
+#[derive(Debug, Clone, Serialize)]
+pub struct SummaryRow {
+    /// Smoothing factor.
+    pub smoothing: f32,
+    /// Mean accuracy over folds.
+    pub accuracy_mean: f64,
+    /// Standard deviation of accuracy over folds (population, as scikit-learn's cv_results_).
+    pub accuracy_std: f64,
+    /// Mean NLL.
+    pub nll_mean: f64,
+    /// Mean ECE.
+    pub ece_mean: f64,
+    /// Folds.
+    pub folds: usize,
+}
+
+fn mean_std(v: &[f64]) -> (f64, f64) {
+    let m = v.iter().sum::<f64>() / v.len() as f64;
+    let var = v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / v.len() as f64;
+    (m, var.sqrt())
+}
+
+pub fn sweep(args: SweepArgs) -> Result<()> {
+    let c = &args.common;
+    let d = load(&c.data, &c.data_options())?;
+    let folds = stratified_k_fold(&d.labels, args.folds, c.seed)?;
+    let mut summary = Vec::new();
+    for &alpha in &args.smoothing {
+        let spec = c.trial(alpha);
+        let (mut acc, mut nll, mut ece) = (Vec::new(), Vec::new(), Vec::new());
+        for (i, f) in folds.iter().enumerate() {
+            let r = run_trial(&d, &f.train, &f.valid, &spec)?;
+            if !c.json {
+                eprintln!(
+                    "smoothing {alpha}: fold {}/{}: accuracy {:.4}",
+                    i + 1,
+                    folds.len(),
+                    r.eval.accuracy
+                );
+            }
+            acc.push(r.eval.accuracy);
+            nll.push(r.eval.nll);
+            ece.push(r.eval.ece);
+        }
+        let (am, asd) = mean_std(&acc);
+        summary.push(SummaryRow {
+            smoothing: alpha,
+            accuracy_mean: am,
+            accuracy_std: asd,
+            nll_mean: mean_std(&nll).0,
+            ece_mean: mean_std(&ece).0,
+            folds: folds.len(),
+        });
+    }
+    let best = summary
+        .iter()
+        .max_by(|a, b| {
+            a.accuracy_mean
+                .total_cmp(&b.accuracy_mean)
+                .then(b.nll_mean.total_cmp(&a.nll_mean))
+        })
+        .cloned();
+    if c.json {
+        println!(
+            "{}",
+            serde_json::json!({ "summary": summary, "best": best })
+        );
+    } else {
+        println!(
+            "{} / {:?}, {}-fold stratified cross-validation",
+            c.data,
+            c.model,
+            folds.len()
+        );
+        println!(
+            "{:>9} {:>15} {:>8} {:>8}",
+            "smoothing", "accuracy", "NLL", "ECE"
+        );
+        for r in &summary {
+            println!(
+                "{:>9} {:>8.4} ± {:.4} {:>8.4} {:>8.4}",
+                r.smoothing, r.accuracy_mean, r.accuracy_std, r.nll_mean, r.ece_mean
+            );
+        }
+        if let Some(b) = best {
+            println!("best by accuracy: smoothing {}", b.smoothing);
+        }
+    }
+    Ok(())
+}
