@@ -53,7 +53,7 @@ impl std::str::FromStr for Column {
 ///
 /// With [`Header::Auto`] the first row is a header when a column named by name is asked for,
 /// when one of its feature fields is not a number while the next row's is, or (text tables) when
-/// its label does not occur again in the label column.
+/// its label does not occur again in the label column while the labels below it repeat.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TableOptions {
     /// Field delimiter; detected among `,` `;` and tab from the first line when `None`.
@@ -151,6 +151,26 @@ fn resolve(
     }
 }
 
+/// Takes the header row off when there is one, then checks that rows remain and that each has
+/// `width` fields.
+fn take_header(
+    path: &Path,
+    rows: &mut Vec<(usize, Vec<String>)>,
+    has_header: bool,
+    width: usize,
+) -> Result<Option<Vec<String>>> {
+    let header = if has_header {
+        Some(rows.remove(0).1)
+    } else {
+        None
+    };
+    if rows.is_empty() {
+        return Err(DataError::at(path, 0, "the table has a header but no rows"));
+    }
+    check_widths(path, rows, width)?;
+    Ok(header)
+}
+
 fn check_widths(path: &Path, rows: &[(usize, Vec<String>)], width: usize) -> Result<()> {
     for (line, r) in rows {
         if r.len() != width {
@@ -213,15 +233,7 @@ pub fn parse_table(path: &Path, bytes: &[u8], opts: &TableOptions) -> Result<Dat
                 })
         }
     };
-    let header = if has_header {
-        Some(rows.remove(0).1)
-    } else {
-        None
-    };
-    if rows.is_empty() {
-        return Err(DataError::at(path, 0, "the table has a header but no rows"));
-    }
-    check_widths(path, &rows, width)?;
+    let header = take_header(path, &mut rows, has_header, width)?;
     if width < 2 {
         return Err(DataError::at(
             path,
@@ -311,20 +323,19 @@ pub fn parse_text_table(path: &Path, bytes: &[u8], opts: &TableOptions) -> Resul
         Header::Auto => {
             named
                 || rows.get(1..).is_some_and(|rest| {
+                    // A header's label cell names the column: it is not one of the labels, which
+                    // repeat (at least twice per class on average).
                     let first = rows[0].1.get(label_guess);
-                    !rest.iter().any(|(_, r)| r.get(label_guess) == first)
+                    let mut seen: Vec<Option<&String>> =
+                        rest.iter().map(|(_, r)| r.get(label_guess)).collect();
+                    let unseen = !seen.contains(&first);
+                    seen.sort();
+                    seen.dedup();
+                    unseen && rest.len() >= 2 * seen.len()
                 })
         }
     };
-    let header = if has_header {
-        Some(rows.remove(0).1)
-    } else {
-        None
-    };
-    if rows.is_empty() {
-        return Err(DataError::at(path, 0, "the table has a header but no rows"));
-    }
-    check_widths(path, &rows, width)?;
+    let header = take_header(path, &mut rows, has_header, width)?;
     let label = match &opts.label_column {
         Some(c) => resolve(path, c, header.as_deref(), width, "label")?,
         None => width - 1,
