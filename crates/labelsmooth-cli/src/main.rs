@@ -1,9 +1,11 @@
 //! The `labelsmooth` command.
 
 mod alloc;
+mod arrays;
 mod bench;
 mod experiment;
 mod run;
+mod tools;
 
 use std::process::ExitCode;
 
@@ -32,6 +34,15 @@ enum Command {
     ///
     /// Example: labelsmooth sweep --data digits --model mlp --smoothing 0,0.05,0.1,0.2 --folds 5
     Sweep(run::SweepArgs),
+    /// Calibration of any model's predictions: accuracy, NLL, Brier, ECE, MCE, RMS calibration
+    /// error and the reliability bins; with --fit-temperature, the fitted T and the metrics after.
+    ///
+    /// Example: labelsmooth calibrate --logits val_logits.npy --labels val_labels.csv --fit-temperature
+    Calibrate(tools::CalibrateArgs),
+    /// Smoothed targets: class ids (or 0/1 label rows) on stdin, smoothed rows as CSV on stdout.
+    ///
+    /// Example: printf '0\n2\n' | labelsmooth smooth --alpha 0.1 --classes 3
+    Smooth(tools::SmoothArgs),
     /// Benchmarks of the loss kernels (not a test: prints measurements).
     Bench {
         #[command(subcommand)]
@@ -149,6 +160,8 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Train(args) => run::train(args)?,
         Command::Sweep(args) => run::sweep(args)?,
+        Command::Calibrate(args) => tools::calibrate(args)?,
+        Command::Smooth(args) => tools::smooth(args)?,
         Command::Bench { what } => match what {
             BenchCommand::Loss {
                 shapes,

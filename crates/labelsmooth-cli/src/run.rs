@@ -16,7 +16,7 @@ fn parse_convention(s: &str) -> Result<Convention, String> {
     s.parse::<Convention>().map_err(|e| e.to_string())
 }
 
-fn parse_alpha(s: &str) -> Result<f32, String> {
+pub(crate) fn parse_alpha(s: &str) -> Result<f32, String> {
     let a: f32 = s
         .trim()
         .parse()

@@ -162,3 +162,156 @@ fn errors_are_one_line_with_the_right_exit_code() {
         assert_eq!(o.status.code(), Some(2), "{args:?}");
     }
 }
+
+fn labelsmooth_stdin(args: &[&str], input: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_labelsmooth"))
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn smooth_rows_in_every_convention() {
+    let rows = |o: std::process::Output| -> Vec<Vec<f64>> {
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| l.split(',').map(|v| v.parse().unwrap()).collect())
+            .collect()
+    };
+    let close = |a: &[f64], b: &[f64]| {
+        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-6)
+    };
+    let u = rows(labelsmooth_stdin(
+        &["smooth", "--alpha", "0.3", "--classes", "3"],
+        "2\n0\n",
+    ));
+    assert!(
+        close(&u[0], &[0.1, 0.1, 0.8]) && close(&u[1], &[0.8, 0.1, 0.1]),
+        "{u:?}"
+    );
+    let e = rows(labelsmooth_stdin(
+        &[
+            "smooth",
+            "--alpha",
+            "0.3",
+            "--classes",
+            "4",
+            "--convention",
+            "exclude-true",
+        ],
+        "1\n",
+    ));
+    assert!(close(&e[0], &[0.1, 0.7, 0.1, 0.1]), "{e:?}");
+    let b = rows(labelsmooth_stdin(
+        &["smooth", "--alpha", "0.2", "--convention", "binary"],
+        "1,0\n",
+    ));
+    assert!(close(&b[0], &[0.9, 0.1]), "{b:?}");
+    let m = rows(labelsmooth_stdin(
+        &["smooth", "--alpha", "0.2", "--convention", "multi-label"],
+        "1,0,1,0\n",
+    ));
+    assert!(close(&m[0], &[0.85, 0.05, 0.85, 0.05]), "{m:?}");
+    // A bad line: one error naming it, nothing on stdout.
+    let o = labelsmooth_stdin(&["smooth", "--alpha", "0.1", "--classes", "3"], "0\n7\n");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(o.stdout.is_empty());
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr).trim(),
+        "error: line 2: class id 7 is out of range for 3 classes"
+    );
+    assert_eq!(
+        labelsmooth_stdin(&["smooth", "--alpha", "2", "--classes", "3"], "0\n")
+            .status
+            .code(),
+        Some(2)
+    );
+}
+
+#[test]
+fn calibrate_probabilities_and_logits() {
+    let dir = tempfile::tempdir().unwrap();
+    // Binary: one column of P(class 1), labels 0/1; always 0.8 and right 4 times in 5.
+    let probs: String = (0..50).map(|_| "0.8\n").collect();
+    let labels: String = (0..50)
+        .map(|i| if i % 5 == 0 { "0\n" } else { "1\n" })
+        .collect();
+    std::fs::write(dir.path().join("p.csv"), &probs).unwrap();
+    std::fs::write(dir.path().join("y.csv"), &labels).unwrap();
+    let p = dir.path().join("p.csv");
+    let y = dir.path().join("y.csv");
+    let o = labelsmooth(&[
+        "calibrate",
+        "--probs",
+        p.to_str().unwrap(),
+        "--labels",
+        y.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["n"], 50);
+    assert!((v["accuracy"].as_f64().unwrap() - 0.8).abs() < 1e-12);
+    assert!(v["ece"].as_f64().unwrap() < 1e-6, "perfectly calibrated");
+    assert!((v["nll"].as_f64().unwrap() - (-(0.8f64.ln() * 0.8 + 0.2f64.ln() * 0.2))).abs() < 1e-6);
+    assert_eq!(
+        v["calibration_curve"]["prob_true"][0].as_f64().unwrap(),
+        0.8
+    );
+    // Logits with temperature fitting: over-confident logits get T > 1.
+    let logits: String = (0..50).map(|_| "0,4\n").collect();
+    std::fs::write(dir.path().join("l.csv"), &logits).unwrap();
+    let l = dir.path().join("l.csv");
+    let o = labelsmooth(&[
+        "calibrate",
+        "--logits",
+        l.to_str().unwrap(),
+        "--labels",
+        y.to_str().unwrap(),
+        "--fit-temperature",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let t = v["temperature"].as_f64().unwrap();
+    assert!(
+        (t - 4.0 / 4f64.ln()).abs() < 1e-6,
+        "softmax(4/T) = 0.8 at T = 4 / ln 4, got {t}"
+    );
+    assert!(v["after"]["ece"].as_f64().unwrap() < 1e-6);
+    // Errors: mismatched rows, a label out of range, a bad number.
+    std::fs::write(dir.path().join("short.csv"), "1\n0\n").unwrap();
+    let short = dir.path().join("short.csv");
+    let o = labelsmooth(&[
+        "calibrate",
+        "--probs",
+        p.to_str().unwrap(),
+        "--labels",
+        short.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    std::fs::write(dir.path().join("bad.csv"), "0.5\nx\n").unwrap();
+    let bad = dir.path().join("bad.csv");
+    let o = labelsmooth(&[
+        "calibrate",
+        "--probs",
+        bad.to_str().unwrap(),
+        "--labels",
+        short.to_str().unwrap(),
+    ]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("bad.csv:2: `x` is not a number"));
+    let o = labelsmooth(&["calibrate", "--labels", y.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+}

@@ -1,0 +1,302 @@
+//! `labelsmooth calibrate` and `labelsmooth smooth`: the core library on files and streams.
+
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use labelsmooth::calibration::{
+    Binning, Norm, accuracy, apply_temperature, brier_score, calibration_curve, error_of_bins,
+    fit_temperature, negative_log_likelihood, reliability_bins, softmax,
+};
+use labelsmooth::targets::{BinaryConvention, Convention, smooth_binary, smooth_class_ids};
+use serde::Serialize;
+
+use crate::arrays::{read_labels, read_matrix};
+
+fn parse_binning(s: &str) -> Result<Binning, String> {
+    s.parse::<Binning>().map_err(|e| e.to_string())
+}
+
+/// `labelsmooth calibrate`.
+#[derive(Args, Debug)]
+pub struct CalibrateArgs {
+    /// Predicted probabilities, `[n, k]` (CSV or .npy); one column means P(class 1) for 0/1 labels.
+    #[arg(long, required_unless_present = "logits", conflicts_with = "logits")]
+    probs: Option<PathBuf>,
+    /// Logits `[n, k]` (CSV or .npy).
+    #[arg(long)]
+    logits: Option<PathBuf>,
+    /// True class ids, one per row (CSV or .npy).
+    #[arg(long)]
+    labels: PathBuf,
+    /// Bins of the calibration errors and the reliability diagram.
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..))]
+    bins: u64,
+    /// Bin layout: uniform (equal width, as torchmetrics) or quantile (equal mass).
+    #[arg(long, default_value = "uniform", value_parser = parse_binning)]
+    binning: Binning,
+    /// Also fit a temperature on these predictions (minimum NLL) and report the metrics after it.
+    #[arg(long)]
+    fit_temperature: bool,
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Calibration metrics of one set of predictions.
+#[derive(Debug, Serialize)]
+pub struct Metrics {
+    n: usize,
+    accuracy: f64,
+    nll: f64,
+    brier: f64,
+    ece: f64,
+    mce: f64,
+    rmsce: f64,
+    bins: Vec<BinOut>,
+}
+
+#[derive(Debug, Serialize)]
+struct BinOut {
+    lower: f64,
+    upper: f64,
+    count: usize,
+    confidence: f64,
+    accuracy: f64,
+}
+
+fn metrics(
+    probs: &[f32],
+    labels: &[usize],
+    k: usize,
+    bins: usize,
+    binning: Binning,
+) -> Result<Metrics> {
+    let rb = reliability_bins(probs, labels, k, bins, binning)?;
+    Ok(Metrics {
+        n: labels.len(),
+        accuracy: accuracy(probs, labels, k)?,
+        nll: negative_log_likelihood(probs, labels, k)?,
+        brier: brier_score(probs, labels, k)?,
+        ece: error_of_bins(&rb, Norm::L1)?,
+        mce: error_of_bins(&rb, Norm::Max)?,
+        rmsce: error_of_bins(&rb, Norm::L2)?,
+        bins: rb
+            .iter()
+            .map(|b| BinOut {
+                lower: b.lower,
+                upper: b.upper,
+                count: b.count,
+                confidence: b.mean_confidence,
+                accuracy: b.accuracy,
+            })
+            .collect(),
+    })
+}
+
+/// Runs `labelsmooth calibrate`.
+pub fn calibrate(args: CalibrateArgs) -> Result<()> {
+    let labels = read_labels(&args.labels)?;
+    let (path, is_logits) = match (&args.probs, &args.logits) {
+        (Some(p), None) => (p, false),
+        (None, Some(l)) => (l, true),
+        _ => bail!("give exactly one of --probs and --logits"),
+    };
+    let m = read_matrix(path)?;
+    if m.rows != labels.len() {
+        bail!(
+            "{} has {} rows but {} has {} labels",
+            path.display(),
+            m.rows,
+            args.labels.display(),
+            labels.len()
+        );
+    }
+    let bins = args.bins as usize;
+    let binary = m.cols == 1;
+    let k = if binary { 2 } else { m.cols };
+    if let Some((row, &y)) = labels.iter().enumerate().find(|(_, y)| **y >= k) {
+        bail!(
+            "{}: row {}: class id {y} is out of range for {k} classes",
+            args.labels.display(),
+            row + 1
+        );
+    }
+    // Logits for temperature scaling and probabilities for the metrics.
+    let logits: Vec<f32> = if is_logits {
+        if binary {
+            m.values.iter().flat_map(|&x| [0.0, x as f32]).collect()
+        } else {
+            m.values.iter().map(|&x| x as f32).collect()
+        }
+    } else {
+        let probs: Vec<f64> = if binary {
+            m.values.iter().flat_map(|&p| [1.0 - p, p]).collect()
+        } else {
+            m.values.clone()
+        };
+        if let Some(i) = probs.iter().position(|p| !(0.0..=1.0).contains(p)) {
+            bail!(
+                "{}: row {}: probability {} is outside [0, 1]",
+                path.display(),
+                i / k + 1,
+                probs[i]
+            );
+        }
+        probs.iter().map(|&p| p.max(1e-12).ln() as f32).collect()
+    };
+    let probs = if is_logits {
+        softmax(&logits, k)?
+    } else if binary {
+        m.values
+            .iter()
+            .flat_map(|&p| [(1.0 - p) as f32, p as f32])
+            .collect()
+    } else {
+        m.values.iter().map(|&p| p as f32).collect()
+    };
+    let before = metrics(&probs, &labels, k, bins, args.binning)?;
+    let curve = if binary {
+        let p1: Vec<f64> = probs.chunks(2).map(|r| f64::from(r[1])).collect();
+        Some(calibration_curve(&labels, &p1, bins, args.binning)?)
+    } else {
+        None
+    };
+    let fitted = if args.fit_temperature {
+        let fit = fit_temperature(&logits, &labels, k)?;
+        let scaled = softmax(&apply_temperature(&logits, fit.temperature)?, k)?;
+        Some((
+            fit.temperature,
+            metrics(&scaled, &labels, k, bins, args.binning)?,
+        ))
+    } else {
+        None
+    };
+    if args.json {
+        let mut v = serde_json::to_value(&before)?;
+        if let Some(c) = &curve {
+            v["calibration_curve"] = serde_json::json!({"prob_true": c.prob_true, "prob_pred": c.prob_pred, "counts": c.counts});
+        }
+        if let Some((t, after)) = &fitted {
+            v["temperature"] = serde_json::json!(t);
+            v["after"] = serde_json::to_value(after)?;
+        }
+        println!("{v}");
+    } else {
+        let row = |name: &str, m: &Metrics| {
+            println!(
+                "{name:<8} {:>6} {:>9.4} {:>8.4} {:>8.4} {:>8.4} {:>8.4} {:>8.4}",
+                m.n, m.accuracy, m.nll, m.brier, m.ece, m.mce, m.rmsce
+            )
+        };
+        println!(
+            "{:<8} {:>6} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8}",
+            "", "n", "accuracy", "NLL", "Brier", "ECE", "MCE", "RMSCE"
+        );
+        row("as given", &before);
+        if let Some((t, after)) = &fitted {
+            row("T-scaled", after);
+            println!("fitted temperature T = {t:.4}");
+        }
+    }
+    Ok(())
+}
+
+fn parse_smooth_convention(s: &str) -> Result<String, String> {
+    match s {
+        "uniform" | "exclude-true" | "binary" | "multi-label" => Ok(s.to_string()),
+        other => Err(format!(
+            "`{other}` is not one of uniform, exclude-true, binary, multi-label"
+        )),
+    }
+}
+
+/// `labelsmooth smooth`.
+#[derive(Args, Debug)]
+pub struct SmoothArgs {
+    /// Smoothing factor α in [0, 1].
+    #[arg(long, value_parser = crate::run::parse_alpha)]
+    alpha: f32,
+    /// Number of classes K (class-id input).
+    #[arg(long)]
+    classes: Option<usize>,
+    /// uniform (a/K, PyTorch/Keras), exclude-true (a/(K-1), fairseq): one class id per input
+    /// line; binary (toward 0.5, Keras) or multi-label (a/L): one row of 0/1 labels per line.
+    #[arg(long, default_value = "uniform", value_parser = parse_smooth_convention)]
+    convention: String,
+}
+
+/// Runs `labelsmooth smooth` from stdin to stdout. Nothing is written unless every line is valid.
+pub fn smooth(args: SmoothArgs) -> Result<()> {
+    let stdin = std::io::stdin();
+    let mut out = Vec::new();
+    let class_ids = matches!(args.convention.as_str(), "uniform" | "exclude-true");
+    let k = match (class_ids, args.classes) {
+        (true, Some(k)) => k,
+        (true, None) => bail!(
+            "--classes is needed with the {} convention",
+            args.convention
+        ),
+        (false, _) => 0,
+    };
+    let mut width = None;
+    for (i, line) in stdin.lock().lines().enumerate() {
+        let line = line.context("cannot read standard input")?;
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let row: Vec<f32> = if class_ids {
+            let id: usize = line
+                .split([',', ';', '\t'])
+                .next()
+                .unwrap_or("")
+                .trim()
+                .parse()
+                .map_err(|_| anyhow::anyhow!("line {}: `{line}` is not a class id", i + 1))?;
+            if id >= k {
+                bail!(
+                    "line {}: class id {id} is out of range for {k} classes",
+                    i + 1
+                );
+            }
+            let conv = if args.convention == "uniform" {
+                Convention::Uniform
+            } else {
+                Convention::ExcludeTrue
+            };
+            smooth_class_ids(&[id], k, args.alpha, conv)
+                .map_err(|e| anyhow::anyhow!("line {}: {e}", i + 1))?
+        } else {
+            let y: Vec<f32> = line
+                .split([',', ';', '\t'])
+                .map(|f| f.trim().parse::<f32>())
+                .collect::<Result<_, _>>()
+                .map_err(|_| {
+                    anyhow::anyhow!("line {}: `{line}` is not a row of 0/1 labels", i + 1)
+                })?;
+            if *width.get_or_insert(y.len()) != y.len() {
+                bail!(
+                    "line {}: {} labels, expected {}",
+                    i + 1,
+                    y.len(),
+                    width.unwrap_or(0)
+                );
+            }
+            let conv = if args.convention == "binary" {
+                BinaryConvention::TowardHalf
+            } else {
+                BinaryConvention::OverLabels
+            };
+            smooth_binary(&y, y.len(), args.alpha, conv)
+                .map_err(|e| anyhow::anyhow!("line {}: {e}", i + 1))?
+        };
+        let text: Vec<String> = row.iter().map(|v| v.to_string()).collect();
+        writeln!(out, "{}", text.join(","))?;
+    }
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(&out)?;
+    stdout.flush()?;
+    Ok(())
+}
