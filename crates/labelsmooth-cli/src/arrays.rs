@@ -45,15 +45,15 @@ pub fn read_matrix(path: &Path) -> Result<Matrix> {
                 .unwrap_or(&"");
             bail!("{}:{}: `{bad}` is not a number", path.display(), i + 1);
         };
-        if let Some(c) = cols {
-            if parsed.len() != c {
-                bail!(
-                    "{}:{}: {} values, expected {c}",
-                    path.display(),
-                    i + 1,
-                    parsed.len()
-                );
-            }
+        if let Some(c) = cols
+            && parsed.len() != c
+        {
+            bail!(
+                "{}:{}: {} values, expected {c}",
+                path.display(),
+                i + 1,
+                parsed.len()
+            );
         }
         if let Some(v) = parsed.iter().find(|v| !v.is_finite()) {
             bail!("{}:{}: value {v} is not finite", path.display(), i + 1);
