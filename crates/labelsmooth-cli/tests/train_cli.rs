@@ -311,3 +311,68 @@ fn calibrate_probabilities_and_logits() {
     let o = labelsmooth(&["calibrate", "--labels", y.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+/// A version-1 `.npy` file of little-endian float32 values with the given shape.
+fn npy_f4(shape: &[usize], values: &[f32]) -> Vec<u8> {
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    let shape_text = if shape.len() == 1 {
+        format!("({},)", dims[0])
+    } else {
+        format!("({})", dims.join(", "))
+    };
+    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape_text}, }}");
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend((header.len() as u16).to_le_bytes());
+    out.extend(header.as_bytes());
+    values.iter().for_each(|v| out.extend(v.to_le_bytes()));
+    out
+}
+
+#[test]
+fn calibrate_reads_npy_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let logits: Vec<f32> = (0..40)
+        .flat_map(|i| if i % 4 == 0 { [2.0, 0.0] } else { [0.0, 2.0] })
+        .collect();
+    let labels: Vec<f32> = (0..40)
+        .map(|i| if i % 4 == 0 { 0.0 } else { 1.0 })
+        .collect();
+    let l = dir.path().join("logits.npy");
+    let y = dir.path().join("labels.npy");
+    std::fs::write(&l, npy_f4(&[40, 2], &logits)).unwrap();
+    std::fs::write(&y, npy_f4(&[40], &labels)).unwrap();
+    let o = labelsmooth(&[
+        "calibrate",
+        "--logits",
+        l.to_str().unwrap(),
+        "--labels",
+        y.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["n"], 40);
+    assert_eq!(v["accuracy"].as_f64().unwrap(), 1.0);
+    let p = 1.0 / (1.0 + (-2.0f64).exp());
+    assert!((v["nll"].as_f64().unwrap() + p.ln()).abs() < 1e-6);
+    let mut broken = npy_f4(&[40, 2], &logits);
+    broken.truncate(broken.len() - 4);
+    std::fs::write(&l, broken).unwrap();
+    let o = labelsmooth(&[
+        "calibrate",
+        "--logits",
+        l.to_str().unwrap(),
+        "--labels",
+        y.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("logits.npy: 316 data bytes"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
