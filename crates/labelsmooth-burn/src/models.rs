@@ -124,6 +124,11 @@ pub struct ConvNet {
 }
 
 impl ConvNet {
+    /// The output layer (its weight columns are the class templates).
+    pub fn output_layer(&self) -> &Linear {
+        &self.output
+    }
+
     /// Logits `[n, classes]` of images `[n, channels, size, size]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         self.output.forward(self.features(x))
@@ -272,6 +277,11 @@ pub struct MobileNet {
 }
 
 impl MobileNet {
+    /// The output layer (its weight columns are the class templates).
+    pub fn output_layer(&self) -> &Linear {
+        &self.output
+    }
+
     /// Logits `[n, classes]` of images `[n, channels, h, w]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         self.output.forward(self.features(x))
@@ -408,6 +418,11 @@ pub struct TextClassifier {
 }
 
 impl TextClassifier {
+    /// The output layer (its weight columns are the class templates).
+    pub fn output_layer(&self) -> &Linear {
+        &self.output
+    }
+
     /// Logits `[n, classes]` of token ids `[n, steps]`.
     pub fn forward(&self, tokens: Tensor<2, Int>) -> Tensor<2> {
         self.output.forward(self.features(tokens))

@@ -491,23 +491,62 @@ fn progress_bar(cfg: &TrainConfig, steps: u64) -> Option<indicatif::ProgressBar>
     Some(bar)
 }
 
-/// Class probabilities `[n, classes]` (row-major) of `inputs`, in batches of 256, without autodiff.
-pub fn predict_proba(model: &Classifier, inputs: &Inputs) -> Vec<f32> {
+/// Runs `f` over `inputs` in batches of 256 without autodiff and concatenates the row-major
+/// outputs; returns them with the number of columns.
+fn map_batches(
+    model: &Classifier,
+    inputs: &Inputs,
+    f: impl Fn(&Classifier, Batch) -> Tensor<2>,
+) -> (Vec<f32>, usize) {
     let model = model.valid();
     let device = model
         .devices()
         .first()
         .cloned()
         .unwrap_or_else(Device::flex);
-    let n = inputs.len();
+    let all: Vec<usize> = (0..inputs.len()).collect();
     let mut out = Vec::new();
-    let all: Vec<usize> = (0..n).collect();
+    let mut cols = 0;
     for rows in all.chunks(256) {
-        let logits = model.forward(batch_of(&model, inputs, rows, &device));
-        let p = softmax(logits, 1).into_data().convert::<f32>();
-        out.extend(p.try_to_vec::<f32>().expect("float probabilities"));
+        let y = f(&model, batch_of(&model, inputs, rows, &device));
+        cols = y.dims()[1];
+        let data = y.into_data().convert::<f32>();
+        out.extend(data.try_to_vec::<f32>().expect("float outputs"));
     }
-    out
+    (out, cols)
+}
+
+/// Logits `[n, classes]` (row-major) of `inputs`, in batches, without autodiff.
+pub fn predict_logits(model: &Classifier, inputs: &Inputs) -> Vec<f32> {
+    map_batches(model, inputs, |m, b| m.forward(b)).0
+}
+
+/// Class probabilities `[n, classes]` (row-major) of `inputs`, in batches, without autodiff.
+pub fn predict_proba(model: &Classifier, inputs: &Inputs) -> Vec<f32> {
+    map_batches(model, inputs, |m, b| softmax(m.forward(b), 1)).0
+}
+
+/// Penultimate-layer activations `[n, d]` of `inputs` and their width `d`.
+pub fn predict_features(model: &Classifier, inputs: &Inputs) -> (Vec<f32>, usize) {
+    map_batches(model, inputs, |m, b| m.features(b))
+}
+
+impl Classifier {
+    /// The output layer's weight as one template row per class, `[classes, d]`, and `d`.
+    pub fn class_templates(&self) -> (Vec<f32>, usize) {
+        let layer = match self {
+            Classifier::Mlp(m) => &m.output,
+            Classifier::ConvNet(m) => m.output_layer(),
+            Classifier::MobileNet(m) => m.output_layer(),
+            Classifier::Text(m) => m.output_layer(),
+        };
+        // Burn stores a linear weight as [inputs, outputs]: templates are its columns.
+        let w = layer.weight.val();
+        let [d, k] = w.dims();
+        let t = w.transpose().into_data().convert::<f32>();
+        let _ = k;
+        (t.try_to_vec::<f32>().expect("float weights"), d)
+    }
 }
 
 /// Accuracy, NLL, ECE and Brier score of `model` on labelled data.

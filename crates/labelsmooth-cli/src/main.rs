@@ -3,7 +3,9 @@
 mod alloc;
 mod arrays;
 mod bench;
+mod demo;
 mod experiment;
+mod plots;
 mod run;
 mod tools;
 
@@ -34,6 +36,17 @@ enum Command {
     ///
     /// Example: labelsmooth sweep --data digits --model mlp --smoothing 0,0.05,0.1,0.2 --folds 5
     Sweep(run::SweepArgs),
+    /// Regularizers compared with cross-validation (the deck's slide 11): none, L2, dropout,
+    /// label smoothing, confidence penalty, and combinations.
+    ///
+    /// Example: labelsmooth compare --data digits --model mlp --regularizers none,l2,smoothing,smoothing+dropout
+    Compare(run::CompareArgs),
+    /// The whole story on the bundled digits: a cross-validated sweep of the smoothing factor,
+    /// a comparison of regularizers, calibration with and without smoothing and after temperature
+    /// scaling, every figure (PNG and SVG) and one offline HTML report.
+    ///
+    /// Example: labelsmooth demo --out labelsmooth-demo
+    Demo(demo::DemoArgs),
     /// Calibration of any model's predictions: accuracy, NLL, Brier, ECE, MCE, RMS calibration
     /// error and the reliability bins; with --fit-temperature, the fitted T and the metrics after.
     ///
@@ -160,6 +173,8 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Train(args) => run::train(args)?,
         Command::Sweep(args) => run::sweep(args)?,
+        Command::Compare(args) => run::compare(args)?,
+        Command::Demo(args) => demo::demo(args)?,
         Command::Calibrate(args) => tools::calibrate(args)?,
         Command::Smooth(args) => tools::smooth(args)?,
         Command::Bench { what } => match what {

@@ -33,10 +33,10 @@ pub struct Common {
     /// Data: a bundled set (digits, mnist-5k, rt-polarity) or csv:PATH, text:PATH, images:DIR,
     /// idx:IMAGES,LABELS, cifar:DIR.
     #[arg(long)]
-    data: String,
+    pub(crate) data: String,
     /// Model family.
     #[arg(long, value_enum)]
-    model: ModelKind,
+    pub(crate) model: ModelKind,
     /// Smoothing convention: uniform (PyTorch, Keras) or exclude-true (fairseq).
     #[arg(long, default_value = "uniform", value_parser = parse_convention)]
     convention: Convention,
@@ -51,10 +51,10 @@ pub struct Common {
     batch_size: usize,
     /// Dropout probability in the model.
     #[arg(long, default_value_t = 0.0)]
-    dropout: f64,
+    pub(crate) dropout: f64,
     /// Seed of splits, initialization and shuffling.
     #[arg(long, default_value_t = 0)]
-    seed: u64,
+    pub(crate) seed: u64,
     /// Label column of a table (name or 0-based index; default the last).
     #[arg(long)]
     label_column: Option<String>,
@@ -78,11 +78,11 @@ pub struct Common {
     max_len: usize,
     /// Print the results as one JSON object on stdout.
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
 }
 
 impl Common {
-    fn data_options(&self) -> DataOptions {
+    pub(crate) fn data_options(&self) -> DataOptions {
         DataOptions {
             label_column: self.label_column.clone(),
             text_column: self.text_column.clone(),
@@ -92,7 +92,7 @@ impl Common {
         }
     }
 
-    fn trial(&self, smoothing: f32) -> TrialSpec {
+    pub(crate) fn trial(&self, smoothing: f32) -> TrialSpec {
         let epochs = self.epochs.unwrap_or(match self.model {
             ModelKind::Mlp => 30,
             ModelKind::Cnn => 8,
@@ -138,7 +138,7 @@ pub struct TrainArgs {
 }
 
 /// Creates `dir` and checks that files can be written in it, before any work starts.
-fn writable_dir(dir: &Path) -> Result<()> {
+pub(crate) fn writable_dir(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir)
         .with_context(|| format!("{}: cannot create the output folder", dir.display()))?;
     let probe = dir.join(".labelsmooth-write-test");
@@ -150,7 +150,7 @@ fn writable_dir(dir: &Path) -> Result<()> {
 }
 
 /// Writes `value` as pretty JSON to `path` through a temporary file renamed into place.
-fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
+pub(crate) fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
     let tmp = path.with_extension("json.tmp");
     std::fs::write(&tmp, serde_json::to_vec_pretty(value)?)
         .with_context(|| format!("{}: cannot write", tmp.display()))?;
@@ -262,10 +262,73 @@ pub struct SummaryRow {
     pub folds: usize,
 }
 
-fn mean_std(v: &[f64]) -> (f64, f64) {
+pub(crate) fn mean_std(v: &[f64]) -> (f64, f64) {
     let m = v.iter().sum::<f64>() / v.len() as f64;
     let var = v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / v.len() as f64;
     (m, var.sqrt())
+}
+
+/// Metrics of every fold of a cross-validation.
+pub(crate) struct FoldMetrics {
+    pub accuracy: Vec<f64>,
+    pub nll: Vec<f64>,
+    pub ece: Vec<f64>,
+}
+
+/// Trains and evaluates `spec` on every fold.
+pub(crate) fn cross_validate(
+    d: &labelsmooth_data::Dataset,
+    folds: &[labelsmooth::split::Split],
+    spec: &TrialSpec,
+    label: &str,
+    verbose: bool,
+) -> Result<FoldMetrics> {
+    let mut m = FoldMetrics {
+        accuracy: Vec::new(),
+        nll: Vec::new(),
+        ece: Vec::new(),
+    };
+    for (i, f) in folds.iter().enumerate() {
+        let r = run_trial(d, &f.train, &f.valid, spec)?;
+        if verbose {
+            eprintln!(
+                "{label}: fold {}/{}: accuracy {:.4}",
+                i + 1,
+                folds.len(),
+                r.eval.accuracy
+            );
+        }
+        m.accuracy.push(r.eval.accuracy);
+        m.nll.push(r.eval.nll);
+        m.ece.push(r.eval.ece);
+    }
+    Ok(m)
+}
+
+impl FoldMetrics {
+    /// The summary row of these folds.
+    pub(crate) fn summary(&self, smoothing: f32) -> SummaryRow {
+        let (am, asd) = mean_std(&self.accuracy);
+        SummaryRow {
+            smoothing,
+            accuracy_mean: am,
+            accuracy_std: asd,
+            nll_mean: mean_std(&self.nll).0,
+            ece_mean: mean_std(&self.ece).0,
+            folds: self.accuracy.len(),
+        }
+    }
+}
+
+/// The best row by accuracy (ties: lower NLL).
+pub(crate) fn best_of(rows: &[SummaryRow]) -> Option<SummaryRow> {
+    rows.iter()
+        .max_by(|a, b| {
+            a.accuracy_mean
+                .total_cmp(&b.accuracy_mean)
+                .then(b.nll_mean.total_cmp(&a.nll_mean))
+        })
+        .cloned()
 }
 
 pub fn sweep(args: SweepArgs) -> Result<()> {
@@ -274,40 +337,16 @@ pub fn sweep(args: SweepArgs) -> Result<()> {
     let folds = stratified_k_fold(&d.labels, args.folds, c.seed)?;
     let mut summary = Vec::new();
     for &alpha in &args.smoothing {
-        let spec = c.trial(alpha);
-        let (mut acc, mut nll, mut ece) = (Vec::new(), Vec::new(), Vec::new());
-        for (i, f) in folds.iter().enumerate() {
-            let r = run_trial(&d, &f.train, &f.valid, &spec)?;
-            if !c.json {
-                eprintln!(
-                    "smoothing {alpha}: fold {}/{}: accuracy {:.4}",
-                    i + 1,
-                    folds.len(),
-                    r.eval.accuracy
-                );
-            }
-            acc.push(r.eval.accuracy);
-            nll.push(r.eval.nll);
-            ece.push(r.eval.ece);
-        }
-        let (am, asd) = mean_std(&acc);
-        summary.push(SummaryRow {
-            smoothing: alpha,
-            accuracy_mean: am,
-            accuracy_std: asd,
-            nll_mean: mean_std(&nll).0,
-            ece_mean: mean_std(&ece).0,
-            folds: folds.len(),
-        });
+        let m = cross_validate(
+            &d,
+            &folds,
+            &c.trial(alpha),
+            &format!("smoothing {alpha}"),
+            !c.json,
+        )?;
+        summary.push(m.summary(alpha));
     }
-    let best = summary
-        .iter()
-        .max_by(|a, b| {
-            a.accuracy_mean
-                .total_cmp(&b.accuracy_mean)
-                .then(b.nll_mean.total_cmp(&a.nll_mean))
-        })
-        .cloned();
+    let best = best_of(&summary);
     if c.json {
         println!(
             "{}",
@@ -335,4 +374,122 @@ pub fn sweep(args: SweepArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `labelsmooth compare`.
+#[derive(Args, Debug)]
+pub struct CompareArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Regularizers to compare: none, l2, weight-decay, dropout, smoothing, confidence-penalty,
+    /// or combinations joined by `+` (smoothing+dropout).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "none,l2,dropout,smoothing,confidence-penalty"
+    )]
+    regularizers: Vec<String>,
+    /// Stratified folds.
+    #[arg(long, default_value_t = 3)]
+    folds: usize,
+    /// λ of L2 (penalty λ·Σw², as Keras' kernel_regularizer; weight decay coefficient).
+    #[arg(long, default_value_t = 1e-4)]
+    l2: f32,
+    /// Dropout probability of the `dropout` regularizer.
+    #[arg(long, default_value_t = 0.2)]
+    dropout_rate: f64,
+    /// Smoothing factor of the `smoothing` regularizer.
+    #[arg(long, default_value = "0.1", value_parser = parse_alpha)]
+    alpha: f32,
+    /// β of the confidence penalty.
+    #[arg(long, default_value_t = 0.1)]
+    beta: f32,
+}
+
+/// The trial of a regularizer combination such as `smoothing+dropout`.
+pub(crate) fn regularized(
+    c: &Common,
+    name: &str,
+    l2: f32,
+    dropout_rate: f64,
+    alpha: f32,
+    beta: f32,
+) -> Result<TrialSpec> {
+    let mut spec = c.trial(0.0);
+    for part in name.split('+') {
+        match part.trim() {
+            "none" => {}
+            "l2" => spec.train.l2 = Some(labelsmooth_burn::train::L2::Penalty(l2)),
+            "weight-decay" => spec.train.l2 = Some(labelsmooth_burn::train::L2::WeightDecay(l2)),
+            "dropout" => spec.dropout = dropout_rate,
+            "smoothing" => spec.train.smoothing = alpha,
+            "confidence-penalty" => spec.train.confidence_penalty = Some(beta),
+            other => anyhow::bail!(
+                "unknown regularizer `{other}` (none, l2, weight-decay, dropout, smoothing, confidence-penalty)"
+            ),
+        }
+    }
+    Ok(spec)
+}
+
+pub fn compare(args: CompareArgs) -> Result<()> {
+    let c = &args.common;
+    let specs: Vec<(String, TrialSpec)> = args
+        .regularizers
+        .iter()
+        .map(|r| {
+            Ok((
+                r.clone(),
+                regularized(c, r, args.l2, args.dropout_rate, args.alpha, args.beta)?,
+            ))
+        })
+        .collect::<Result<_>>()?;
+    let d = load(&c.data, &c.data_options())?;
+    let folds = stratified_k_fold(&d.labels, args.folds, c.seed)?;
+    let mut rows = Vec::new();
+    for (name, spec) in &specs {
+        let m = cross_validate(&d, &folds, spec, name, !c.json)?;
+        rows.push((name.clone(), m.summary(spec.train.smoothing)));
+    }
+    let summary: Vec<serde_json::Value> = rows.iter().map(|(n, r)| compare_row(n, r)).collect();
+    let best = rows
+        .iter()
+        .max_by(|a, b| {
+            a.1.accuracy_mean
+                .total_cmp(&b.1.accuracy_mean)
+                .then(b.1.nll_mean.total_cmp(&a.1.nll_mean))
+        })
+        .map(|(n, r)| compare_row(n, r));
+    if c.json {
+        println!(
+            "{}",
+            serde_json::json!({ "summary": summary, "best": best })
+        );
+    } else {
+        println!(
+            "{} / {:?}, {}-fold stratified cross-validation",
+            c.data,
+            c.model,
+            folds.len()
+        );
+        println!(
+            "{:>26} {:>15} {:>8} {:>8}",
+            "regularizer", "accuracy", "NLL", "ECE"
+        );
+        for (n, r) in &rows {
+            println!(
+                "{n:>26} {:>8.4} ± {:.4} {:>8.4} {:>8.4}",
+                r.accuracy_mean, r.accuracy_std, r.nll_mean, r.ece_mean
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A summary row keyed by regularizer.
+pub(crate) fn compare_row(name: &str, r: &SummaryRow) -> serde_json::Value {
+    serde_json::json!({
+        "regularizer": name, "accuracy_mean": r.accuracy_mean, "accuracy_std": r.accuracy_std,
+        "nll_mean": r.nll_mean, "ece_mean": r.ece_mean, "folds": r.folds,
+    })
 }

@@ -1,0 +1,511 @@
+//! The figures of the report, each written as PNG and SVG with plotters.
+//!
+//! Text is drawn with DejaVu Sans, embedded in the binary, so figures look the same on machines
+//! without fonts.
+
+use std::path::Path;
+
+use anyhow::{Result, anyhow};
+use plotters::prelude::*;
+
+const FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
+
+/// Registers the embedded font under the name `sans-serif` (once).
+pub fn init_font() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // The font is valid TrueType: registration only fails on a corrupt file.
+        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
+    });
+}
+
+fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
+    anyhow!("drawing a figure: {e:?}")
+}
+
+/// Draws the figure twice, into `dir/name.png` and `dir/name.svg`.
+macro_rules! both {
+    ($dir:expr, $name:expr, ($w:expr, $h:expr), |$root:ident| $body:block) => {{
+        init_font();
+        let png = $dir.join(format!("{}.png", $name));
+        {
+            let $root = BitMapBackend::new(&png, ($w, $h)).into_drawing_area();
+            $root.fill(&WHITE).map_err(err)?;
+            $body
+            $root.present().map_err(err)?;
+        }
+        let svg = $dir.join(format!("{}.svg", $name));
+        {
+            let $root = SVGBackend::new(&svg, ($w, $h)).into_drawing_area();
+            $root.fill(&WHITE).map_err(err)?;
+            $body
+            $root.present().map_err(err)?;
+        }
+        Ok::<(), anyhow::Error>(())
+    }};
+}
+
+const BLUE: RGBColor = RGBColor(31, 119, 180);
+const ORANGE: RGBColor = RGBColor(255, 127, 14);
+const GREEN: RGBColor = RGBColor(44, 160, 44);
+const GREY: RGBColor = RGBColor(150, 150, 150);
+
+fn series_color(i: usize) -> RGBColor {
+    [
+        BLUE,
+        ORANGE,
+        GREEN,
+        RGBColor(214, 39, 40),
+        RGBColor(148, 103, 189),
+        RGBColor(140, 86, 75),
+    ][i % 6]
+}
+
+/// Histogram of top-label confidences, one panel per series (slide 2).
+pub fn confidence_histogram(dir: &Path, name: &str, series: &[(String, Vec<f32>)]) -> Result<()> {
+    both!(dir, name, (900, 380), |root| {
+        let panels = root.split_evenly((1, series.len().max(1)));
+        for (i, ((label, conf), area)) in series.iter().zip(panels.iter()).enumerate() {
+            let mut counts = [0usize; 20];
+            for &c in conf {
+                counts[((c * 20.0) as usize).min(19)] += 1;
+            }
+            let top = *counts.iter().max().unwrap_or(&1) as f64 * 1.1 + 1.0;
+            let mut chart = ChartBuilder::on(area)
+                .caption(format!("Confidence: {label}"), ("sans-serif", 18))
+                .margin(10)
+                .x_label_area_size(35)
+                .y_label_area_size(45)
+                .build_cartesian_2d(0.0..1.0, 0.0..top)
+                .map_err(err)?;
+            chart
+                .configure_mesh()
+                .x_desc("top-label confidence")
+                .y_desc("samples")
+                .label_style(("sans-serif", 12))
+                .draw()
+                .map_err(err)?;
+            chart
+                .draw_series(counts.iter().enumerate().map(|(b, &n)| {
+                    Rectangle::new(
+                        [(b as f64 / 20.0, 0.0), ((b + 1) as f64 / 20.0, n as f64)],
+                        series_color(i).mix(0.8).filled(),
+                    )
+                }))
+                .map_err(err)?;
+        }
+    })
+}
+
+/// Grouped bars of the softmax outputs of one example under several models (slide 7).
+pub fn softmax_bars(
+    dir: &Path,
+    name: &str,
+    class_names: &[String],
+    series: &[(String, Vec<f32>)],
+) -> Result<()> {
+    both!(dir, name, (900, 400), |root| {
+        let k = class_names.len();
+        let mut chart = ChartBuilder::on(&root)
+            .caption("Softmax output for one test example", ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(50)
+            .build_cartesian_2d(0.0..k as f64, 0.0..1.05)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc("class")
+            .y_desc("probability")
+            .x_labels(k + 1)
+            .x_label_formatter(&|x| {
+                let i = x.floor() as usize;
+                if (x - x.floor() - 0.0).abs() < 1e-9 && i < k {
+                    class_names[i].clone()
+                } else {
+                    String::new()
+                }
+            })
+            .label_style(("sans-serif", 12))
+            .draw()
+            .map_err(err)?;
+        let w = 0.8 / series.len().max(1) as f64;
+        for (s, (label, probs)) in series.iter().enumerate() {
+            let color = series_color(s);
+            chart
+                .draw_series(probs.iter().enumerate().map(|(j, &p)| {
+                    let x0 = j as f64 + 0.1 + s as f64 * w;
+                    Rectangle::new([(x0, 0.0), (x0 + w, f64::from(p))], color.filled())
+                }))
+                .map_err(err)?
+                .label(label.clone())
+                .legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled())
+                });
+        }
+        chart
+            .configure_series_labels()
+            .border_style(BLACK)
+            .background_style(WHITE.mix(0.9))
+            .label_font(("sans-serif", 14))
+            .draw()
+            .map_err(err)?;
+    })
+}
+
+/// One bin of a reliability diagram.
+pub struct Bin {
+    /// Lower edge.
+    pub lower: f64,
+    /// Upper edge.
+    pub upper: f64,
+    /// Samples.
+    pub count: usize,
+    /// Mean confidence.
+    pub confidence: f64,
+    /// Accuracy.
+    pub accuracy: f64,
+}
+
+/// Reliability diagram: accuracy per confidence bin against the diagonal, and the bin counts below
+/// (slide 12).
+pub fn reliability_diagram(
+    dir: &Path,
+    name: &str,
+    title: &str,
+    bins: &[Bin],
+    ece: f64,
+) -> Result<()> {
+    both!(dir, name, (560, 640), |root| {
+        let (upper, lower) = root.split_vertically(460);
+        let mut chart = ChartBuilder::on(&upper)
+            .caption(format!("{title} (ECE {ece:.3})"), ("sans-serif", 18))
+            .margin(10)
+            .x_label_area_size(30)
+            .y_label_area_size(50)
+            .build_cartesian_2d(0.0..1.0, 0.0..1.0)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .y_desc("accuracy")
+            .label_style(("sans-serif", 12))
+            .draw()
+            .map_err(err)?;
+        chart
+            .draw_series(bins.iter().filter(|b| b.count > 0).map(|b| {
+                Rectangle::new(
+                    [(b.lower, 0.0), (b.upper, b.accuracy)],
+                    BLUE.mix(0.75).filled(),
+                )
+            }))
+            .map_err(err)?
+            .label("accuracy per bin")
+            .legend(|(x, y)| {
+                Rectangle::new([(x, y - 5), (x + 12, y + 5)], BLUE.mix(0.75).filled())
+            });
+        chart
+            .draw_series(
+                bins.iter()
+                    .filter(|b| b.count > 0)
+                    .map(|b| Circle::new((b.confidence, b.accuracy), 4, ORANGE.filled())),
+            )
+            .map_err(err)?
+            .label("(mean confidence, accuracy)")
+            .legend(|(x, y)| Circle::new((x + 6, y), 4, ORANGE.filled()));
+        chart
+            .draw_series(LineSeries::new(
+                [(0.0, 0.0), (1.0, 1.0)],
+                GREY.stroke_width(2),
+            ))
+            .map_err(err)?
+            .label("perfect calibration")
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 12, y)], GREY.stroke_width(2)));
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .border_style(BLACK)
+            .background_style(WHITE.mix(0.9))
+            .label_font(("sans-serif", 12))
+            .draw()
+            .map_err(err)?;
+        let top = bins.iter().map(|b| b.count).max().unwrap_or(1) as f64 * 1.1 + 1.0;
+        let mut counts = ChartBuilder::on(&lower)
+            .margin(10)
+            .x_label_area_size(35)
+            .y_label_area_size(50)
+            .build_cartesian_2d(0.0..1.0, 0.0..top)
+            .map_err(err)?;
+        counts
+            .configure_mesh()
+            .x_desc("confidence")
+            .y_desc("samples")
+            .y_labels(3)
+            .label_style(("sans-serif", 12))
+            .draw()
+            .map_err(err)?;
+        counts
+            .draw_series(bins.iter().map(|b| {
+                Rectangle::new(
+                    [(b.lower, 0.0), (b.upper, b.count as f64)],
+                    GREY.mix(0.8).filled(),
+                )
+            }))
+            .map_err(err)?;
+    })
+}
+
+/// Mean ± std of a metric per named setting as points with error bars (slide 13) or bars
+/// (slide 11).
+pub fn error_bars(
+    dir: &Path,
+    name: &str,
+    (title, x_desc, y_desc): (&str, &str, &str),
+    points: &[(String, f64, f64)],
+) -> Result<()> {
+    let labels: Vec<String> = points.iter().map(|p| p.0.clone()).collect();
+    let means: Vec<f64> = points.iter().map(|p| p.1).collect();
+    let stds: Vec<f64> = points.iter().map(|p| p.2).collect();
+    both!(dir, name, (800, 420), |root| {
+        let lo = means
+            .iter()
+            .zip(&stds)
+            .map(|(m, s)| m - s)
+            .fold(f64::INFINITY, f64::min);
+        let hi = means
+            .iter()
+            .zip(&stds)
+            .map(|(m, s)| m + s)
+            .fold(f64::NEG_INFINITY, f64::max);
+        let pad = ((hi - lo) * 0.25).max(0.005);
+        let n = labels.len();
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(45)
+            .y_label_area_size(60)
+            .build_cartesian_2d(-0.5..n as f64 - 0.5, (lo - pad)..(hi + pad))
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc(x_desc)
+            .y_desc(y_desc)
+            .x_labels(n)
+            .x_label_formatter(&|x| {
+                let i = x.round();
+                if (x - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < n {
+                    labels[i as usize].clone()
+                } else {
+                    String::new()
+                }
+            })
+            .label_style(("sans-serif", 12))
+            .draw()
+            .map_err(err)?;
+        chart
+            .draw_series(means.iter().zip(&stds).enumerate().map(|(i, (&m, &s))| {
+                ErrorBar::new_vertical(i as f64, m - s, m, m + s, BLUE.filled(), 10)
+            }))
+            .map_err(err)?;
+        chart
+            .draw_series(
+                means
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &m)| Circle::new((i as f64, m), 5, BLUE.filled())),
+            )
+            .map_err(err)?;
+    })
+}
+
+/// Lines of one metric per epoch, one per named run.
+pub fn curves(
+    dir: &Path,
+    name: &str,
+    title: &str,
+    y_desc: &str,
+    series: &[(String, Vec<f64>)],
+) -> Result<()> {
+    both!(dir, name, (800, 420), |root| {
+        let epochs = series.iter().map(|s| s.1.len()).max().unwrap_or(1).max(2);
+        let lo = series
+            .iter()
+            .flat_map(|s| s.1.iter())
+            .cloned()
+            .fold(f64::INFINITY, f64::min);
+        let hi = series
+            .iter()
+            .flat_map(|s| s.1.iter())
+            .cloned()
+            .fold(f64::NEG_INFINITY, f64::max);
+        let pad = ((hi - lo) * 0.1).max(1e-3);
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(1.0..epochs as f64, (lo - pad)..(hi + pad))
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc("epoch")
+            .y_desc(y_desc)
+            .label_style(("sans-serif", 12))
+            .draw()
+            .map_err(err)?;
+        for (i, (label, v)) in series.iter().enumerate() {
+            let color = series_color(i);
+            chart
+                .draw_series(LineSeries::new(
+                    v.iter().enumerate().map(|(e, &y)| ((e + 1) as f64, y)),
+                    color.stroke_width(2),
+                ))
+                .map_err(err)?
+                .label(label.clone())
+                .legend(move |(x, y)| {
+                    PathElement::new([(x, y), (x + 14, y)], color.stroke_width(2))
+                });
+        }
+        chart
+            .configure_series_labels()
+            .border_style(BLACK)
+            .background_style(WHITE.mix(0.9))
+            .label_font(("sans-serif", 13))
+            .draw()
+            .map_err(err)?;
+    })
+}
+
+/// 2-D points with their class.
+pub type Points = Vec<(f64, f64, usize)>;
+
+/// Scatter plots of 2-D points coloured by class, one panel per series (the penultimate-layer
+/// picture of Müller et al. 2019).
+pub fn projections(
+    dir: &Path,
+    name: &str,
+    class_names: &[String],
+    series: &[(String, Points)],
+) -> Result<()> {
+    both!(dir, name, (900, 440), |root| {
+        let panels = root.split_evenly((1, series.len().max(1)));
+        for ((label, pts), area) in series.iter().zip(panels.iter()) {
+            let (mut x0, mut x1, mut y0, mut y1) = (
+                f64::INFINITY,
+                f64::NEG_INFINITY,
+                f64::INFINITY,
+                f64::NEG_INFINITY,
+            );
+            for &(x, y, _) in pts {
+                x0 = x0.min(x);
+                x1 = x1.max(x);
+                y0 = y0.min(y);
+                y1 = y1.max(y);
+            }
+            if !x0.is_finite() {
+                (x0, x1, y0, y1) = (0.0, 1.0, 0.0, 1.0);
+            }
+            let (px, py) = (((x1 - x0) * 0.05).max(1e-3), ((y1 - y0) * 0.05).max(1e-3));
+            let mut chart = ChartBuilder::on(area)
+                .caption(label.clone(), ("sans-serif", 16))
+                .margin(10)
+                .x_label_area_size(30)
+                .y_label_area_size(45)
+                .build_cartesian_2d((x0 - px)..(x1 + px), (y0 - py)..(y1 + py))
+                .map_err(err)?;
+            chart
+                .configure_mesh()
+                .label_style(("sans-serif", 11))
+                .draw()
+                .map_err(err)?;
+            let mut classes: Vec<usize> = pts.iter().map(|p| p.2).collect();
+            classes.sort_unstable();
+            classes.dedup();
+            for c in classes {
+                let color = series_color(c);
+                chart
+                    .draw_series(
+                        pts.iter()
+                            .filter(|p| p.2 == c)
+                            .map(|&(x, y, _)| Circle::new((x, y), 3, color.mix(0.7).filled())),
+                    )
+                    .map_err(err)?
+                    .label(format!(
+                        "class {}",
+                        class_names.get(c).cloned().unwrap_or_default()
+                    ))
+                    .legend(move |(x, y)| Circle::new((x + 5, y), 4, color.filled()));
+            }
+            chart
+                .configure_series_labels()
+                .border_style(BLACK)
+                .background_style(WHITE.mix(0.9))
+                .label_font(("sans-serif", 12))
+                .draw()
+                .map_err(err)?;
+        }
+    })
+}
+
+/// Grouped bars of several named values (ECE before and after temperature scaling).
+pub fn grouped_bars(
+    dir: &Path,
+    name: &str,
+    title: &str,
+    y_desc: &str,
+    groups: &[String],
+    series: &[(String, Vec<f64>)],
+) -> Result<()> {
+    both!(dir, name, (800, 420), |root| {
+        let top = series
+            .iter()
+            .flat_map(|s| s.1.iter())
+            .cloned()
+            .fold(0.0, f64::max)
+            * 1.2
+            + 1e-3;
+        let n = groups.len();
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0.0..n as f64, 0.0..top)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .y_desc(y_desc)
+            .x_labels(n + 1)
+            .x_label_formatter(&|x| {
+                let i = x.floor() as usize;
+                if (x - x.floor()).abs() < 1e-9 && i < n {
+                    groups[i].clone()
+                } else {
+                    String::new()
+                }
+            })
+            .label_style(("sans-serif", 12))
+            .draw()
+            .map_err(err)?;
+        let w = 0.8 / series.len().max(1) as f64;
+        for (s, (label, values)) in series.iter().enumerate() {
+            let color = series_color(s);
+            chart
+                .draw_series(values.iter().enumerate().map(|(g, &v)| {
+                    let x0 = g as f64 + 0.1 + s as f64 * w;
+                    Rectangle::new([(x0, 0.0), (x0 + w, v)], color.filled())
+                }))
+                .map_err(err)?
+                .label(label.clone())
+                .legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled())
+                });
+        }
+        chart
+            .configure_series_labels()
+            .border_style(BLACK)
+            .background_style(WHITE.mix(0.9))
+            .label_font(("sans-serif", 13))
+            .draw()
+            .map_err(err)?;
+    })
+}
