@@ -1,10 +1,9 @@
 //! `labelsmooth demo`: the whole story on the bundled digits, with figures and one report.
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use base64::Engine;
 use clap::Args;
 use labelsmooth::calibration::{
     Binning, Norm, apply_temperature, error_of_bins, fit_temperature, reliability_bins, softmax,
@@ -17,6 +16,7 @@ use serde::Serialize;
 
 use crate::experiment::{ModelKind, TrialSpec, prepare};
 use crate::plots;
+use crate::report::{Page, Section, Table, f4, render, write_atomic};
 use crate::run::{
     SummaryRow, best_of, compare_row, cross_validate, mean_std, writable_dir, write_json,
 };
@@ -446,7 +446,11 @@ pub fn demo(args: DemoArgs) -> Result<()> {
     let report = args.out.join("report.html");
     write_atomic(
         &report,
-        html(&figures, &sweep, &compare, &study, &reading, seconds)?.as_bytes(),
+        render(
+            &page(&sweep, &compare, &study, reading.clone(), seconds),
+            &figures,
+        )?
+        .as_bytes(),
     )?;
 
     if args.json {
@@ -472,12 +476,6 @@ pub fn demo(args: DemoArgs) -> Result<()> {
         println!("report: {} ({seconds:.1} s)", report.display());
     }
     Ok(())
-}
-
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).with_context(|| format!("{}: cannot write", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("{}: cannot write", path.display()))
 }
 
 /// A few sentences that read the results.
@@ -522,107 +520,129 @@ fn reading(
     out
 }
 
-fn img(figures: &Path, name: &str, alt: &str) -> Result<String> {
-    let path = figures.join(format!("{name}.png"));
-    let bytes = std::fs::read(&path).with_context(|| format!("{}: cannot read", path.display()))?;
-    let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
-    Ok(format!(
-        "<figure><img alt=\"{alt}\" src=\"data:image/png;base64,{b64}\"><figcaption>{alt}</figcaption></figure>\n"
-    ))
-}
-
-fn html(
-    figures: &Path,
+fn page(
     sweep: &[SummaryRow],
     compare: &[(String, SummaryRow)],
     study: &[CalibrationRow],
-    reading: &[String],
+    reading: Vec<String>,
     seconds: f64,
-) -> Result<String> {
-    let mut h = String::new();
-    h.push_str("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>labelsmooth report: digits</title><style>body{font-family:sans-serif;max-width:1000px;margin:2em auto;color:#222}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #bbb;padding:4px 10px;text-align:right}th{background:#eee}figure{margin:1em 0}img{max-width:100%}figcaption{color:#555;font-size:90%}</style></head><body>\n");
-    h.push_str("<h1>Label smoothing on digits</h1>\n<p>MLP 64-128-10 trained with Adam on the bundled hand-written digits (1797 images of 8 × 8 pixels, 10 classes); 3-fold stratified cross-validation; calibration on a 60/20/20 split (train / temperature fitting / test).</p>\n<h2>What the results say</h2>\n<ul>\n");
-    for line in reading {
-        let _ = writeln!(h, "<li>{line}</li>");
+) -> Page {
+    let fig = |n: &str, c: &str| (n.to_string(), c.to_string());
+    Page {
+        title: "Label smoothing on digits".into(),
+        intro: format!(
+            "MLP 64-128-10 trained with Adam on the bundled hand-written digits (1797 images of 8 × 8 pixels, 10 classes); 3-fold stratified cross-validation; calibration on a 60/20/20 split (train / temperature fitting / test). {seconds:.1} s."
+        ),
+        reading,
+        sections: vec![
+            Section {
+                heading: "Smoothing factor".into(),
+                table: Some(Table {
+                    header: ["α", "accuracy", "± std", "NLL", "ECE", "folds"]
+                        .map(String::from)
+                        .to_vec(),
+                    rows: sweep
+                        .iter()
+                        .map(|r| {
+                            vec![
+                                r.smoothing.to_string(),
+                                f4(r.accuracy_mean),
+                                f4(r.accuracy_std),
+                                f4(r.nll_mean),
+                                f4(r.ece_mean),
+                                r.folds.to_string(),
+                            ]
+                        })
+                        .collect(),
+                }),
+                figures: vec![fig(
+                    "accuracy_vs_smoothing",
+                    "Accuracy against the smoothing factor, mean ± std over folds",
+                )],
+            },
+            Section {
+                heading: "Regularizers".into(),
+                table: Some(Table {
+                    header: ["regularizer", "accuracy", "± std", "NLL", "ECE"]
+                        .map(String::from)
+                        .to_vec(),
+                    rows: compare
+                        .iter()
+                        .map(|(n, r)| {
+                            vec![
+                                n.clone(),
+                                f4(r.accuracy_mean),
+                                f4(r.accuracy_std),
+                                f4(r.nll_mean),
+                                f4(r.ece_mean),
+                            ]
+                        })
+                        .collect(),
+                }),
+                figures: vec![fig(
+                    "regularizers",
+                    "Regularizers compared (L2 λ = 1e-4 as Keras' kernel_regularizer, dropout 0.2, smoothing 0.1, confidence penalty β = 0.1)",
+                )],
+            },
+            Section {
+                heading: "Calibration".into(),
+                table: Some(Table {
+                    header: [
+                        "model",
+                        "accuracy",
+                        "NLL",
+                        "ECE",
+                        "MCE",
+                        "Brier",
+                        "T",
+                        "NLL after T",
+                        "ECE after T",
+                    ]
+                    .map(String::from)
+                    .to_vec(),
+                    rows: study
+                        .iter()
+                        .map(|s| {
+                            vec![
+                                s.model.clone(),
+                                f4(s.before.accuracy),
+                                f4(s.before.nll),
+                                f4(s.before.ece),
+                                f4(s.mce_before),
+                                f4(s.before.brier),
+                                format!("{:.3}", s.temperature),
+                                f4(s.after.nll),
+                                f4(s.after.ece),
+                            ]
+                        })
+                        .collect(),
+                }),
+                figures: vec![
+                    fig(
+                        "confidence_histogram",
+                        "Top-label confidence on the test split, without and with smoothing",
+                    ),
+                    fig("reliability_plain", "Reliability diagram without smoothing"),
+                    fig("reliability_smoothed", "Reliability diagram with smoothing"),
+                    fig(
+                        "ece_temperature",
+                        "ECE before and after temperature scaling",
+                    ),
+                    fig(
+                        "softmax_output",
+                        "Softmax output for the first test example",
+                    ),
+                    fig(
+                        "penultimate_layer",
+                        "Penultimate-layer activations of classes 0, 1, 2 projected on the plane through their class templates (Müller et al. 2019)",
+                    ),
+                    fig("training_loss", "Training loss per epoch"),
+                    fig(
+                        "validation_nll",
+                        "NLL on the temperature-fitting split per epoch",
+                    ),
+                ],
+            },
+        ],
     }
-    h.push_str("</ul>\n<h2>Smoothing factor</h2>\n<table><tr><th>α</th><th>accuracy</th><th>± std</th><th>NLL</th><th>ECE</th><th>folds</th></tr>\n");
-    for r in sweep {
-        let _ = writeln!(
-            h,
-            "<tr><td>{}</td><td>{:.4}</td><td>{:.4}</td><td>{:.4}</td><td>{:.4}</td><td>{}</td></tr>",
-            r.smoothing, r.accuracy_mean, r.accuracy_std, r.nll_mean, r.ece_mean, r.folds
-        );
-    }
-    h.push_str("</table>\n");
-    h.push_str(&img(
-        figures,
-        "accuracy_vs_smoothing",
-        "Accuracy against the smoothing factor, mean ± std over folds",
-    )?);
-    h.push_str("<h2>Regularizers</h2>\n<table><tr><th>regularizer</th><th>accuracy</th><th>± std</th><th>NLL</th><th>ECE</th></tr>\n");
-    for (n, r) in compare {
-        let _ = writeln!(
-            h,
-            "<tr><td>{n}</td><td>{:.4}</td><td>{:.4}</td><td>{:.4}</td><td>{:.4}</td></tr>",
-            r.accuracy_mean, r.accuracy_std, r.nll_mean, r.ece_mean
-        );
-    }
-    h.push_str("</table>\n");
-    h.push_str(&img(figures, "regularizers", "Regularizers compared (L2 λ = 1e-4 as Keras' kernel_regularizer, dropout 0.2, smoothing 0.1, confidence penalty β = 0.1)")?);
-    h.push_str("<h2>Calibration</h2>\n<table><tr><th>model</th><th>accuracy</th><th>NLL</th><th>ECE</th><th>MCE</th><th>Brier</th><th>T</th><th>NLL after T</th><th>ECE after T</th></tr>\n");
-    for s in study {
-        let _ = writeln!(
-            h,
-            "<tr><td>{}</td><td>{:.4}</td><td>{:.4}</td><td>{:.4}</td><td>{:.4}</td><td>{:.4}</td><td>{:.3}</td><td>{:.4}</td><td>{:.4}</td></tr>",
-            s.model,
-            s.before.accuracy,
-            s.before.nll,
-            s.before.ece,
-            s.mce_before,
-            s.before.brier,
-            s.temperature,
-            s.after.nll,
-            s.after.ece
-        );
-    }
-    h.push_str("</table>\n");
-    h.push_str(&img(
-        figures,
-        "confidence_histogram",
-        "Top-label confidence on the test split, without and with smoothing",
-    )?);
-    h.push_str(&img(
-        figures,
-        "reliability_plain",
-        "Reliability diagram without smoothing",
-    )?);
-    h.push_str(&img(
-        figures,
-        "reliability_smoothed",
-        "Reliability diagram with smoothing",
-    )?);
-    h.push_str(&img(
-        figures,
-        "ece_temperature",
-        "ECE before and after temperature scaling",
-    )?);
-    h.push_str(&img(
-        figures,
-        "softmax_output",
-        "Softmax output for the first test example",
-    )?);
-    h.push_str(&img(figures, "penultimate_layer", "Penultimate-layer activations of classes 0, 1, 2 projected on the plane through their class templates (Müller et al. 2019)")?);
-    h.push_str(&img(figures, "training_loss", "Training loss per epoch")?);
-    h.push_str(&img(
-        figures,
-        "validation_nll",
-        "NLL on the temperature-fitting split per epoch",
-    )?);
-    let _ = writeln!(
-        h,
-        "<p style=\"color:#777\">labelsmooth {}, {seconds:.1} s.</p>",
-        env!("CARGO_PKG_VERSION")
-    );
-    h.push_str("<script>window.addEventListener('load',function(){var i=Array.prototype.slice.call(document.images);document.body.setAttribute('data-figures',i.length);document.body.setAttribute('data-loaded',i.filter(function(x){return x.complete&&x.naturalWidth>0;}).length);});</script>\n</body></html>\n");
-    Ok(h)
 }

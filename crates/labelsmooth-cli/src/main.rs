@@ -6,6 +6,7 @@ mod bench;
 mod demo;
 mod experiment;
 mod plots;
+mod report;
 mod run;
 mod tools;
 

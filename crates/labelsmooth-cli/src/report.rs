@@ -1,0 +1,117 @@
+//! One self-contained HTML page: tables, sentences that read the results, and the figures
+//! embedded as data URIs, so that the page opens from disk with no network.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use base64::Engine;
+
+/// A table of already formatted cells.
+pub struct Table {
+    /// Column names.
+    pub header: Vec<String>,
+    /// Rows of cells.
+    pub rows: Vec<Vec<String>>,
+}
+
+/// A section: a heading, an optional table, and figures (`figures/<name>.png`, caption).
+pub struct Section {
+    /// Heading.
+    pub heading: String,
+    /// Table.
+    pub table: Option<Table>,
+    /// Figures by file stem, with captions.
+    pub figures: Vec<(String, String)>,
+}
+
+/// A report page.
+pub struct Page {
+    /// Title.
+    pub title: String,
+    /// What was run, in a sentence or two.
+    pub intro: String,
+    /// Sentences that read the results for the user.
+    pub reading: Vec<String>,
+    /// The sections.
+    pub sections: Vec<Section>,
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// Renders `page`, embedding the PNG figures found in `figures`.
+pub fn render(page: &Page, figures: &Path) -> Result<String> {
+    let mut h = String::new();
+    let _ = write!(
+        h,
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title><style>\
+         body{{font-family:sans-serif;max-width:1000px;margin:2em auto;color:#222}}\
+         table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #bbb;padding:4px 10px;text-align:right}}\
+         th{{background:#eee}}figure{{margin:1em 0}}img{{max-width:100%}}figcaption{{color:#555;font-size:90%}}\
+         </style></head><body>\n<h1>{}</h1>\n<p>{}</p>\n",
+        escape(&page.title),
+        escape(&page.title),
+        escape(&page.intro)
+    );
+    if !page.reading.is_empty() {
+        h.push_str("<h2>What the results say</h2>\n<ul>\n");
+        for line in &page.reading {
+            let _ = writeln!(h, "<li>{}</li>", escape(line));
+        }
+        h.push_str("</ul>\n");
+    }
+    for s in &page.sections {
+        let _ = writeln!(h, "<h2>{}</h2>", escape(&s.heading));
+        if let Some(t) = &s.table {
+            h.push_str("<table><tr>");
+            for c in &t.header {
+                let _ = write!(h, "<th>{}</th>", escape(c));
+            }
+            h.push_str("</tr>\n");
+            for r in &t.rows {
+                h.push_str("<tr>");
+                for c in r {
+                    let _ = write!(h, "<td>{}</td>", escape(c));
+                }
+                h.push_str("</tr>\n");
+            }
+            h.push_str("</table>\n");
+        }
+        for (name, caption) in &s.figures {
+            let path = figures.join(format!("{name}.png"));
+            let bytes =
+                std::fs::read(&path).with_context(|| format!("{}: cannot read", path.display()))?;
+            let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
+            let _ = writeln!(
+                h,
+                "<figure><img alt=\"{0}\" src=\"data:image/png;base64,{b64}\"><figcaption>{0}</figcaption></figure>",
+                escape(caption)
+            );
+        }
+    }
+    let _ = writeln!(
+        h,
+        "<p style=\"color:#777\">labelsmooth {}</p>",
+        env!("CARGO_PKG_VERSION")
+    );
+    // Lets a headless browser check that every figure decoded.
+    h.push_str("<script>window.addEventListener('load',function(){var i=Array.prototype.slice.call(document.images);document.body.setAttribute('data-figures',i.length);document.body.setAttribute('data-loaded',i.filter(function(x){return x.complete&&x.naturalWidth>0;}).length);});</script>\n</body></html>\n");
+    Ok(h)
+}
+
+/// Writes `bytes` to `path` through a temporary file renamed into place.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes).with_context(|| format!("{}: cannot write", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("{}: cannot write", path.display()))
+}
+
+/// Formats a float with 4 decimals.
+pub fn f4(v: f64) -> String {
+    format!("{v:.4}")
+}
