@@ -183,7 +183,7 @@ pub fn demo(args: DemoArgs) -> Result<()> {
     let calib: Vec<usize> = halves.train.iter().map(|&i| split.valid[i]).collect();
     let test: Vec<usize> = halves.valid.iter().map(|&i| split.valid[i]).collect();
     let alpha = if best.smoothing > 0.0 {
-        best.smoothing
+        best.smoothing as f32
     } else {
         0.1
     };

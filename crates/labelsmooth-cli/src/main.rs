@@ -8,6 +8,7 @@ mod experiment;
 mod plots;
 mod report;
 mod run;
+mod sweep;
 mod tools;
 
 use std::process::ExitCode;
@@ -35,8 +36,12 @@ enum Command {
     /// Cross-validated search of the smoothing factor: per factor, mean ± std over stratified
     /// folds of accuracy, NLL and ECE, and the best factor.
     ///
-    /// Example: labelsmooth sweep --data digits --model mlp --smoothing 0,0.05,0.1,0.2 --folds 5
-    Sweep(run::SweepArgs),
+    /// Example: labelsmooth sweep --data digits --model mlp --smoothing 0,0.05,0.1,0.2 --folds 5 --out runs/sweep --shard 0/4
+    Sweep(sweep::SweepArgs),
+    /// Combine the folders of a sharded sweep into one result and report.
+    ///
+    /// Example: labelsmooth merge runs/shard0 runs/shard1 --out runs/sweep
+    Merge(sweep::MergeArgs),
     /// Regularizers compared with cross-validation (the deck's slide 11): none, L2, dropout,
     /// label smoothing, confidence penalty, and combinations.
     ///
@@ -173,7 +178,8 @@ fn set_threads(threads: Option<std::num::NonZeroUsize>) -> Result<()> {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Train(args) => run::train(args)?,
-        Command::Sweep(args) => run::sweep(args)?,
+        Command::Sweep(args) => sweep::sweep(args)?,
+        Command::Merge(args) => sweep::merge(args)?,
         Command::Compare(args) => run::compare(args)?,
         Command::Demo(args) => demo::demo(args)?,
         Command::Calibrate(args) => tools::calibrate(args)?,

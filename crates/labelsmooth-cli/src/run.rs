@@ -39,16 +39,16 @@ pub struct Common {
     pub(crate) model: ModelKind,
     /// Smoothing convention: uniform (PyTorch, Keras) or exclude-true (fairseq).
     #[arg(long, default_value = "uniform", value_parser = parse_convention)]
-    convention: Convention,
+    pub(crate) convention: Convention,
     /// Epochs (default: mlp 30, cnn 8, lstm 4).
     #[arg(long)]
-    epochs: Option<usize>,
+    pub(crate) epochs: Option<usize>,
     /// Learning rate of Adam (default: 1e-3, lstm 3e-3).
     #[arg(long)]
-    learning_rate: Option<f64>,
+    pub(crate) learning_rate: Option<f64>,
     /// Batch size.
     #[arg(long, default_value_t = 64)]
-    batch_size: usize,
+    pub(crate) batch_size: usize,
     /// Dropout probability in the model.
     #[arg(long, default_value_t = 0.0)]
     pub(crate) dropout: f64,
@@ -72,10 +72,10 @@ pub struct Common {
     image_size: usize,
     /// Vocabulary size for text.
     #[arg(long, default_value_t = 10_000)]
-    vocab: usize,
+    pub(crate) vocab: usize,
     /// Tokens per text (longer texts are cut).
     #[arg(long, default_value_t = 40)]
-    max_len: usize,
+    pub(crate) max_len: usize,
     /// Print the results as one JSON object on stdout.
     #[arg(long)]
     pub(crate) json: bool,
@@ -232,24 +232,16 @@ pub fn train(args: TrainArgs) -> Result<()> {
     Ok(())
 }
 
-/// `labelsmooth sweep`.
-#[derive(Args, Debug)]
-pub struct SweepArgs {
-    #[command(flatten)]
-    common: Common,
-    /// Smoothing factors to compare.
-    #[arg(long, value_delimiter = ',', default_value = "0,0.05,0.1,0.15,0.2,0.3", value_parser = parse_alpha)]
-    smoothing: Vec<f32>,
-    /// Stratified folds.
-    #[arg(long, default_value_t = 3)]
-    folds: usize,
+/// The decimal a user wrote for an `f32` factor (0.1, not 0.10000000149011612).
+pub(crate) fn decimal(a: f32) -> f64 {
+    a.to_string().parse().unwrap_or(f64::from(a))
 }
 
 /// Per-factor summary over folds.
 #[derive(Debug, Clone, Serialize)]
 pub struct SummaryRow {
     /// Smoothing factor.
-    pub smoothing: f32,
+    pub smoothing: f64,
     /// Mean accuracy over folds.
     pub accuracy_mean: f64,
     /// Standard deviation of accuracy over folds (population, as scikit-learn's cv_results_).
@@ -310,7 +302,7 @@ impl FoldMetrics {
     pub(crate) fn summary(&self, smoothing: f32) -> SummaryRow {
         let (am, asd) = mean_std(&self.accuracy);
         SummaryRow {
-            smoothing,
+            smoothing: decimal(smoothing),
             accuracy_mean: am,
             accuracy_std: asd,
             nll_mean: mean_std(&self.nll).0,
@@ -329,51 +321,6 @@ pub(crate) fn best_of(rows: &[SummaryRow]) -> Option<SummaryRow> {
                 .then(b.nll_mean.total_cmp(&a.nll_mean))
         })
         .cloned()
-}
-
-pub fn sweep(args: SweepArgs) -> Result<()> {
-    let c = &args.common;
-    let d = load(&c.data, &c.data_options())?;
-    let folds = stratified_k_fold(&d.labels, args.folds, c.seed)?;
-    let mut summary = Vec::new();
-    for &alpha in &args.smoothing {
-        let m = cross_validate(
-            &d,
-            &folds,
-            &c.trial(alpha),
-            &format!("smoothing {alpha}"),
-            !c.json,
-        )?;
-        summary.push(m.summary(alpha));
-    }
-    let best = best_of(&summary);
-    if c.json {
-        println!(
-            "{}",
-            serde_json::json!({ "summary": summary, "best": best })
-        );
-    } else {
-        println!(
-            "{} / {:?}, {}-fold stratified cross-validation",
-            c.data,
-            c.model,
-            folds.len()
-        );
-        println!(
-            "{:>9} {:>15} {:>8} {:>8}",
-            "smoothing", "accuracy", "NLL", "ECE"
-        );
-        for r in &summary {
-            println!(
-                "{:>9} {:>8.4} ± {:.4} {:>8.4} {:>8.4}",
-                r.smoothing, r.accuracy_mean, r.accuracy_std, r.nll_mean, r.ece_mean
-            );
-        }
-        if let Some(b) = best {
-            println!("best by accuracy: smoothing {}", b.smoothing);
-        }
-    }
-    Ok(())
 }
 
 /// `labelsmooth compare`.

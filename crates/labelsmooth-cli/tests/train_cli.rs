@@ -376,3 +376,157 @@ fn calibrate_reads_npy_files() {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+#[test]
+fn sharded_sweeps_merge_into_the_same_result_and_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = format!("csv:{}", table(dir.path()));
+    let path = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
+    let sweep = |out: &str, extra: &[&str]| {
+        let mut args = vec![
+            "sweep",
+            "--data",
+            &data,
+            "--model",
+            "mlp",
+            "--epochs",
+            "3",
+            "--smoothing",
+            "0,0.1,0.2",
+            "--folds",
+            "2",
+            "--out",
+            out,
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        labelsmooth(&args)
+    };
+    let full = sweep(&path("full"), &[]);
+    assert!(
+        full.status.success(),
+        "{}",
+        String::from_utf8_lossy(&full.stderr)
+    );
+    let full: serde_json::Value = serde_json::from_slice(&full.stdout).unwrap();
+    assert_eq!(full["summary"].as_array().unwrap().len(), 3);
+    assert_eq!(full["summary"][1]["smoothing"], 0.1);
+    assert!(dir.path().join("full/report.html").is_file());
+    assert!(
+        dir.path()
+            .join("full/figures/accuracy_vs_smoothing.svg")
+            .is_file()
+    );
+    // Three shards of six trials, then a merge: the same summary as the whole sweep.
+    for i in 0..3 {
+        let o = sweep(&path(&format!("s{i}")), &["--shard", &format!("{i}/3")]);
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(v["complete"], false);
+        assert_eq!(v["done"], 2);
+    }
+    let o = labelsmooth(&[
+        "merge",
+        &path("s0"),
+        &path("s1"),
+        "--out",
+        &path("merged"),
+        "--json",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "a missing shard is an error");
+    assert!(err.contains("4 of 6 trials found; missing:"), "{err}");
+    let o = labelsmooth(&[
+        "merge",
+        &path("s0"),
+        &path("s1"),
+        &path("s2"),
+        "--out",
+        &path("merged"),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let merged: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(merged["summary"], full["summary"]);
+    assert_eq!(merged["best"], full["best"]);
+    // Re-running a finished sweep trains nothing and gives the same result.
+    let started = std::time::Instant::now();
+    let again: serde_json::Value =
+        serde_json::from_slice(&sweep(&path("full"), &[]).stdout).unwrap();
+    assert_eq!(again["summary"], full["summary"]);
+    assert!(started.elapsed().as_secs_f64() < 5.0);
+    // A different sweep into the same folder is refused.
+    let o = labelsmooth(&[
+        "sweep",
+        "--data",
+        &data,
+        "--model",
+        "mlp",
+        "--epochs",
+        "4",
+        "--smoothing",
+        "0,0.1,0.2",
+        "--folds",
+        "2",
+        "--out",
+        &path("full"),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("holds a different sweep"));
+    assert_eq!(
+        labelsmooth(&[
+            "sweep",
+            "--data",
+            &data,
+            "--model",
+            "mlp",
+            "--out",
+            &path("x"),
+            "--shard",
+            "3/3"
+        ])
+        .status
+        .code(),
+        Some(2)
+    );
+}
+
+#[test]
+fn compare_reports_each_regularizer() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = format!("csv:{}", table(dir.path()));
+    let o = labelsmooth(&[
+        "compare",
+        "--data",
+        &data,
+        "--model",
+        "mlp",
+        "--epochs",
+        "3",
+        "--folds",
+        "2",
+        "--regularizers",
+        "none,l2,smoothing+dropout",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let names: Vec<&str> = v["summary"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["regularizer"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["none", "l2", "smoothing+dropout"]);
+    assert!(v["best"]["accuracy_mean"].is_number());
+    let o = labelsmooth(&[
+        "compare",
+        "--data",
+        &data,
+        "--model",
+        "mlp",
+        "--regularizers",
+        "none,magic",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("unknown regularizer `magic`"));
+}
