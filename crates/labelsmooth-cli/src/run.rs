@@ -206,6 +206,7 @@ pub fn train(args: TrainArgs) -> Result<()> {
         )
         .with_context(|| format!("{}: cannot write predictions", out.display()))?;
         save_checkpoint(&r.trained.model, &out.join("model.bpk"))?;
+        train_report(out, &c.data, args.smoothing, &labels, &r, d.n_classes())?;
     }
     if c.json {
         let v = serde_json::json!({
@@ -439,4 +440,126 @@ pub(crate) fn compare_row(name: &str, r: &SummaryRow) -> serde_json::Value {
         "regularizer": name, "accuracy_mean": r.accuracy_mean, "accuracy_std": r.accuracy_std,
         "nll_mean": r.nll_mean, "ece_mean": r.ece_mean, "folds": r.folds,
     })
+}
+
+/// Figures and report of one training run.
+fn train_report(
+    out: &Path,
+    data: &str,
+    smoothing: f32,
+    labels: &[usize],
+    r: &crate::experiment::TrialResult,
+    k: usize,
+) -> Result<()> {
+    use crate::plots;
+    use crate::report::{Page, Section, Table, f4, render, write_atomic};
+    use labelsmooth::calibration::{Binning, reliability_bins};
+    let figures = out.join("figures");
+    std::fs::create_dir_all(&figures)
+        .with_context(|| format!("{}: cannot create", figures.display()))?;
+    let h = &r.trained.history;
+    plots::curves(
+        &figures,
+        "training_loss",
+        "Training loss per epoch",
+        "mean training loss",
+        &[("training".into(), h.iter().map(|e| e.train_loss).collect())],
+    )?;
+    plots::curves(
+        &figures,
+        "validation",
+        "Held-out accuracy and NLL per epoch",
+        "value",
+        &[
+            (
+                "accuracy".into(),
+                h.iter()
+                    .filter_map(|e| e.valid.as_ref().map(|v| v.accuracy))
+                    .collect(),
+            ),
+            (
+                "NLL".into(),
+                h.iter()
+                    .filter_map(|e| e.valid.as_ref().map(|v| v.nll))
+                    .collect(),
+            ),
+        ],
+    )?;
+    let bins: Vec<plots::Bin> = reliability_bins(&r.probs, labels, k, 15, Binning::Uniform)?
+        .into_iter()
+        .map(|b| plots::Bin {
+            lower: b.lower,
+            upper: b.upper,
+            count: b.count,
+            confidence: b.mean_confidence,
+            accuracy: b.accuracy,
+        })
+        .collect();
+    plots::reliability_diagram(
+        &figures,
+        "reliability",
+        &format!("Reliability, smoothing {smoothing}"),
+        &bins,
+        r.eval.ece,
+    )?;
+    let conf: Vec<f32> = r
+        .probs
+        .chunks(k)
+        .map(|p| p.iter().cloned().fold(0.0, f32::max))
+        .collect();
+    plots::confidence_histogram(
+        &figures,
+        "confidence_histogram",
+        &[(format!("smoothing {smoothing}"), conf)],
+    )?;
+    let e = &r.eval;
+    let page = Page {
+        title: format!("Training run: {data}"),
+        intro: format!(
+            "Smoothing {smoothing}; {} epochs; metrics on the stratified held-out split ({} samples).",
+            h.len(),
+            labels.len()
+        ),
+        reading: vec![format!(
+            "Held-out accuracy {:.2}%, NLL {:.3}, ECE {:.3}, Brier {:.3}.",
+            100.0 * e.accuracy,
+            e.nll,
+            e.ece,
+            e.brier
+        )],
+        sections: vec![Section {
+            heading: "Held-out metrics".into(),
+            table: Some(Table {
+                header: ["accuracy", "NLL", "ECE", "Brier", "seconds"]
+                    .map(String::from)
+                    .to_vec(),
+                rows: vec![vec![
+                    f4(e.accuracy),
+                    f4(e.nll),
+                    f4(e.ece),
+                    f4(e.brier),
+                    format!("{:.1}", r.seconds),
+                ]],
+            }),
+            figures: vec![
+                ("training_loss".into(), "Training loss per epoch".into()),
+                (
+                    "validation".into(),
+                    "Held-out accuracy and NLL per epoch".into(),
+                ),
+                (
+                    "reliability".into(),
+                    "Reliability diagram on the held-out split".into(),
+                ),
+                (
+                    "confidence_histogram".into(),
+                    "Top-label confidence on the held-out split".into(),
+                ),
+            ],
+        }],
+    };
+    write_atomic(
+        &out.join("report.html"),
+        render(&page, &figures)?.as_bytes(),
+    )
 }

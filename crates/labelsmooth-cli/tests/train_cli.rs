@@ -61,6 +61,19 @@ fn train_on_a_user_csv_writes_its_outputs() {
     assert!(preds.starts_with("id,true_class,predicted_class,p_left,p_right\n"));
     assert_eq!(preds.lines().count(), 1 + 12);
     assert!(out.join("model.bpk").is_file());
+    let report = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert_eq!(report.matches("<img ").count(), 4);
+    for f in [
+        "training_loss",
+        "validation",
+        "reliability",
+        "confidence_histogram",
+    ] {
+        assert!(
+            out.join("figures").join(format!("{f}.svg")).is_file(),
+            "{f}"
+        );
+    }
 }
 
 #[test]
@@ -529,4 +542,84 @@ fn compare_reports_each_regularizer() {
     ]);
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("unknown regularizer `magic`"));
+}
+
+#[test]
+fn train_on_an_image_folder_and_a_text_file() {
+    let dir = tempfile::tempdir().unwrap();
+    // Two classes of 8 × 8 PNG images: a bright square on the left or on the right.
+    for (class, left) in [("left", true), ("right", false)] {
+        let folder = dir.path().join("images").join(class);
+        std::fs::create_dir_all(&folder).unwrap();
+        for i in 0..12u32 {
+            let img = image::GrayImage::from_fn(8, 8, |x, _| {
+                let lit = if left { x < 4 } else { x >= 4 };
+                image::Luma([if lit {
+                    200 + (i as u8) * 3
+                } else {
+                    10 + (i as u8)
+                }])
+            });
+            img.save(folder.join(format!("{i}.png"))).unwrap();
+        }
+    }
+    let images = format!("images:{}", dir.path().join("images").display());
+    for model in ["cnn", "mlp"] {
+        let o = labelsmooth(&[
+            "train",
+            "--data",
+            &images,
+            "--image-size",
+            "8",
+            "--model",
+            model,
+            "--epochs",
+            "15",
+            "--learning-rate",
+            "0.01",
+            "--json",
+        ]);
+        assert!(
+            o.status.success(),
+            "{model}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert!(v["accuracy"].as_f64().unwrap() >= 0.8, "{model}: {v}");
+    }
+    // A text table: the word decides the class.
+    let mut text = String::from("review\tlabel\n");
+    for i in 0..80 {
+        let (w, l) = if i % 2 == 0 {
+            ("wonderful", "pos")
+        } else {
+            ("dreadful", "neg")
+        };
+        text.push_str(&format!("a {w} film number {i}\t{l}\n"));
+    }
+    let p = dir.path().join("reviews.tsv");
+    std::fs::write(&p, text).unwrap();
+    let data = format!("text:{}", p.display());
+    let o = labelsmooth(&[
+        "train",
+        "--data",
+        &data,
+        "--model",
+        "lstm",
+        "--epochs",
+        "10",
+        "--label-column",
+        "label",
+        "--text-column",
+        "review",
+        "--max-len",
+        "6",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v["accuracy"].as_f64().unwrap() >= 0.9, "{v}");
+    let o = labelsmooth(&["train", "--data", &data, "--model", "mlp"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("text data needs --model lstm"));
 }
