@@ -352,6 +352,9 @@ pub struct CompareArgs {
     /// β of the confidence penalty.
     #[arg(long, default_value_t = 0.1)]
     beta: f32,
+    /// Folder for results.json, compare.csv, figures/ and report.html.
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 /// The trial of a regularizer combination such as `smoothing+dropout`.
@@ -392,6 +395,9 @@ pub fn compare(args: CompareArgs) -> Result<()> {
             ))
         })
         .collect::<Result<_>>()?;
+    if let Some(out) = &args.out {
+        writable_dir(out)?;
+    }
     let d = load(&c.data, &c.data_options())?;
     let folds = stratified_k_fold(&d.labels, args.folds, c.seed)?;
     let mut rows = Vec::new();
@@ -408,6 +414,9 @@ pub fn compare(args: CompareArgs) -> Result<()> {
                 .then(b.1.nll_mean.total_cmp(&a.1.nll_mean))
         })
         .map(|(n, r)| compare_row(n, r));
+    if let Some(out) = &args.out {
+        compare_outputs(out, c, &rows, &summary, &best)?;
+    }
     if c.json {
         println!(
             "{}",
@@ -556,6 +565,93 @@ fn train_report(
                     "Top-label confidence on the held-out split".into(),
                 ),
             ],
+        }],
+    };
+    write_atomic(
+        &out.join("report.html"),
+        render(&page, &figures)?.as_bytes(),
+    )
+}
+
+/// results.json, compare.csv, the figure and the report of `compare --out`.
+fn compare_outputs(
+    out: &Path,
+    c: &Common,
+    rows: &[(String, SummaryRow)],
+    summary: &[serde_json::Value],
+    best: &Option<serde_json::Value>,
+) -> Result<()> {
+    use crate::plots;
+    use crate::report::{Page, Section, Table, f4, render, write_atomic};
+    let figures = out.join("figures");
+    std::fs::create_dir_all(&figures)
+        .with_context(|| format!("{}: cannot create", figures.display()))?;
+    let points: Vec<(String, f64, f64)> = rows
+        .iter()
+        .map(|(n, r)| (n.clone(), r.accuracy_mean, r.accuracy_std))
+        .collect();
+    plots::error_bars(
+        &figures,
+        "regularizers",
+        (
+            "Regularizers (cross-validated, mean ± std)",
+            "regularizer",
+            "accuracy",
+        ),
+        &points,
+    )?;
+    let mut csv = String::from("regularizer,accuracy_mean,accuracy_std,nll_mean,ece_mean,folds\n");
+    for (n, r) in rows {
+        csv.push_str(&format!(
+            "{n},{},{},{},{},{}\n",
+            r.accuracy_mean, r.accuracy_std, r.nll_mean, r.ece_mean, r.folds
+        ));
+    }
+    write_atomic(&out.join("compare.csv"), csv.as_bytes())?;
+    write_json(
+        &out.join("results.json"),
+        &serde_json::json!({"data": c.data, "model": c.model, "seed": c.seed, "version": env!("CARGO_PKG_VERSION"), "summary": summary, "best": best}),
+    )?;
+    let page = Page {
+        title: format!("Regularizers: {}", c.data),
+        intro: format!(
+            "Stratified cross-validation, {} folds, seed {}.",
+            rows.first().map_or(0, |r| r.1.folds),
+            c.seed
+        ),
+        reading: best
+            .iter()
+            .map(|b| {
+                format!(
+                    "Highest accuracy: {} ({:.2}%).",
+                    b["regularizer"].as_str().unwrap_or(""),
+                    100.0 * b["accuracy_mean"].as_f64().unwrap_or(0.0)
+                )
+            })
+            .collect(),
+        sections: vec![Section {
+            heading: "Regularizers".into(),
+            table: Some(Table {
+                header: ["regularizer", "accuracy", "± std", "NLL", "ECE"]
+                    .map(String::from)
+                    .to_vec(),
+                rows: rows
+                    .iter()
+                    .map(|(n, r)| {
+                        vec![
+                            n.clone(),
+                            f4(r.accuracy_mean),
+                            f4(r.accuracy_std),
+                            f4(r.nll_mean),
+                            f4(r.ece_mean),
+                        ]
+                    })
+                    .collect(),
+            }),
+            figures: vec![(
+                "regularizers".into(),
+                "Accuracy per regularizer, mean ± std over folds".into(),
+            )],
         }],
     };
     write_atomic(

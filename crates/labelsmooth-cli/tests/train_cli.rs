@@ -519,6 +519,8 @@ fn compare_reports_each_regularizer() {
         "2",
         "--regularizers",
         "none,l2,smoothing+dropout",
+        "--out",
+        dir.path().join("cmp").to_str().unwrap(),
         "--json",
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -531,6 +533,14 @@ fn compare_reports_each_regularizer() {
         .collect();
     assert_eq!(names, ["none", "l2", "smoothing+dropout"]);
     assert!(v["best"]["accuracy_mean"].is_number());
+    for f in [
+        "results.json",
+        "compare.csv",
+        "report.html",
+        "figures/regularizers.png",
+    ] {
+        assert!(dir.path().join("cmp").join(f).is_file(), "{f}");
+    }
     let o = labelsmooth(&[
         "compare",
         "--data",
