@@ -16,9 +16,10 @@ use serde::Serialize;
 
 use crate::experiment::{ModelKind, TrialSpec, prepare};
 use crate::plots;
-use crate::report::{Page, Section, Table, f4, render, write_atomic};
+use crate::report::{Page, Section, Table, f4, render, summary_csv, summary_table, write_atomic};
 use crate::run::{
-    SummaryRow, best_of, compare_row, cross_validate, mean_std, writable_dir, write_json,
+    SummaryRow, apply_regularizers, best_of, compare_row, cross_validate, mean_std, writable_dir,
+    write_json,
 };
 
 /// `labelsmooth demo`.
@@ -71,16 +72,9 @@ fn base_spec(seed: u64) -> TrialSpec {
     }
 }
 
-fn regularized(name: &str, seed: u64) -> TrialSpec {
-    let mut s = base_spec(seed);
-    match name {
-        "l2" => s.train.l2 = Some(labelsmooth_burn::train::L2::Penalty(1e-4)),
-        "dropout" => s.dropout = 0.2,
-        "smoothing" => s.train.smoothing = 0.1,
-        "confidence-penalty" => s.train.confidence_penalty = Some(0.1),
-        _ => {}
-    }
-    s
+/// A demo trial with one regularizer at the settings the report states.
+fn regularized(name: &str, seed: u64) -> Result<TrialSpec> {
+    apply_regularizers(base_spec(seed), name, 1e-4, 0.2, 0.1, 0.1)
 }
 
 /// Coordinates of `features` `[n, d]` on the plane through the templates of classes `c`
@@ -166,7 +160,7 @@ pub fn demo(args: DemoArgs) -> Result<()> {
     let mut compare = Vec::new();
     let mut compare_folds = Vec::new();
     for name in REGULARIZERS {
-        let spec = regularized(name, args.seed);
+        let spec = regularized(name, args.seed)?;
         let m = cross_validate(&d, &folds, &spec, name, false)?;
         say(format!(
             "compare: {name}: accuracy {:.4}",
@@ -376,24 +370,12 @@ pub fn demo(args: DemoArgs) -> Result<()> {
     )?;
 
     // 5. Tables, results, report.
-    let mut sweep_csv =
-        String::from("smoothing,accuracy_mean,accuracy_std,nll_mean,ece_mean,folds\n");
-    for r in &sweep {
-        let _ = writeln!(
-            sweep_csv,
-            "{},{},{},{},{},{}",
-            r.smoothing, r.accuracy_mean, r.accuracy_std, r.nll_mean, r.ece_mean, r.folds
-        );
-    }
-    let mut compare_csv =
-        String::from("regularizer,accuracy_mean,accuracy_std,nll_mean,ece_mean,folds\n");
-    for (n, r) in &compare {
-        let _ = writeln!(
-            compare_csv,
-            "{n},{},{},{},{},{}",
-            r.accuracy_mean, r.accuracy_std, r.nll_mean, r.ece_mean, r.folds
-        );
-    }
+    let sweep_keyed: Vec<(String, &SummaryRow)> =
+        sweep.iter().map(|r| (r.smoothing.to_string(), r)).collect();
+    let compare_keyed: Vec<(String, &SummaryRow)> =
+        compare.iter().map(|(n, r)| (n.clone(), r)).collect();
+    let sweep_csv = summary_csv("smoothing", &sweep_keyed);
+    let compare_csv = summary_csv("regularizer", &compare_keyed);
     let mut calib_csv = String::from(
         "model,smoothing,temperature,accuracy,nll_before,nll_after,ece_before,ece_after,mce_before,mce_after,brier_before,brier_after\n",
     );
@@ -537,24 +519,14 @@ fn page(
         sections: vec![
             Section {
                 heading: "Smoothing factor".into(),
-                table: Some(Table {
-                    header: ["α", "accuracy", "± std", "NLL", "ECE", "folds"]
-                        .map(String::from)
-                        .to_vec(),
-                    rows: sweep
+                table: Some(summary_table(
+                    "α",
+                    &sweep
                         .iter()
-                        .map(|r| {
-                            vec![
-                                r.smoothing.to_string(),
-                                f4(r.accuracy_mean),
-                                f4(r.accuracy_std),
-                                f4(r.nll_mean),
-                                f4(r.ece_mean),
-                                r.folds.to_string(),
-                            ]
-                        })
-                        .collect(),
-                }),
+                        .map(|r| (r.smoothing.to_string(), r))
+                        .collect::<Vec<_>>(),
+                    true,
+                )),
                 figures: vec![fig(
                     "accuracy_vs_smoothing",
                     "Accuracy against the smoothing factor, mean ± std over folds",
@@ -562,23 +534,14 @@ fn page(
             },
             Section {
                 heading: "Regularizers".into(),
-                table: Some(Table {
-                    header: ["regularizer", "accuracy", "± std", "NLL", "ECE"]
-                        .map(String::from)
-                        .to_vec(),
-                    rows: compare
+                table: Some(summary_table(
+                    "regularizer",
+                    &compare
                         .iter()
-                        .map(|(n, r)| {
-                            vec![
-                                n.clone(),
-                                f4(r.accuracy_mean),
-                                f4(r.accuracy_std),
-                                f4(r.nll_mean),
-                                f4(r.ece_mean),
-                            ]
-                        })
-                        .collect(),
-                }),
+                        .map(|(n, r)| (n.clone(), r))
+                        .collect::<Vec<_>>(),
+                    false,
+                )),
                 figures: vec![fig(
                     "regularizers",
                     "Regularizers compared (L2 λ = 1e-4 as Keras' kernel_regularizer, dropout 0.2, smoothing 0.1, confidence penalty β = 0.1)",

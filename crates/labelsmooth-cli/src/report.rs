@@ -115,3 +115,46 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 pub fn f4(v: f64) -> String {
     format!("{v:.4}")
 }
+
+/// Cross-validated summary rows `(key, row)` as a table whose first column is named `key`;
+/// with `folds`, a last column holds the number of folds.
+pub fn summary_table(key: &str, rows: &[(String, &crate::run::SummaryRow)], folds: bool) -> Table {
+    let mut header: Vec<String> = [key, "accuracy", "± std", "NLL", "ECE"]
+        .map(String::from)
+        .to_vec();
+    if folds {
+        header.push("folds".into());
+    }
+    Table {
+        header,
+        rows: rows
+            .iter()
+            .map(|(k, r)| {
+                let mut cells = vec![
+                    k.clone(),
+                    f4(r.accuracy_mean),
+                    f4(r.accuracy_std),
+                    f4(r.nll_mean),
+                    f4(r.ece_mean),
+                ];
+                if folds {
+                    cells.push(r.folds.to_string());
+                }
+                cells
+            })
+            .collect(),
+    }
+}
+
+/// The same rows as CSV: `key,accuracy_mean,accuracy_std,nll_mean,ece_mean,folds`.
+pub fn summary_csv(key: &str, rows: &[(String, &crate::run::SummaryRow)]) -> String {
+    let mut csv = format!("{key},accuracy_mean,accuracy_std,nll_mean,ece_mean,folds\n");
+    for (k, r) in rows {
+        let _ = writeln!(
+            csv,
+            "{k},{},{},{},{},{}",
+            r.accuracy_mean, r.accuracy_std, r.nll_mean, r.ece_mean, r.folds
+        );
+    }
+    csv
+}

@@ -358,15 +358,16 @@ pub struct CompareArgs {
 }
 
 /// The trial of a regularizer combination such as `smoothing+dropout`.
-pub(crate) fn regularized(
-    c: &Common,
+/// `spec` with the regularizers of `name` switched on: `none`, `l2`, `weight-decay`, `dropout`,
+/// `smoothing`, `confidence-penalty`, or a `+`-joined combination.
+pub(crate) fn apply_regularizers(
+    mut spec: TrialSpec,
     name: &str,
     l2: f32,
     dropout_rate: f64,
     alpha: f32,
     beta: f32,
 ) -> Result<TrialSpec> {
-    let mut spec = c.trial(0.0);
     for part in name.split('+') {
         match part.trim() {
             "none" => {}
@@ -391,7 +392,14 @@ pub fn compare(args: CompareArgs) -> Result<()> {
         .map(|r| {
             Ok((
                 r.clone(),
-                regularized(c, r, args.l2, args.dropout_rate, args.alpha, args.beta)?,
+                apply_regularizers(
+                    c.trial(0.0),
+                    r,
+                    args.l2,
+                    args.dropout_rate,
+                    args.alpha,
+                    args.beta,
+                )?,
             ))
         })
         .collect::<Result<_>>()?;
@@ -582,7 +590,7 @@ fn compare_outputs(
     best: &Option<serde_json::Value>,
 ) -> Result<()> {
     use crate::plots;
-    use crate::report::{Page, Section, Table, f4, render, write_atomic};
+    use crate::report::{Page, Section, render, summary_csv, summary_table, write_atomic};
     let figures = out.join("figures");
     std::fs::create_dir_all(&figures)
         .with_context(|| format!("{}: cannot create", figures.display()))?;
@@ -600,13 +608,8 @@ fn compare_outputs(
         ),
         &points,
     )?;
-    let mut csv = String::from("regularizer,accuracy_mean,accuracy_std,nll_mean,ece_mean,folds\n");
-    for (n, r) in rows {
-        csv.push_str(&format!(
-            "{n},{},{},{},{},{}\n",
-            r.accuracy_mean, r.accuracy_std, r.nll_mean, r.ece_mean, r.folds
-        ));
-    }
+    let keyed: Vec<(String, &SummaryRow)> = rows.iter().map(|(n, r)| (n.clone(), r)).collect();
+    let csv = summary_csv("regularizer", &keyed);
     write_atomic(&out.join("compare.csv"), csv.as_bytes())?;
     write_json(
         &out.join("results.json"),
@@ -631,23 +634,7 @@ fn compare_outputs(
             .collect(),
         sections: vec![Section {
             heading: "Regularizers".into(),
-            table: Some(Table {
-                header: ["regularizer", "accuracy", "± std", "NLL", "ECE"]
-                    .map(String::from)
-                    .to_vec(),
-                rows: rows
-                    .iter()
-                    .map(|(n, r)| {
-                        vec![
-                            n.clone(),
-                            f4(r.accuracy_mean),
-                            f4(r.accuracy_std),
-                            f4(r.nll_mean),
-                            f4(r.ece_mean),
-                        ]
-                    })
-                    .collect(),
-            }),
+            table: Some(summary_table("regularizer", &keyed, false)),
             figures: vec![(
                 "regularizers".into(),
                 "Accuracy per regularizer, mean ± std over folds".into(),

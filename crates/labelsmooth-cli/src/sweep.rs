@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::experiment::{load, run_trial};
 use crate::plots;
-use crate::report::{Page, Section, Table, f4, render, write_atomic};
+use crate::report::{Page, Section, render, summary_csv, summary_table, write_atomic};
 use crate::run::{
     Common, SummaryRow, best_of, decimal, mean_std, parse_alpha, writable_dir, write_json,
 };
@@ -345,13 +345,11 @@ fn finish(
         ),
         &points,
     )?;
-    let mut csv = String::from("smoothing,accuracy_mean,accuracy_std,nll_mean,ece_mean,folds\n");
-    for r in &summary {
-        csv.push_str(&format!(
-            "{},{},{},{},{},{}\n",
-            r.smoothing, r.accuracy_mean, r.accuracy_std, r.nll_mean, r.ece_mean, r.folds
-        ));
-    }
+    let keyed: Vec<(String, &SummaryRow)> = summary
+        .iter()
+        .map(|r| (r.smoothing.to_string(), r))
+        .collect();
+    let csv = summary_csv("smoothing", &keyed);
     write_atomic(&out.join("sweep.csv"), csv.as_bytes())?;
     let trials: Vec<&TrialRecord> = records.values().collect();
     write_json(
@@ -387,24 +385,7 @@ fn finish(
         reading,
         sections: vec![Section {
             heading: "Smoothing factor".into(),
-            table: Some(Table {
-                header: ["α", "accuracy", "± std", "NLL", "ECE", "folds"]
-                    .map(String::from)
-                    .to_vec(),
-                rows: summary
-                    .iter()
-                    .map(|r| {
-                        vec![
-                            r.smoothing.to_string(),
-                            f4(r.accuracy_mean),
-                            f4(r.accuracy_std),
-                            f4(r.nll_mean),
-                            f4(r.ece_mean),
-                            r.folds.to_string(),
-                        ]
-                    })
-                    .collect(),
-            }),
+            table: Some(summary_table("α", &keyed, true)),
             figures: vec![(
                 "accuracy_vs_smoothing".into(),
                 "Accuracy against the smoothing factor, mean ± std over folds".into(),
