@@ -104,53 +104,24 @@ pub fn softmax_bars(
     class_names: &[String],
     series: &[(String, Vec<f32>)],
 ) -> Result<()> {
-    both!(dir, name, (900, 400), |root| {
-        let k = class_names.len();
-        let mut chart = ChartBuilder::on(&root)
-            .caption("Softmax output for one test example", ("sans-serif", 20))
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(50)
-            .build_cartesian_2d(0.0..k as f64, 0.0..1.05)
-            .map_err(err)?;
-        chart
-            .configure_mesh()
-            .x_desc("class")
-            .y_desc("probability")
-            .x_labels(k + 1)
-            .x_label_formatter(&|x| {
-                let i = x.floor() as usize;
-                if (x - x.floor() - 0.0).abs() < 1e-9 && i < k {
-                    class_names[i].clone()
-                } else {
-                    String::new()
-                }
-            })
-            .label_style(("sans-serif", 12))
-            .draw()
-            .map_err(err)?;
-        let w = 0.8 / series.len().max(1) as f64;
-        for (s, (label, probs)) in series.iter().enumerate() {
-            let color = series_color(s);
-            chart
-                .draw_series(probs.iter().enumerate().map(|(j, &p)| {
-                    let x0 = j as f64 + 0.1 + s as f64 * w;
-                    Rectangle::new([(x0, 0.0), (x0 + w, f64::from(p))], color.filled())
-                }))
-                .map_err(err)?
-                .label(label.clone())
-                .legend(move |(x, y)| {
-                    Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled())
-                });
-        }
-        chart
-            .configure_series_labels()
-            .border_style(BLACK)
-            .background_style(WHITE.mix(0.9))
-            .label_font(("sans-serif", 14))
-            .draw()
-            .map_err(err)?;
-    })
+    let series: Vec<(String, Vec<f64>)> = series
+        .iter()
+        .map(|(l, p)| (l.clone(), p.iter().map(|&v| f64::from(v)).collect()))
+        .collect();
+    bars(
+        dir,
+        name,
+        &Bars {
+            size: (900, 400),
+            title: "Softmax output for one test example",
+            x_desc: "class",
+            y_desc: "probability",
+            y_label_area: 50,
+            top: Some(1.05),
+        },
+        class_names,
+        &series,
+    )
 }
 
 /// One bin of a reliability diagram.
@@ -455,25 +426,58 @@ pub fn grouped_bars(
     groups: &[String],
     series: &[(String, Vec<f64>)],
 ) -> Result<()> {
-    both!(dir, name, (800, 420), |root| {
-        let top = series
-            .iter()
-            .flat_map(|s| s.1.iter())
-            .cloned()
-            .fold(0.0, f64::max)
-            * 1.2
-            + 1e-3;
+    let layout = Bars {
+        size: (800, 420),
+        title,
+        x_desc: "",
+        y_desc,
+        y_label_area: 60,
+        top: None,
+    };
+    bars(dir, name, &layout, groups, series)
+}
+
+/// Size, texts and y range of a grouped bar chart.
+struct Bars<'a> {
+    size: (u32, u32),
+    title: &'a str,
+    x_desc: &'a str,
+    y_desc: &'a str,
+    y_label_area: u32,
+    /// Top of the y axis; `None`: 1.2 × the largest value.
+    top: Option<f64>,
+}
+
+/// One bar per group and series, the series side by side within each group, with a legend.
+fn bars(
+    dir: &Path,
+    name: &str,
+    layout: &Bars,
+    groups: &[String],
+    series: &[(String, Vec<f64>)],
+) -> Result<()> {
+    both!(dir, name, (layout.size.0, layout.size.1), |root| {
+        let top = layout.top.unwrap_or_else(|| {
+            series
+                .iter()
+                .flat_map(|s| s.1.iter())
+                .cloned()
+                .fold(0.0, f64::max)
+                * 1.2
+                + 1e-3
+        });
         let n = groups.len();
         let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 20))
+            .caption(layout.title, ("sans-serif", 20))
             .margin(12)
             .x_label_area_size(40)
-            .y_label_area_size(60)
+            .y_label_area_size(layout.y_label_area)
             .build_cartesian_2d(0.0..n as f64, 0.0..top)
             .map_err(err)?;
         chart
             .configure_mesh()
-            .y_desc(y_desc)
+            .x_desc(layout.x_desc)
+            .y_desc(layout.y_desc)
             .x_labels(n + 1)
             .x_label_formatter(&|x| {
                 let i = x.floor() as usize;
