@@ -5,6 +5,7 @@
 
 #![warn(missing_docs)]
 
+pub mod fused;
 pub mod loss;
 pub mod models;
 pub mod train;

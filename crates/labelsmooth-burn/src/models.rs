@@ -329,9 +329,10 @@ impl FastLstmConfig {
     }
 }
 
-/// An LSTM layer that runs the input projection of every step as one matrix product and one
-/// hidden product per step; the four gates share one sigmoid, the candidate gate being
-/// parametrized as tanh(z) = 2·σ(2z) − 1 (its weights learn 2z directly).
+/// An LSTM layer (i, f, o = σ, candidate g = tanh, c = f·c + i·g, h = o·tanh(c), from zero
+/// state). On the CPU backend it runs as one fused operation, forward and backward through
+/// time written by hand ([`crate::fused::lstm`]); elsewhere with one input product for all
+/// steps and one hidden product per step in Burn's tensor API.
 ///
 /// Gates are ordered input, forget, candidate, output in the weight columns.
 #[derive(Module, Debug)]
@@ -345,6 +346,20 @@ pub struct FastLstm {
 impl FastLstm {
     /// The last hidden state `[batch, hidden]` of sequences `[batch, steps, input]`.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<2> {
+        if crate::fused::fusable(&x) {
+            return crate::fused::lstm_last_hidden(
+                x,
+                self.input_weight.val(),
+                self.hidden_weight.val(),
+                self.bias.val(),
+            );
+        }
+        self.forward_tensor_ops(x)
+    }
+
+    /// [`FastLstm::forward`] written with Burn's tensor operations only (what runs off the CPU
+    /// backend; the reference the fused operation is tested against).
+    pub fn forward_tensor_ops(&self, x: Tensor<3>) -> Tensor<2> {
         let [b, t, d] = x.dims();
         let h = self.hidden;
         let device = x.device();
@@ -357,14 +372,10 @@ impl FastLstm {
         for step in 0..t {
             let gates = projected.clone().narrow(1, step, 1).reshape([b, 4 * h])
                 + state_h.matmul(w_hh.clone());
+            let g = gates.clone().narrow(1, 2 * h, h).tanh();
             let s = sigmoid(gates);
             let i = s.clone().narrow(1, 0, h);
             let f = s.clone().narrow(1, h, h);
-            let g = s
-                .clone()
-                .narrow(1, 2 * h, h)
-                .mul_scalar(2.0)
-                .sub_scalar(1.0);
             let o = s.narrow(1, 3 * h, h);
             state_c = f * state_c + i * g;
             state_h = o * state_c.clone().tanh();

@@ -27,6 +27,7 @@
 #![warn(missing_docs)]
 
 pub mod calibration;
+pub mod dense;
 pub mod error;
 mod kernel;
 pub mod loss;

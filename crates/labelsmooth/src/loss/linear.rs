@@ -2,6 +2,7 @@
 
 use super::{CrossEntropy, LossValue, Reduction};
 use crate::error::{Error, Result, check_len, rows_of};
+use crate::dense::{self, Mat, Strides};
 
 /// Gradients of [`LinearCrossEntropy`] with respect to its inputs.
 #[derive(Debug, Clone, PartialEq)]
@@ -224,8 +225,8 @@ impl LinearCrossEntropy {
     }
 }
 
-/// c = (c if `accumulate`) + alpha·a·b for row/column strides `(row, col)` of each matrix:
-/// a is `[m, k]`, b is `[k, n]`, c is `[m, n]`. Runs on the rayon thread pool.
+/// c = (c if `accumulate`) + alpha·a·b for (row, column) strides of each matrix: a is `[m, k]`,
+/// b is `[k, n]`, c is `[m, n]`. Runs on the rayon thread pool.
 #[allow(clippy::too_many_arguments)]
 fn matmul(
     m: usize,
@@ -240,50 +241,17 @@ fn matmul(
     b: &[f32],
     b_strides: (usize, usize),
 ) {
-    let last = |rows: usize, cols: usize, (rs, cs): (usize, usize)| {
-        if rows == 0 || cols == 0 {
-            0
-        } else {
-            (rows - 1) * rs + (cols - 1) * cs + 1
-        }
-    };
-    assert!(c.len() >= last(m, n, c_strides));
-    assert!(a.len() >= last(m, k, a_strides));
-    assert!(b.len() >= last(k, n, b_strides));
-    if m == 0 || n == 0 {
-        return;
-    }
-    if k == 0 {
-        if !accumulate {
-            c.fill(0.0);
-        }
-        return;
-    }
-    // SAFETY: the asserts above keep every element the strides reach inside its slice; `c` is
-    // borrowed mutably and does not alias `a` or `b`.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            c.as_mut_ptr(),
-            c_strides.1 as isize,
-            c_strides.0 as isize,
-            accumulate,
-            a.as_ptr(),
-            a_strides.1 as isize,
-            a_strides.0 as isize,
-            b.as_ptr(),
-            b_strides.1 as isize,
-            b_strides.0 as isize,
-            1.0,
-            alpha,
-            false,
-            false,
-            false,
-            gemm::Parallelism::Rayon(rayon::current_num_threads()),
-        );
-    }
+    let s = |(rows, cols): (usize, usize)| Strides { rows, cols };
+    dense::matmul(
+        (m, n, k),
+        c,
+        s(c_strides),
+        accumulate,
+        alpha,
+        Mat::new(a, s(a_strides)),
+        Mat::new(b, s(b_strides)),
+        true,
+    );
 }
 
 /// The unfused path, for comparison: forms the whole `[n, v]` logits and their gradient, then

@@ -1,0 +1,179 @@
+//! Layers run as single custom operations on the CPU (flex) backend: the forward pass and the
+//! whole backward pass are written by hand over plain arrays (see [`lstm`]), and reach Burn's
+//! autodiff graph as one node each, instead of the hundreds of small tensor operations the same
+//! layer takes when written with Burn's tensor API. Other backends keep the tensor-API form,
+//! which computes the same function.
+
+pub mod lstm;
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use burn::backend::autodiff::Autodiff;
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::flex::FlexTensor;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Backend, Dispatch, Flex, backend_extension};
+use burn::tensor::{DType, Tensor, TensorData};
+
+use lstm::{LstmDims, LstmTape, lstm_backward, lstm_forward};
+
+/// The operations this crate adds to Burn's backends.
+#[backend_extension(Flex, Autodiff)]
+pub trait FusedOps: Backend {
+    /// The last hidden state `[batch, hidden]` of an LSTM over `x` `[batch, steps, input]`,
+    /// with weights `[input, 4·hidden]`, `[hidden, 4·hidden]` and bias `[4·hidden]` (gates
+    /// ordered i, f, g, o).
+    fn lstm_last_hidden(
+        x: FloatTensor<Self>,
+        w_ih: FloatTensor<Self>,
+        w_hh: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> FloatTensor<Self>;
+}
+
+/// The elements of a float32 flex tensor in row-major order (borrowed when already so).
+fn floats(t: &FlexTensor) -> Cow<'_, [f32]> {
+    match t.as_slice::<f32>() {
+        Some(s) => Cow::Borrowed(s),
+        None => Cow::Owned(t.to_contiguous().as_slice::<f32>().expect("float32").to_vec()),
+    }
+}
+
+fn flex_tensor(values: Vec<f32>, shape: &[usize]) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(values, shape.to_vec()))
+}
+
+fn lstm_dims(x: &FlexTensor, w_hh: &FlexTensor) -> LstmDims {
+    let xs = x.layout().shape();
+    LstmDims {
+        batch: xs[0],
+        steps: xs[1],
+        input: xs[2],
+        hidden: w_hh.layout().shape()[0],
+    }
+}
+
+impl FusedOps for Flex {
+    fn lstm_last_hidden(
+        x: FlexTensor,
+        w_ih: FlexTensor,
+        w_hh: FlexTensor,
+        bias: FlexTensor,
+    ) -> FlexTensor {
+        let d = lstm_dims(&x, &w_hh);
+        let (h, _) = lstm_forward(d, &floats(&x), &floats(&w_ih), &floats(&w_hh), &floats(&bias), false);
+        flex_tensor(h, &[d.batch, d.hidden])
+    }
+}
+
+#[derive(Debug)]
+struct LstmBackward;
+
+/// What the backward pass of the LSTM needs: its inputs and the forward pass's tape.
+#[derive(Debug, Clone)]
+struct LstmState {
+    dims: LstmDims,
+    x: FlexTensor,
+    w_ih: FlexTensor,
+    w_hh: FlexTensor,
+    tape: Arc<LstmTape>,
+}
+
+impl Backward<Flex, 4> for LstmBackward {
+    type State = LstmState;
+
+    fn backward(self, ops: Ops<Self::State, 4>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let s = ops.state;
+        let d = s.dims;
+        let d_h = grads.consume::<Flex>(&ops.node);
+        let g = lstm_backward(
+            d,
+            &floats(&s.x),
+            &floats(&s.w_ih),
+            &floats(&s.w_hh),
+            &s.tape,
+            &floats(&d_h),
+        );
+        let [px, pih, phh, pb] = ops.parents;
+        let g4 = 4 * d.hidden;
+        for (parent, values, shape) in [
+            (px, g.x, vec![d.batch, d.steps, d.input]),
+            (pih, g.w_ih, vec![d.input, g4]),
+            (phh, g.w_hh, vec![d.hidden, g4]),
+            (pb, g.bias, vec![g4]),
+        ] {
+            if let Some(node) = parent {
+                grads.register::<Flex>(node.id, flex_tensor(values, &shape));
+            }
+        }
+    }
+}
+
+impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
+    fn lstm_last_hidden(
+        x: FloatTensor<Self>,
+        w_ih: FloatTensor<Self>,
+        w_hh: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let prep = LstmBackward
+            .prepare::<C>([x.node(), w_ih.node(), w_hh.node(), bias.node()])
+            .compute_bound()
+            .stateful();
+        let (x, w_ih, w_hh, bias) = (
+            x.into_primitive(),
+            w_ih.into_primitive(),
+            w_hh.into_primitive(),
+            bias.into_primitive(),
+        );
+        let d = lstm_dims(&x, &w_hh);
+        match prep {
+            OpsKind::Tracked(prep) => {
+                let (h, tape) = lstm_forward(
+                    d,
+                    &floats(&x),
+                    &floats(&w_ih),
+                    &floats(&w_hh),
+                    &floats(&bias),
+                    true,
+                );
+                let state = LstmState {
+                    dims: d,
+                    x,
+                    w_ih,
+                    w_hh,
+                    tape: Arc::new(tape.expect("tape kept")),
+                };
+                prep.finish(state, flex_tensor(h, &[d.batch, d.hidden]))
+            }
+            OpsKind::UnTracked(prep) => {
+                prep.finish(Flex::lstm_last_hidden(x, w_ih, w_hh, bias))
+            }
+        }
+    }
+}
+
+/// Whether `t` lives on the CPU backend in float32, where the fused operations run.
+pub fn fusable<const D: usize>(t: &Tensor<D>) -> bool {
+    crate::loss::is_cpu(&t.device()) && t.dtype() == DType::F32
+}
+
+/// [`FusedOps::lstm_last_hidden`] on Burn tensors (CPU backend, float32 only: see
+/// [`fusable`]).
+pub fn lstm_last_hidden(
+    x: Tensor<3>,
+    w_ih: Tensor<2>,
+    w_hh: Tensor<2>,
+    bias: Tensor<1>,
+) -> Tensor<2> {
+    Tensor::from_dispatch(Dispatch::lstm_last_hidden(
+        x.into_dispatch(),
+        w_ih.into_dispatch(),
+        w_hh.into_dispatch(),
+        bias.into_dispatch(),
+    ))
+}
