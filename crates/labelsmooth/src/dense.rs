@@ -1,9 +1,10 @@
 //! Dense-array building blocks shared by the fused kernels of this crate and of the training
-//! crate: a strided matrix product (on the `gemm` crate), vectorizable `exp`, sigmoid and tanh,
-//! and [`vectorized`], which runs a closure compiled for the widest vector instructions of the
-//! running CPU.
+//! crate: a strided matrix product (on the `gemm` crate), a register-blocked product for the
+//! small matrices of recurrent steps, vectorizable `exp`, sigmoid and tanh, and
+//! [`simd_dispatch!`](crate::simd_dispatch), which compiles a kernel for the widest vector
+//! instructions of the running CPU.
 
-use crate::kernel::{self, Isa};
+use crate::kernel;
 
 /// exp(d) for d ≤ 0 (or −inf), relative error below 2e-7; exactly 0 below −87.33.
 ///
@@ -35,33 +36,207 @@ pub fn tanh(x: f32) -> f32 {
     r.copysign(x)
 }
 
-/// Runs `f` inside a function compiled for AVX-512 or AVX2 + FMA when the CPU has them (the
-/// choice made once for the whole crate; `LABELSMOOTH_NO_SIMD=1` forces the baseline), so that
-/// loops in `f` over the inline functions of this module vectorize for that instruction set.
-#[inline]
-pub fn vectorized<R>(f: impl FnOnce() -> R) -> R {
+/// The vector instruction set the kernels run with, chosen once from the running CPU
+/// (`LABELSMOOTH_NO_SIMD=1` forces [`Isa::Baseline`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isa {
+    /// AVX-512 (F, BW, VL) with AVX2 and FMA.
+    Avx512,
+    /// AVX2 with FMA.
+    Avx2,
+    /// What the compilation target guarantees.
+    Baseline,
+}
+
+/// The instruction set chosen for this process.
+pub fn isa() -> Isa {
     match kernel::isa() {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: `isa()` chose the instruction set after checking that the CPU has it.
-        Isa::Avx512 => unsafe { x86::run_avx512(f) },
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: as above.
-        Isa::Avx2 => unsafe { x86::run_avx2(f) },
-        _ => f(),
+        kernel::Isa::Avx512 => Isa::Avx512,
+        kernel::Isa::Avx2 => Isa::Avx2,
+        kernel::Isa::Baseline => Isa::Baseline,
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-mod x86 {
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
-    pub(super) fn run_avx512<R>(f: impl FnOnce() -> R) -> R {
-        f()
-    }
+/// Defines `fn $name(args) -> ret` that calls `$imp(args)` (an `#[inline(always)]` function)
+/// from a copy compiled for AVX-512, one for AVX2 + FMA, or the baseline, as [`isa`] says, so
+/// that the loops of `$imp` vectorize for the running CPU.
+#[macro_export]
+macro_rules! simd_dispatch {
+    ($(#[$m:meta])* $vis:vis fn $name:ident($($arg:ident : $ty:ty),* $(,)?) $(-> $ret:ty)? => $imp:path) => {
+        $(#[$m])*
+        #[allow(clippy::too_many_arguments)]
+        $vis fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
+                #[allow(clippy::too_many_arguments)]
+                fn avx512($($arg: $ty),*) $(-> $ret)? { $imp($($arg),*) }
+                #[target_feature(enable = "avx2,fma")]
+                #[allow(clippy::too_many_arguments)]
+                fn avx2($($arg: $ty),*) $(-> $ret)? { $imp($($arg),*) }
+                match $crate::dense::isa() {
+                    // SAFETY: `isa()` checked that the CPU has these instructions.
+                    $crate::dense::Isa::Avx512 => return unsafe { avx512($($arg),*) },
+                    // SAFETY: as above.
+                    $crate::dense::Isa::Avx2 => return unsafe { avx2($($arg),*) },
+                    $crate::dense::Isa::Baseline => {}
+                }
+            }
+            $imp($($arg),*)
+        }
+    };
+}
 
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) fn run_avx2<R>(f: impl FnOnce() -> R) -> R {
-        f()
+#[inline(always)]
+fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
+    if FMA { a.mul_add(b, c) } else { a * b + c }
+}
+
+/// c[i, j0..j0+W] += a[i, ..k] · b[..k, j0..j0+W] for every row, four rows at a time with the
+/// accumulators in registers.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn column_panel<const W: usize, const FMA: bool>(
+    m: usize,
+    k: usize,
+    a: &[f32],
+    lda: usize,
+    b: &[f32],
+    ldb: usize,
+    c: &mut [f32],
+    ldc: usize,
+    j0: usize,
+) {
+    let mut i = 0;
+    while i + 4 <= m {
+        let rows: [&[f32]; 4] = std::array::from_fn(|r| &a[(i + r) * lda..(i + r) * lda + k]);
+        let mut acc = [[0.0f32; W]; 4];
+        for l in 0..k {
+            let bl: &[f32; W] = b[l * ldb + j0..l * ldb + j0 + W].try_into().expect("W columns");
+            for r in 0..4 {
+                let av = rows[r][l];
+                for w in 0..W {
+                    acc[r][w] = madd::<FMA>(av, bl[w], acc[r][w]);
+                }
+            }
+        }
+        for (r, acc) in acc.iter().enumerate() {
+            let cr = &mut c[(i + r) * ldc + j0..(i + r) * ldc + j0 + W];
+            for w in 0..W {
+                cr[w] += acc[w];
+            }
+        }
+        i += 4;
     }
+    while i < m {
+        let row = &a[i * lda..i * lda + k];
+        let mut acc = [0.0f32; W];
+        for (l, &av) in row.iter().enumerate() {
+            let bl: &[f32; W] = b[l * ldb + j0..l * ldb + j0 + W].try_into().expect("W columns");
+            for w in 0..W {
+                acc[w] = madd::<FMA>(av, bl[w], acc[w]);
+            }
+        }
+        let cr = &mut c[i * ldc + j0..i * ldc + j0 + W];
+        for w in 0..W {
+            cr[w] += acc[w];
+        }
+        i += 1;
+    }
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn small_matmul_impl<const FMA: bool>(
+    (m, n, k): (usize, usize, usize),
+    a: &[f32],
+    lda: usize,
+    b: &[f32],
+    ldb: usize,
+    c: &mut [f32],
+    ldc: usize,
+) {
+    let mut j0 = 0;
+    while j0 + 64 <= n {
+        column_panel::<64, FMA>(m, k, a, lda, b, ldb, c, ldc, j0);
+        j0 += 64;
+    }
+    while j0 + 16 <= n {
+        column_panel::<16, FMA>(m, k, a, lda, b, ldb, c, ldc, j0);
+        j0 += 16;
+    }
+    for i in 0..m {
+        for j in j0..n {
+            let mut s = 0.0f32;
+            for l in 0..k {
+                s = madd::<FMA>(a[i * lda + l], b[l * ldb + j], s);
+            }
+            c[i * ldc + j] += s;
+        }
+    }
+}
+
+/// c += a · b on this thread for the small products of recurrent steps (a few dozen rows, `k`
+/// and `n` in the hundreds): a is `[m, k]` with rows `lda` apart, b is `[k, n]` with rows `ldb`
+/// apart, c is `[m, n]` with rows `ldc` apart. Accumulators stay in vector registers; no
+/// packing, no threads, so each call costs only its arithmetic.
+///
+/// # Panics
+/// If a matrix is shorter than its dimensions and strides say.
+#[allow(clippy::too_many_arguments)]
+pub fn small_matmul_acc(
+    (m, n, k): (usize, usize, usize),
+    a: &[f32],
+    lda: usize,
+    b: &[f32],
+    ldb: usize,
+    c: &mut [f32],
+    ldc: usize,
+) {
+    if m == 0 || n == 0 || k == 0 {
+        return;
+    }
+    assert!(lda >= k && ldb >= n && ldc >= n, "small_matmul_acc: strides");
+    assert!(a.len() >= (m - 1) * lda + k, "small_matmul_acc: a is too short");
+    assert!(b.len() >= (k - 1) * ldb + n, "small_matmul_acc: b is too short");
+    assert!(c.len() >= (m - 1) * ldc + n, "small_matmul_acc: c is too short");
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
+        #[allow(clippy::too_many_arguments)]
+        fn avx512(
+            d: (usize, usize, usize),
+            a: &[f32],
+            lda: usize,
+            b: &[f32],
+            ldb: usize,
+            c: &mut [f32],
+            ldc: usize,
+        ) {
+            small_matmul_impl::<true>(d, a, lda, b, ldb, c, ldc)
+        }
+        #[target_feature(enable = "avx2,fma")]
+        #[allow(clippy::too_many_arguments)]
+        fn avx2(
+            d: (usize, usize, usize),
+            a: &[f32],
+            lda: usize,
+            b: &[f32],
+            ldb: usize,
+            c: &mut [f32],
+            ldc: usize,
+        ) {
+            small_matmul_impl::<true>(d, a, lda, b, ldb, c, ldc)
+        }
+        match isa() {
+            // SAFETY: `isa()` checked that the CPU has these instructions.
+            Isa::Avx512 => return unsafe { avx512((m, n, k), a, lda, b, ldb, c, ldc) },
+            // SAFETY: as above.
+            Isa::Avx2 => return unsafe { avx2((m, n, k), a, lda, b, ldb, c, ldc) },
+            Isa::Baseline => {}
+        }
+    }
+    small_matmul_impl::<false>((m, n, k), a, lda, b, ldb, c, ldc)
 }
 
 /// Row and column strides of a matrix stored in a slice: element (i, j) is at
@@ -196,6 +371,29 @@ mod tests {
         assert_eq!(sigmoid(-200.0), 0.0);
         assert_eq!(sigmoid(200.0), 1.0);
         assert_eq!(tanh(-50.0), -1.0);
+    }
+
+    #[test]
+    fn small_matmul_matches_loops() {
+        for (m, n, k) in [(1, 1, 1), (5, 80, 7), (9, 256, 64), (4, 64, 3), (7, 19, 33)] {
+            let (lda, ldb, ldc) = (k + 2, n + 1, n + 3);
+            let a: Vec<f32> = (0..m * lda).map(|i| (i as f32 * 0.37).sin()).collect();
+            let b: Vec<f32> = (0..k * ldb).map(|i| (i as f32 * 0.11).cos()).collect();
+            let c0: Vec<f32> = (0..m * ldc).map(|i| (i as f32 * 0.05).sin()).collect();
+            let mut c = c0.clone();
+            small_matmul_acc((m, n, k), &a, lda, &b, ldb, &mut c, ldc);
+            for i in 0..m {
+                for j in 0..ldc {
+                    let want = if j < n {
+                        c0[i * ldc + j]
+                            + (0..k).map(|l| a[i * lda + l] * b[l * ldb + j]).sum::<f32>()
+                    } else {
+                        c0[i * ldc + j]
+                    };
+                    assert!((c[i * ldc + j] - want).abs() < 1e-4, "{m}x{n}x{k} ({i}, {j})");
+                }
+            }
+        }
     }
 
     #[test]

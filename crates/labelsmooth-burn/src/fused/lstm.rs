@@ -11,6 +11,7 @@
 //! every step, and forms the weight gradients as three products over all steps at once.
 
 use labelsmooth::dense::{self, Mat, Strides, sigmoid, tanh};
+use labelsmooth::simd_dispatch;
 use rayon::prelude::*;
 
 /// Sizes of one LSTM call.
@@ -112,51 +113,25 @@ pub fn lstm_forward(
             for t in 0..t_len {
                 if t > 0 {
                     // z_t += h_{t−1} · W_hh for the rows of this part.
-                    dense::matmul(
+                    dense::small_matmul_acc(
                         (nb, g4, h),
+                        &h_prev[t * h..],
+                        t_len * h,
+                        w_hh,
+                        g4,
                         &mut gates[t * g4..],
-                        Strides::row_major(t_len * g4),
-                        true,
-                        1.0,
-                        Mat::new(&h_prev[t * h..], Strides::row_major(t_len * h)),
-                        Mat::new(w_hh, Strides::row_major(g4)),
-                        false,
+                        t_len * g4,
                     );
                 }
-                dense::vectorized(|| {
-                    for b in 0..nb {
-                        let r = b * t_len + t;
-                        let z = &mut gates[r * g4..(r + 1) * g4];
-                        let cb = &mut c[b * h..(b + 1) * h];
-                        c_prev[r * h..(r + 1) * h].copy_from_slice(cb);
-                        let tc = &mut tanh_c[r * h..(r + 1) * h];
-                        let (zi, rest) = z.split_at_mut(h);
-                        let (zf, rest) = rest.split_at_mut(h);
-                        let (zg, zo) = rest.split_at_mut(h);
-                        for j in 0..h {
-                            let i = sigmoid(zi[j]);
-                            let f = sigmoid(zf[j]);
-                            let g = tanh(zg[j]);
-                            let o = sigmoid(zo[j]);
-                            let cj = f * cb[j] + i * g;
-                            let tcj = tanh(cj);
-                            zi[j] = i;
-                            zf[j] = f;
-                            zg[j] = g;
-                            zo[j] = o;
-                            cb[j] = cj;
-                            tc[j] = tcj;
-                        }
-                        let hb = if t + 1 < t_len {
-                            &mut h_prev[(r + 1) * h..(r + 2) * h]
-                        } else {
-                            &mut h_last[b * h..(b + 1) * h]
-                        };
-                        for j in 0..h {
-                            hb[j] = zo[j] * tc[j];
-                        }
-                    }
-                });
+                cell_forward(
+                    (nb, t, t_len, h),
+                    gates,
+                    &mut c,
+                    c_prev,
+                    tanh_c,
+                    h_prev,
+                    h_last,
+                );
             }
         });
     (h_last, keep.then_some(LstmTape { gates, h_prev, c_prev, tanh_c }))
@@ -184,6 +159,13 @@ pub fn lstm_backward(
     if d.rows() == 0 || h == 0 {
         return grads;
     }
+    // W_hhᵀ row-major, so that the step products read it by rows.
+    let mut w_hh_t = vec![0.0f32; g4 * h];
+    for (j, row) in w_hh.chunks_exact(g4).enumerate() {
+        for (k, &v) in row.iter().enumerate() {
+            w_hh_t[k * h + j] = v;
+        }
+    }
     let pr = part_rows(d.batch);
     dz.par_chunks_mut(pr * t_len * g4)
         .zip(tape.gates.par_chunks(pr * t_len * g4))
@@ -195,43 +177,18 @@ pub fn lstm_backward(
             let mut dh = dh_last.to_vec();
             let mut dc = vec![0.0f32; nb * h];
             for t in (0..t_len).rev() {
-                dense::vectorized(|| {
-                    for b in 0..nb {
-                        let r = b * t_len + t;
-                        let a = &gates[r * g4..(r + 1) * g4];
-                        let (ai, rest) = a.split_at(h);
-                        let (af, rest) = rest.split_at(h);
-                        let (ag, ao) = rest.split_at(h);
-                        let z = &mut dz[r * g4..(r + 1) * g4];
-                        let (zi, rest) = z.split_at_mut(h);
-                        let (zf, rest) = rest.split_at_mut(h);
-                        let (zg, zo) = rest.split_at_mut(h);
-                        let cp = &c_prev[r * h..(r + 1) * h];
-                        let tc = &tanh_c[r * h..(r + 1) * h];
-                        let dhb = &dh[b * h..(b + 1) * h];
-                        let dcb = &mut dc[b * h..(b + 1) * h];
-                        for j in 0..h {
-                            let (i, f, g, o) = (ai[j], af[j], ag[j], ao[j]);
-                            let dcj = dcb[j] + dhb[j] * o * (1.0 - tc[j] * tc[j]);
-                            zo[j] = dhb[j] * tc[j] * o * (1.0 - o);
-                            zi[j] = dcj * g * i * (1.0 - i);
-                            zf[j] = dcj * cp[j] * f * (1.0 - f);
-                            zg[j] = dcj * i * (1.0 - g * g);
-                            dcb[j] = dcj * f;
-                        }
-                    }
-                });
+                cell_backward((nb, t, t_len, h), gates, c_prev, tanh_c, &dh, &mut dc, dz);
                 if t > 0 {
                     // dh_{t−1} = dz_t · W_hhᵀ
-                    dense::matmul(
+                    dh.fill(0.0);
+                    dense::small_matmul_acc(
                         (nb, h, g4),
+                        &dz[t * g4..],
+                        t_len * g4,
+                        &w_hh_t,
+                        h,
                         &mut dh,
-                        Strides::row_major(h),
-                        false,
-                        1.0,
-                        Mat::new(&dz[t * g4..], Strides::row_major(t_len * g4)),
-                        Mat::new(w_hh, Strides::transposed(g4)),
-                        false,
+                        h,
                     );
                 }
             }
@@ -278,4 +235,174 @@ pub fn lstm_backward(
         *g = s as f32;
     }
     grads
+}
+
+/// Lanes per vector step: one AVX-512 register.
+const L: usize = 16;
+
+#[inline(always)]
+fn lanes(s: &[f32], j: usize) -> [f32; L] {
+    s[j..j + L].try_into().expect("L lanes")
+}
+
+/// The cell on one unit: pre-activations and c_prev in; i, f, g, o, c and tanh(c) out.
+#[inline(always)]
+fn cell(zi: f32, zf: f32, zg: f32, zo: f32, c_prev: f32) -> (f32, f32, f32, f32, f32, f32) {
+    let (i, f, g, o) = (sigmoid(zi), sigmoid(zf), tanh(zg), sigmoid(zo));
+    let c = f * c_prev + i * g;
+    (i, f, g, o, c, tanh(c))
+}
+
+/// The cell's derivatives on one unit: from the activations, c_prev, tanh(c), dh and the dc
+/// coming from the next step, the pre-activation gradients of i, f, g, o and dc of the
+/// previous step.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn cell_grad(
+    i: f32,
+    f: f32,
+    g: f32,
+    o: f32,
+    c_prev: f32,
+    tanh_c: f32,
+    dh: f32,
+    dc_next: f32,
+) -> (f32, f32, f32, f32, f32) {
+    let dc = dc_next + dh * o * (1.0 - tanh_c * tanh_c);
+    (
+        dc * g * i * (1.0 - i),
+        dc * c_prev * f * (1.0 - f),
+        dc * i * (1.0 - g * g),
+        dh * tanh_c * o * (1.0 - o),
+        dc * f,
+    )
+}
+
+/// One step of the cell for the `nb` sequences of a part: activates the gates of row
+/// (b, t) in place, updates c, stores c_prev, tanh(c) and h (into the next row's h_prev, or
+/// `h_last` at the last step).
+#[inline(always)]
+fn cell_forward_impl(
+    (nb, t, t_len, h): (usize, usize, usize, usize),
+    gates: &mut [f32],
+    c: &mut [f32],
+    c_prev: &mut [f32],
+    tanh_c: &mut [f32],
+    h_prev: &mut [f32],
+    h_last: &mut [f32],
+) {
+    let g4 = 4 * h;
+    for b in 0..nb {
+        let r = b * t_len + t;
+        let z = &mut gates[r * g4..(r + 1) * g4];
+        let cb = &mut c[b * h..(b + 1) * h];
+        c_prev[r * h..(r + 1) * h].copy_from_slice(cb);
+        let tc = &mut tanh_c[r * h..(r + 1) * h];
+        let (zi, rest) = z.split_at_mut(h);
+        let (zf, rest) = rest.split_at_mut(h);
+        let (zg, zo) = rest.split_at_mut(h);
+        // Sixteen lanes at a time through local arrays (which alias nothing, so the loops
+        // vectorize), then the tail one by one.
+        let full = h - h % L;
+        for j in (0..full).step_by(L) {
+            let (mut i, mut f, mut g, mut o) =
+                (lanes(zi, j), lanes(zf, j), lanes(zg, j), lanes(zo, j));
+            let mut cj = lanes(cb, j);
+            let mut tcj = [0.0f32; L];
+            for l in 0..L {
+                (i[l], f[l], g[l], o[l], cj[l], tcj[l]) = cell(i[l], f[l], g[l], o[l], cj[l]);
+            }
+            zi[j..j + L].copy_from_slice(&i);
+            zf[j..j + L].copy_from_slice(&f);
+            zg[j..j + L].copy_from_slice(&g);
+            zo[j..j + L].copy_from_slice(&o);
+            cb[j..j + L].copy_from_slice(&cj);
+            tc[j..j + L].copy_from_slice(&tcj);
+        }
+        for j in full..h {
+            (zi[j], zf[j], zg[j], zo[j], cb[j], tc[j]) = cell(zi[j], zf[j], zg[j], zo[j], cb[j]);
+        }
+        let hb = if t + 1 < t_len {
+            &mut h_prev[(r + 1) * h..(r + 2) * h]
+        } else {
+            &mut h_last[b * h..(b + 1) * h]
+        };
+        for j in 0..h {
+            hb[j] = zo[j] * tc[j];
+        }
+    }
+}
+
+simd_dispatch! {
+    fn cell_forward(
+        dims: (usize, usize, usize, usize),
+        gates: &mut [f32],
+        c: &mut [f32],
+        c_prev: &mut [f32],
+        tanh_c: &mut [f32],
+        h_prev: &mut [f32],
+        h_last: &mut [f32],
+    ) => cell_forward_impl
+}
+
+/// One step back through the cell for the sequences of a part: from dh and dc of row (b, t),
+/// the gate gradients (pre-activation) into `dz` and dc of the previous step into `dc`.
+#[inline(always)]
+fn cell_backward_impl(
+    (nb, t, t_len, h): (usize, usize, usize, usize),
+    gates: &[f32],
+    c_prev: &[f32],
+    tanh_c: &[f32],
+    dh: &[f32],
+    dc: &mut [f32],
+    dz: &mut [f32],
+) {
+    let g4 = 4 * h;
+    for b in 0..nb {
+        let r = b * t_len + t;
+        let a = &gates[r * g4..(r + 1) * g4];
+        let (ai, rest) = a.split_at(h);
+        let (af, rest) = rest.split_at(h);
+        let (ag, ao) = rest.split_at(h);
+        let z = &mut dz[r * g4..(r + 1) * g4];
+        let (zi, rest) = z.split_at_mut(h);
+        let (zf, rest) = rest.split_at_mut(h);
+        let (zg, zo) = rest.split_at_mut(h);
+        let cp = &c_prev[r * h..(r + 1) * h];
+        let tc = &tanh_c[r * h..(r + 1) * h];
+        let dhb = &dh[b * h..(b + 1) * h];
+        let dcb = &mut dc[b * h..(b + 1) * h];
+        let full = h - h % L;
+        for j in (0..full).step_by(L) {
+            let (i, f, g, o) = (lanes(ai, j), lanes(af, j), lanes(ag, j), lanes(ao, j));
+            let (c, t, dh) = (lanes(cp, j), lanes(tc, j), lanes(dhb, j));
+            let mut dc = lanes(dcb, j);
+            let (mut di, mut df, mut dg, mut d_o) = ([0.0f32; L], [0.0; L], [0.0; L], [0.0; L]);
+            for l in 0..L {
+                (di[l], df[l], dg[l], d_o[l], dc[l]) =
+                    cell_grad(i[l], f[l], g[l], o[l], c[l], t[l], dh[l], dc[l]);
+            }
+            zi[j..j + L].copy_from_slice(&di);
+            zf[j..j + L].copy_from_slice(&df);
+            zg[j..j + L].copy_from_slice(&dg);
+            zo[j..j + L].copy_from_slice(&d_o);
+            dcb[j..j + L].copy_from_slice(&dc);
+        }
+        for j in full..h {
+            (zi[j], zf[j], zg[j], zo[j], dcb[j]) =
+                cell_grad(ai[j], af[j], ag[j], ao[j], cp[j], tc[j], dhb[j], dcb[j]);
+        }
+    }
+}
+
+simd_dispatch! {
+    fn cell_backward(
+        dims: (usize, usize, usize, usize),
+        gates: &[f32],
+        c_prev: &[f32],
+        tanh_c: &[f32],
+        dh: &[f32],
+        dc: &mut [f32],
+        dz: &mut [f32],
+    ) => cell_backward_impl
 }
