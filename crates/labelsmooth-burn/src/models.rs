@@ -134,10 +134,30 @@ impl ConvNet {
         self.output.forward(self.features(x))
     }
 
-    /// The dense hidden layer's activations (the penultimate layer).
-    pub fn features(&self, x: Tensor<4>) -> Tensor<2> {
+    /// max-pool(ReLU(conv(x))): one fused operation on the CPU backend
+    /// ([`crate::fused::conv`]), Burn's tensor operations elsewhere.
+    fn conv_block(&self, conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+        match &conv.bias {
+            Some(bias) if crate::fused::fusable(&x) => {
+                crate::fused::conv_relu_pool(x, conv.weight.val(), bias.val())
+            }
+            _ => self.pool.forward(relu(conv.forward(x))),
+        }
+    }
+
+    /// [`ConvNet::features`] written with Burn's tensor operations only (the reference the
+    /// fused operation is tested against).
+    pub fn features_tensor_ops(&self, x: Tensor<4>) -> Tensor<2> {
         let x = self.pool.forward(relu(self.conv1.forward(x)));
         let x = self.pool.forward(relu(self.conv2.forward(x)));
+        let x: Tensor<2> = x.flatten(1, 3);
+        self.dropout.forward(relu(self.dense.forward(x)))
+    }
+
+    /// The dense hidden layer's activations (the penultimate layer).
+    pub fn features(&self, x: Tensor<4>) -> Tensor<2> {
+        let x = self.conv_block(&self.conv1, x);
+        let x = self.conv_block(&self.conv2, x);
         let x: Tensor<2> = x.flatten(1, 3);
         self.dropout.forward(relu(self.dense.forward(x)))
     }

@@ -4,6 +4,7 @@
 //! layer takes when written with Burn's tensor API. Other backends keep the tensor-API form,
 //! which computes the same function.
 
+pub mod conv;
 pub mod lstm;
 
 use std::borrow::Cow;
@@ -19,6 +20,7 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, Dispatch, Flex, backend_extension};
 use burn::tensor::{DType, Tensor, TensorData};
 
+use conv::{ConvDims, ConvTape, conv_block_backward, conv_block_forward};
 use lstm::{LstmDims, LstmTape, lstm_backward, lstm_forward};
 
 /// The operations this crate adds to Burn's backends.
@@ -31,6 +33,16 @@ pub trait FusedOps: Backend {
         x: FloatTensor<Self>,
         w_ih: FloatTensor<Self>,
         w_hh: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> FloatTensor<Self>;
+
+    /// 2 × 2 max-pooling (stride 2) of ReLU of a `k × k` convolution with bias, stride 1 and
+    /// zero padding `k / 2`: images `[batch, channels, height, width]` (even sides), weight
+    /// `[filters, channels, k, k]` (odd k), bias `[filters]`; output
+    /// `[batch, filters, height / 2, width / 2]`.
+    fn conv_relu_pool(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
         bias: FloatTensor<Self>,
     ) -> FloatTensor<Self>;
 }
@@ -67,6 +79,59 @@ impl FusedOps for Flex {
         let d = lstm_dims(&x, &w_hh);
         let (h, _) = lstm_forward(d, &floats(&x), &floats(&w_ih), &floats(&w_hh), &floats(&bias), false);
         flex_tensor(h, &[d.batch, d.hidden])
+    }
+
+    fn conv_relu_pool(x: FlexTensor, weight: FlexTensor, bias: FlexTensor) -> FlexTensor {
+        let d = conv_dims(&x, &weight);
+        let (y, _) = conv_block_forward(d, &floats(&x), &floats(&weight), &floats(&bias), false);
+        flex_tensor(y, &d.output_shape())
+    }
+}
+
+fn conv_dims(x: &FlexTensor, weight: &FlexTensor) -> ConvDims {
+    let xs = x.layout().shape();
+    let ws = weight.layout().shape();
+    ConvDims {
+        batch: xs[0],
+        channels: xs[1],
+        height: xs[2],
+        width: xs[3],
+        filters: ws[0],
+        kernel: ws[2],
+    }
+}
+
+#[derive(Debug)]
+struct ConvBackward;
+
+/// What the backward pass of the convolution block needs.
+#[derive(Debug, Clone)]
+struct ConvState {
+    dims: ConvDims,
+    weight: FlexTensor,
+    tape: Arc<ConvTape>,
+}
+
+impl Backward<Flex, 3> for ConvBackward {
+    type State = ConvState;
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let s = ops.state;
+        let d = s.dims;
+        let dy = grads.consume::<Flex>(&ops.node);
+        let [px, pw, pb] = ops.parents;
+        let g = conv_block_backward(d, &floats(&s.weight), &s.tape, &floats(&dy), px.is_some());
+        if let (Some(node), Some(gx)) = (px, g.x) {
+            let shape = [d.batch, d.channels, d.height, d.width];
+            grads.register::<Flex>(node.id, flex_tensor(gx, &shape));
+        }
+        if let Some(node) = pw {
+            let shape = [d.filters, d.channels, d.kernel, d.kernel];
+            grads.register::<Flex>(node.id, flex_tensor(g.weight, &shape));
+        }
+        if let Some(node) = pb {
+            grads.register::<Flex>(node.id, flex_tensor(g.bias, &[d.filters]));
+        }
     }
 }
 
@@ -155,6 +220,36 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
             }
         }
     }
+
+    fn conv_relu_pool(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let prep = ConvBackward
+            .prepare::<C>([x.node(), weight.node(), bias.node()])
+            .compute_bound()
+            .stateful();
+        let (x, weight, bias) = (
+            x.into_primitive(),
+            weight.into_primitive(),
+            bias.into_primitive(),
+        );
+        let d = conv_dims(&x, &weight);
+        match prep {
+            OpsKind::Tracked(prep) => {
+                let (y, tape) =
+                    conv_block_forward(d, &floats(&x), &floats(&weight), &floats(&bias), true);
+                let state = ConvState {
+                    dims: d,
+                    weight,
+                    tape: Arc::new(tape.expect("tape kept")),
+                };
+                prep.finish(state, flex_tensor(y, &d.output_shape()))
+            }
+            OpsKind::UnTracked(prep) => prep.finish(Flex::conv_relu_pool(x, weight, bias)),
+        }
+    }
 }
 
 /// Whether `t` lives on the CPU backend in float32, where the fused operations run.
@@ -174,6 +269,15 @@ pub fn lstm_last_hidden(
         x.into_dispatch(),
         w_ih.into_dispatch(),
         w_hh.into_dispatch(),
+        bias.into_dispatch(),
+    ))
+}
+
+/// [`FusedOps::conv_relu_pool`] on Burn tensors (CPU backend, float32 only: see [`fusable`]).
+pub fn conv_relu_pool(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>) -> Tensor<4> {
+    Tensor::from_dispatch(Dispatch::conv_relu_pool(
+        x.into_dispatch(),
+        weight.into_dispatch(),
         bias.into_dispatch(),
     ))
 }
