@@ -165,13 +165,20 @@ fn small_matmul_impl<const FMA: bool>(
         column_panel::<16, FMA>(m, k, a, lda, b, ldb, c, ldc, j0);
         j0 += 16;
     }
-    for i in 0..m {
-        for j in j0..n {
-            let mut s = 0.0f32;
-            for l in 0..k {
-                s = madd::<FMA>(a[i * lda + l], b[l * ldb + j], s);
+    if j0 < n {
+        // The last columns, fewer than 16: through a zero-padded copy, as one more panel.
+        let rest = n - j0;
+        let mut b_tail = vec![0.0f32; k * 16];
+        for l in 0..k {
+            b_tail[l * 16..l * 16 + rest].copy_from_slice(&b[l * ldb + j0..l * ldb + n]);
+        }
+        let mut c_tail = vec![0.0f32; m * 16];
+        column_panel::<16, FMA>(m, k, a, lda, &b_tail, 16, &mut c_tail, 16, 0);
+        for i in 0..m {
+            let dst = &mut c[i * ldc + j0..i * ldc + n];
+            for (d, &v) in dst.iter_mut().zip(&c_tail[i * 16..i * 16 + rest]) {
+                *d += v;
             }
-            c[i * ldc + j] += s;
         }
     }
 }
