@@ -1,0 +1,182 @@
+//! The fused CPU operations (LSTM over a sequence; convolution + ReLU + max-pool) equal the same
+//! functions written with Burn's tensor operations, whose gradients come from Burn's autodiff:
+//! values and the gradients of every input, on sizes that exercise the vector tails, uneven
+//! splits of the batch over threads, and one-step sequences.
+
+use labelsmooth_burn::burn::tensor::activation::{relu, sigmoid};
+use labelsmooth_burn::burn::tensor::module::{conv2d, max_pool2d};
+use labelsmooth_burn::burn::tensor::ops::{ConvOptions, MaxPoolOptions};
+use labelsmooth_burn::burn::tensor::{Device, Tensor, TensorData};
+use labelsmooth_burn::fused::{conv_relu_pool, lstm_last_hidden};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+fn random(rng: &mut ChaCha8Rng, n: usize, scale: f32) -> Vec<f32> {
+    (0..n).map(|_| rng.random_range(-scale..scale)).collect()
+}
+
+fn leaf<const D: usize>(values: &[f32], shape: [usize; D]) -> Tensor<D> {
+    Tensor::<D>::from_data(TensorData::new(values.to_vec(), shape), &Device::flex().autodiff())
+        .require_grad()
+}
+
+fn plain<const D: usize>(values: &[f32], shape: [usize; D]) -> Tensor<D> {
+    Tensor::<D>::from_data(TensorData::new(values.to_vec(), shape), &Device::flex())
+}
+
+fn values<const D: usize>(t: &Tensor<D>) -> Vec<f32> {
+    t.to_data().try_to_vec::<f32>().unwrap()
+}
+
+/// Largest |a − b| relative to the largest |b| (at least 1e-3, so near-zero arrays compare
+/// absolutely).
+fn assert_close(what: &str, a: &[f32], b: &[f32], tol: f32) {
+    assert_eq!(a.len(), b.len(), "{what}: lengths");
+    let scale = b.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
+    let worst = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
+    assert!(worst <= tol * scale, "{what}: error {worst} at scale {scale}");
+}
+
+fn lstm_reference(x: Tensor<3>, w_ih: Tensor<2>, w_hh: Tensor<2>, bias: Tensor<1>) -> Tensor<2> {
+    let [b, t, d] = x.dims();
+    let h = w_hh.dims()[0];
+    let device = x.device();
+    let z_in = (x.reshape([b * t, d]).matmul(w_ih) + bias.reshape([1, 4 * h])).reshape([b, t, 4 * h]);
+    let mut state_h = Tensor::<2>::zeros([b, h], &device);
+    let mut state_c = Tensor::<2>::zeros([b, h], &device);
+    for step in 0..t {
+        let z = z_in.clone().narrow(1, step, 1).reshape([b, 4 * h]) + state_h.matmul(w_hh.clone());
+        let i = sigmoid(z.clone().narrow(1, 0, h));
+        let f = sigmoid(z.clone().narrow(1, h, h));
+        let g = z.clone().narrow(1, 2 * h, h).tanh();
+        let o = sigmoid(z.narrow(1, 3 * h, h));
+        state_c = f * state_c + i * g;
+        state_h = o * state_c.clone().tanh();
+    }
+    state_h
+}
+
+#[test]
+fn lstm_equals_tensor_operations_values_and_gradients() {
+    for (seed, (batch, steps, input, hidden)) in
+        [(3, 7, 5, 16), (5, 1, 3, 5), (4, 12, 16, 37), (1, 30, 2, 64)].into_iter().enumerate()
+    {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed as u64);
+        let x = random(&mut rng, batch * steps * input, 1.5);
+        let w_ih = random(&mut rng, input * 4 * hidden, 0.6);
+        let w_hh = random(&mut rng, hidden * 4 * hidden, 0.6);
+        let bias = random(&mut rng, 4 * hidden, 0.5);
+        let r = random(&mut rng, batch * hidden, 1.0);
+        let run = |fused: bool| {
+            let tx = leaf(&x, [batch, steps, input]);
+            let tih = leaf(&w_ih, [input, 4 * hidden]);
+            let thh = leaf(&w_hh, [hidden, 4 * hidden]);
+            let tb = leaf(&bias, [4 * hidden]);
+            let h = if fused {
+                lstm_last_hidden(tx.clone(), tih.clone(), thh.clone(), tb.clone())
+            } else {
+                lstm_reference(tx.clone(), tih.clone(), thh.clone(), tb.clone())
+            };
+            let weights = Tensor::<2>::from_data(TensorData::new(r.clone(), [batch, hidden]), &h.device());
+            let grads = (h.clone() * weights).sum().backward();
+            (
+                values(&h),
+                values(&tx.grad(&grads).unwrap()),
+                values(&tih.grad(&grads).unwrap()),
+                values(&thh.grad(&grads).unwrap()),
+                values(&tb.grad(&grads).unwrap()),
+            )
+        };
+        let fused = run(true);
+        let reference = run(false);
+        let case = format!("lstm b{batch} t{steps} i{input} h{hidden}");
+        assert_close(&format!("{case} h"), &fused.0, &reference.0, 2e-5);
+        assert_close(&format!("{case} dx"), &fused.1, &reference.1, 5e-5);
+        assert_close(&format!("{case} dW_ih"), &fused.2, &reference.2, 5e-5);
+        assert_close(&format!("{case} dW_hh"), &fused.3, &reference.3, 5e-5);
+        assert_close(&format!("{case} db"), &fused.4, &reference.4, 5e-5);
+
+        // Without autodiff (inference) the same values.
+        let h = lstm_last_hidden(
+            plain(&x, [batch, steps, input]),
+            plain(&w_ih, [input, 4 * hidden]),
+            plain(&w_hh, [hidden, 4 * hidden]),
+            plain(&bias, [4 * hidden]),
+        );
+        assert_eq!(values(&h), fused.0, "{case}: inference path");
+    }
+}
+
+fn conv_reference(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>) -> Tensor<4> {
+    let k = weight.dims()[2];
+    let y = conv2d(x, weight, Some(bias), ConvOptions::new([1, 1], [k / 2, k / 2], [1, 1], 1));
+    max_pool2d(relu(y), MaxPoolOptions::new([2, 2]).with_stride([2, 2]))
+}
+
+#[test]
+fn conv_block_equals_tensor_operations_values_and_gradients() {
+    for (seed, (batch, channels, height, width, filters, kernel)) in [
+        (3, 2, 6, 8, 5, 3),
+        (5, 1, 28, 28, 16, 3),
+        (2, 16, 14, 14, 32, 3),
+        (3, 3, 4, 6, 7, 1),
+        (2, 2, 10, 8, 3, 5),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut rng = ChaCha8Rng::seed_from_u64(100 + seed as u64);
+        let x = random(&mut rng, batch * channels * height * width, 1.0);
+        let w = random(&mut rng, filters * channels * kernel * kernel, 0.5);
+        let b = random(&mut rng, filters, 0.2);
+        let out = [batch, filters, height / 2, width / 2];
+        let r = random(&mut rng, out.iter().product(), 1.0);
+        let run = |fused: bool| {
+            let tx = leaf(&x, [batch, channels, height, width]);
+            let tw = leaf(&w, [filters, channels, kernel, kernel]);
+            let tb = leaf(&b, [filters]);
+            let y = if fused {
+                conv_relu_pool(tx.clone(), tw.clone(), tb.clone())
+            } else {
+                conv_reference(tx.clone(), tw.clone(), tb.clone())
+            };
+            assert_eq!(y.dims(), out);
+            let weights = Tensor::<4>::from_data(TensorData::new(r.clone(), out), &y.device());
+            let grads = (y.clone() * weights).sum().backward();
+            (
+                values(&y),
+                values(&tx.grad(&grads).unwrap()),
+                values(&tw.grad(&grads).unwrap()),
+                values(&tb.grad(&grads).unwrap()),
+            )
+        };
+        let fused = run(true);
+        let reference = run(false);
+        let case = format!("conv b{batch} c{channels} {height}x{width} f{filters} k{kernel}");
+        assert!(fused.0.iter().any(|&v| v == 0.0) && fused.0.iter().any(|&v| v > 0.0), "{case}: ReLU both ways");
+        assert_close(&format!("{case} y"), &fused.0, &reference.0, 1e-5);
+        assert_close(&format!("{case} dx"), &fused.1, &reference.1, 2e-5);
+        assert_close(&format!("{case} dW"), &fused.2, &reference.2, 2e-5);
+        assert_close(&format!("{case} db"), &fused.3, &reference.3, 2e-5);
+
+        let y = conv_relu_pool(
+            plain(&x, [batch, channels, height, width]),
+            plain(&w, [filters, channels, kernel, kernel]),
+            plain(&b, [filters]),
+        );
+        assert_eq!(values(&y), fused.0, "{case}: inference path");
+    }
+}
+
+#[test]
+fn untracked_images_get_no_gradient_but_weights_do() {
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let device = Device::flex().autodiff();
+    let x = Tensor::<4>::from_data(TensorData::new(random(&mut rng, 2 * 8 * 8, 1.0), [2, 1, 8, 8]), &device);
+    let w = leaf(&random(&mut rng, 4 * 9, 0.5), [4, 1, 3, 3]);
+    let b = leaf(&random(&mut rng, 4, 0.1), [4]);
+    let grads = conv_relu_pool(x.clone(), w.clone(), b.clone()).sum().backward();
+    assert!(x.grad(&grads).is_none());
+    let gw = values(&w.grad(&grads).unwrap());
+    assert!(gw.iter().any(|&v| v != 0.0));
+}
