@@ -13,6 +13,20 @@ use burn::nn::{
 use burn::tensor::activation::{relu, sigmoid};
 use burn::tensor::{Device, Int, Tensor};
 
+/// `layer(x)`, then ReLU when `relu_after`: one fused operation on the CPU backend
+/// ([`crate::fused::dense`]), Burn's `Linear` elsewhere.
+fn dense(layer: &Linear, x: Tensor<2>, relu_after: bool) -> Tensor<2> {
+    match &layer.bias {
+        Some(bias) if crate::fused::fusable(&x) => {
+            crate::fused::dense(x, layer.weight.val(), bias.val(), relu_after)
+        }
+        _ => {
+            let y = layer.forward(x);
+            if relu_after { relu(y) } else { y }
+        }
+    }
+}
+
 /// Configuration of [`Mlp`].
 #[derive(Config, Debug)]
 pub struct MlpConfig {
@@ -57,14 +71,14 @@ pub struct Mlp {
 impl Mlp {
     /// Logits `[n, classes]` of inputs `[n, input]`.
     pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
-        self.output.forward(self.features(x))
+        dense(&self.output, self.features(x), false)
     }
 
     /// Activations of the last hidden layer (the penultimate layer).
     pub fn features(&self, x: Tensor<2>) -> Tensor<2> {
         let mut x = x;
         for layer in &self.layers {
-            x = self.dropout.forward(relu(layer.forward(x)));
+            x = self.dropout.forward(dense(layer, x, true));
         }
         x
     }
@@ -131,7 +145,7 @@ impl ConvNet {
 
     /// Logits `[n, classes]` of images `[n, channels, size, size]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        self.output.forward(self.features(x))
+        dense(&self.output, self.features(x), false)
     }
 
     /// max-pool(ReLU(conv(x))): one fused operation on the CPU backend
@@ -145,21 +159,12 @@ impl ConvNet {
         }
     }
 
-    /// [`ConvNet::features`] written with Burn's tensor operations only (the reference the
-    /// fused operation is tested against).
-    pub fn features_tensor_ops(&self, x: Tensor<4>) -> Tensor<2> {
-        let x = self.pool.forward(relu(self.conv1.forward(x)));
-        let x = self.pool.forward(relu(self.conv2.forward(x)));
-        let x: Tensor<2> = x.flatten(1, 3);
-        self.dropout.forward(relu(self.dense.forward(x)))
-    }
-
     /// The dense hidden layer's activations (the penultimate layer).
     pub fn features(&self, x: Tensor<4>) -> Tensor<2> {
         let x = self.conv_block(&self.conv1, x);
         let x = self.conv_block(&self.conv2, x);
         let x: Tensor<2> = x.flatten(1, 3);
-        self.dropout.forward(relu(self.dense.forward(x)))
+        self.dropout.forward(dense(&self.dense, x, true))
     }
 }
 
@@ -377,9 +382,9 @@ impl FastLstm {
         self.forward_tensor_ops(x)
     }
 
-    /// [`FastLstm::forward`] written with Burn's tensor operations only (what runs off the CPU
-    /// backend; the reference the fused operation is tested against).
-    pub fn forward_tensor_ops(&self, x: Tensor<3>) -> Tensor<2> {
+    /// [`FastLstm::forward`] written with Burn's tensor operations (what runs off the CPU
+    /// backend).
+    fn forward_tensor_ops(&self, x: Tensor<3>) -> Tensor<2> {
         let [b, t, d] = x.dims();
         let h = self.hidden;
         let device = x.device();
@@ -456,12 +461,12 @@ impl TextClassifier {
 
     /// Logits `[n, classes]` of token ids `[n, steps]`.
     pub fn forward(&self, tokens: Tensor<2, Int>) -> Tensor<2> {
-        self.output.forward(self.features(tokens))
+        dense(&self.output, self.features(tokens), false)
     }
 
     /// The dense layer's activations (the penultimate layer).
     pub fn features(&self, tokens: Tensor<2, Int>) -> Tensor<2> {
         let x = self.lstm.forward(self.embedding.forward(tokens));
-        self.dropout.forward(relu(self.dense.forward(x)))
+        self.dropout.forward(dense(&self.dense, x, true))
     }
 }

@@ -1,17 +1,31 @@
-//! A global allocator that counts live bytes and their peak, for memory figures in benchmarks.
+//! A global allocator that can count live bytes and their peak, for memory figures in
+//! benchmarks. Counting starts with [`reset_peak`]; until then each allocation costs one
+//! relaxed load more than the system allocator (shared counters updated from every thread
+//! would slow training down).
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
 
-/// The system allocator, counting.
+/// The system allocator, counting once [`reset_peak`] has been called.
 pub struct Counting;
 
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
+static ON: AtomicBool = AtomicBool::new(false);
+/// Bytes allocated minus bytes freed since counting started (memory allocated before then
+/// and freed after makes it lower than what is live; differences stay exact).
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+static PEAK: AtomicIsize = AtomicIsize::new(0);
 
 fn grew(bytes: usize) {
-    let now = LIVE.fetch_add(bytes, Ordering::Relaxed) + bytes;
-    PEAK.fetch_max(now, Ordering::Relaxed);
+    if ON.load(Ordering::Relaxed) {
+        let now = LIVE.fetch_add(bytes as isize, Ordering::Relaxed) + bytes as isize;
+        PEAK.fetch_max(now, Ordering::Relaxed);
+    }
+}
+
+fn shrank(bytes: usize) {
+    if ON.load(Ordering::Relaxed) {
+        LIVE.fetch_sub(bytes as isize, Ordering::Relaxed);
+    }
 }
 
 // SAFETY: every call is forwarded to `System`; the counters do not touch the memory.
@@ -37,32 +51,34 @@ unsafe impl GlobalAlloc for Counting {
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         // SAFETY: forwarded with the caller's pointer and layout.
         unsafe { System.dealloc(ptr, layout) };
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        shrank(layout.size());
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         // SAFETY: forwarded with the caller's pointer, layout and size.
         let p = unsafe { System.realloc(ptr, layout, new_size) };
         if !p.is_null() {
-            LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+            shrank(layout.size());
             grew(new_size);
         }
         p
     }
 }
 
-/// Bytes allocated now.
-pub fn live() -> usize {
+/// The running count of allocated bytes (meaningful in differences, see [`peak`]).
+pub fn live() -> isize {
     LIVE.load(Ordering::Relaxed)
 }
 
-/// Starts a new peak measurement from the bytes allocated now.
+/// Starts counting (if not yet) and a new peak measurement from the count now.
 pub fn reset_peak() {
+    ON.store(true, Ordering::SeqCst);
     PEAK.store(live(), Ordering::Relaxed);
 }
 
-/// The most bytes allocated at once since the last [`reset_peak`].
-pub fn peak() -> usize {
+/// The highest count since the last [`reset_peak`]: `peak() - live()` taken right after
+/// `reset_peak` is the most memory held at once above that moment.
+pub fn peak() -> isize {
     PEAK.load(Ordering::Relaxed)
 }
 

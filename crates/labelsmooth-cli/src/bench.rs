@@ -175,7 +175,7 @@ pub fn linear(
         alloc::reset_peak();
         let before = alloc::live();
         run()?;
-        let peak = alloc::peak() - before;
+        let peak = (alloc::peak() - before).max(0) as usize;
         let s = median_seconds(reps, run)?;
         out.push(LinearRow {
             path,

@@ -5,6 +5,7 @@
 //! which computes the same function.
 
 pub mod conv;
+pub mod dense;
 pub mod lstm;
 
 use std::borrow::Cow;
@@ -21,6 +22,7 @@ use burn::backend::{Backend, Dispatch, Flex, backend_extension};
 use burn::tensor::{DType, Tensor, TensorData};
 
 use conv::{ConvDims, ConvTape, conv_block_backward, conv_block_forward};
+use dense::{DenseDims, dense_backward, dense_forward};
 use lstm::{LstmDims, LstmTape, lstm_backward, lstm_forward};
 
 /// The operations this crate adds to Burn's backends.
@@ -44,6 +46,15 @@ pub trait FusedOps: Backend {
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         bias: FloatTensor<Self>,
+    ) -> FloatTensor<Self>;
+
+    /// `x·W + b` for `x` `[rows, inputs]`, `W` `[inputs, outputs]`, `b` `[outputs]`; then ReLU
+    /// when `relu`.
+    fn dense(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        relu: bool,
     ) -> FloatTensor<Self>;
 }
 
@@ -85,6 +96,63 @@ impl FusedOps for Flex {
         let d = conv_dims(&x, &weight);
         let (y, _) = conv_block_forward(d, &floats(&x), &floats(&weight), &floats(&bias), false);
         flex_tensor(y, &d.output_shape())
+    }
+
+    fn dense(x: FlexTensor, weight: FlexTensor, bias: FlexTensor, relu: bool) -> FlexTensor {
+        let d = dense_dims(&x, &weight);
+        let y = dense_forward(d, &floats(&x), &floats(&weight), &floats(&bias), relu);
+        flex_tensor(y, &[d.rows, d.outputs])
+    }
+}
+
+fn dense_dims(x: &FlexTensor, weight: &FlexTensor) -> DenseDims {
+    let ws = weight.layout().shape();
+    DenseDims {
+        rows: x.layout().shape()[0],
+        inputs: ws[0],
+        outputs: ws[1],
+    }
+}
+
+#[derive(Debug)]
+struct DenseBackward;
+
+/// What the backward pass of the dense layer needs.
+#[derive(Debug, Clone)]
+struct DenseState {
+    dims: DenseDims,
+    x: FlexTensor,
+    weight: FlexTensor,
+    /// The output, when the layer has a ReLU.
+    y: Option<FlexTensor>,
+}
+
+impl Backward<Flex, 3> for DenseBackward {
+    type State = DenseState;
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let s = ops.state;
+        let d = s.dims;
+        let dy = grads.consume::<Flex>(&ops.node);
+        let [px, pw, pb] = ops.parents;
+        let y = s.y.as_ref().map(floats);
+        let g = dense_backward(
+            d,
+            &floats(&s.x),
+            &floats(&s.weight),
+            y.as_deref(),
+            &floats(&dy),
+            px.is_some(),
+        );
+        if let (Some(node), Some(gx)) = (px, g.x) {
+            grads.register::<Flex>(node.id, flex_tensor(gx, &[d.rows, d.inputs]));
+        }
+        if let Some(node) = pw {
+            grads.register::<Flex>(node.id, flex_tensor(g.weight, &[d.inputs, d.outputs]));
+        }
+        if let Some(node) = pb {
+            grads.register::<Flex>(node.id, flex_tensor(g.bias, &[d.outputs]));
+        }
     }
 }
 
@@ -250,6 +318,38 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
             OpsKind::UnTracked(prep) => prep.finish(Flex::conv_relu_pool(x, weight, bias)),
         }
     }
+
+    fn dense(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        relu: bool,
+    ) -> FloatTensor<Self> {
+        let prep = DenseBackward
+            .prepare::<C>([x.node(), weight.node(), bias.node()])
+            .compute_bound()
+            .stateful();
+        let (x, weight, bias) = (
+            x.into_primitive(),
+            weight.into_primitive(),
+            bias.into_primitive(),
+        );
+        match prep {
+            OpsKind::Tracked(prep) => {
+                let d = dense_dims(&x, &weight);
+                let y = dense_forward(d, &floats(&x), &floats(&weight), &floats(&bias), relu);
+                let y = flex_tensor(y, &[d.rows, d.outputs]);
+                let state = DenseState {
+                    dims: d,
+                    x,
+                    weight,
+                    y: relu.then(|| y.clone()),
+                };
+                prep.finish(state, y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(Flex::dense(x, weight, bias, relu)),
+        }
+    }
 }
 
 /// Whether `t` lives on the CPU backend in float32, where the fused operations run.
@@ -279,5 +379,15 @@ pub fn conv_relu_pool(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>) -> Tenso
         x.into_dispatch(),
         weight.into_dispatch(),
         bias.into_dispatch(),
+    ))
+}
+
+/// [`FusedOps::dense`] on Burn tensors (CPU backend, float32 only: see [`fusable`]).
+pub fn dense(x: Tensor<2>, weight: Tensor<2>, bias: Tensor<1>, relu: bool) -> Tensor<2> {
+    Tensor::from_dispatch(Dispatch::dense(
+        x.into_dispatch(),
+        weight.into_dispatch(),
+        bias.into_dispatch(),
+        relu,
     ))
 }
