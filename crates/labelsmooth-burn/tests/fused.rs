@@ -1,4 +1,5 @@
-//! The fused CPU operations (LSTM over a sequence; convolution + ReLU + max-pool) equal the same
+//! The fused CPU operations (LSTM over a sequence; convolution + ReLU + max-pool; dense layer
+//! with or without ReLU) equal the same
 //! functions written with Burn's tensor operations, whose gradients come from Burn's autodiff:
 //! values and the gradients of every input, on sizes that exercise the vector tails, uneven
 //! splits of the batch over threads, and one-step sequences.
@@ -7,7 +8,7 @@ use labelsmooth_burn::burn::tensor::activation::{relu, sigmoid};
 use labelsmooth_burn::burn::tensor::module::{conv2d, max_pool2d};
 use labelsmooth_burn::burn::tensor::ops::{ConvOptions, MaxPoolOptions};
 use labelsmooth_burn::burn::tensor::{Device, Tensor, TensorData};
-use labelsmooth_burn::fused::{conv_relu_pool, lstm_last_hidden};
+use labelsmooth_burn::fused::{conv_relu_pool, dense, lstm_last_hidden};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -16,8 +17,11 @@ fn random(rng: &mut ChaCha8Rng, n: usize, scale: f32) -> Vec<f32> {
 }
 
 fn leaf<const D: usize>(values: &[f32], shape: [usize; D]) -> Tensor<D> {
-    Tensor::<D>::from_data(TensorData::new(values.to_vec(), shape), &Device::flex().autodiff())
-        .require_grad()
+    Tensor::<D>::from_data(
+        TensorData::new(values.to_vec(), shape),
+        &Device::flex().autodiff(),
+    )
+    .require_grad()
 }
 
 fn plain<const D: usize>(values: &[f32], shape: [usize; D]) -> Tensor<D> {
@@ -33,15 +37,23 @@ fn values<const D: usize>(t: &Tensor<D>) -> Vec<f32> {
 fn assert_close(what: &str, a: &[f32], b: &[f32], tol: f32) {
     assert_eq!(a.len(), b.len(), "{what}: lengths");
     let scale = b.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
-    let worst = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
-    assert!(worst <= tol * scale, "{what}: error {worst} at scale {scale}");
+    let worst = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max);
+    assert!(
+        worst <= tol * scale,
+        "{what}: error {worst} at scale {scale}"
+    );
 }
 
 fn lstm_reference(x: Tensor<3>, w_ih: Tensor<2>, w_hh: Tensor<2>, bias: Tensor<1>) -> Tensor<2> {
     let [b, t, d] = x.dims();
     let h = w_hh.dims()[0];
     let device = x.device();
-    let z_in = (x.reshape([b * t, d]).matmul(w_ih) + bias.reshape([1, 4 * h])).reshape([b, t, 4 * h]);
+    let z_in =
+        (x.reshape([b * t, d]).matmul(w_ih) + bias.reshape([1, 4 * h])).reshape([b, t, 4 * h]);
     let mut state_h = Tensor::<2>::zeros([b, h], &device);
     let mut state_c = Tensor::<2>::zeros([b, h], &device);
     for step in 0..t {
@@ -59,7 +71,9 @@ fn lstm_reference(x: Tensor<3>, w_ih: Tensor<2>, w_hh: Tensor<2>, bias: Tensor<1
 #[test]
 fn lstm_equals_tensor_operations_values_and_gradients() {
     for (seed, (batch, steps, input, hidden)) in
-        [(3, 7, 5, 16), (5, 1, 3, 5), (4, 12, 16, 37), (1, 30, 2, 64)].into_iter().enumerate()
+        [(3, 7, 5, 16), (5, 1, 3, 5), (4, 12, 16, 37), (1, 30, 2, 64)]
+            .into_iter()
+            .enumerate()
     {
         let mut rng = ChaCha8Rng::seed_from_u64(seed as u64);
         let x = random(&mut rng, batch * steps * input, 1.5);
@@ -77,7 +91,8 @@ fn lstm_equals_tensor_operations_values_and_gradients() {
             } else {
                 lstm_reference(tx.clone(), tih.clone(), thh.clone(), tb.clone())
             };
-            let weights = Tensor::<2>::from_data(TensorData::new(r.clone(), [batch, hidden]), &h.device());
+            let weights =
+                Tensor::<2>::from_data(TensorData::new(r.clone(), [batch, hidden]), &h.device());
             let grads = (h.clone() * weights).sum().backward();
             (
                 values(&h),
@@ -109,7 +124,12 @@ fn lstm_equals_tensor_operations_values_and_gradients() {
 
 fn conv_reference(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>) -> Tensor<4> {
     let k = weight.dims()[2];
-    let y = conv2d(x, weight, Some(bias), ConvOptions::new([1, 1], [k / 2, k / 2], [1, 1], 1));
+    let y = conv2d(
+        x,
+        weight,
+        Some(bias),
+        ConvOptions::new([1, 1], [k / 2, k / 2], [1, 1], 1),
+    );
     max_pool2d(relu(y), MaxPoolOptions::new([2, 2]).with_stride([2, 2]))
 }
 
@@ -153,7 +173,10 @@ fn conv_block_equals_tensor_operations_values_and_gradients() {
         let fused = run(true);
         let reference = run(false);
         let case = format!("conv b{batch} c{channels} {height}x{width} f{filters} k{kernel}");
-        assert!(fused.0.iter().any(|&v| v == 0.0) && fused.0.iter().any(|&v| v > 0.0), "{case}: ReLU both ways");
+        assert!(
+            fused.0.contains(&0.0) && fused.0.iter().any(|&v| v > 0.0),
+            "{case}: ReLU both ways"
+        );
         assert_close(&format!("{case} y"), &fused.0, &reference.0, 1e-5);
         assert_close(&format!("{case} dx"), &fused.1, &reference.1, 2e-5);
         assert_close(&format!("{case} dW"), &fused.2, &reference.2, 2e-5);
@@ -172,11 +195,75 @@ fn conv_block_equals_tensor_operations_values_and_gradients() {
 fn untracked_images_get_no_gradient_but_weights_do() {
     let mut rng = ChaCha8Rng::seed_from_u64(7);
     let device = Device::flex().autodiff();
-    let x = Tensor::<4>::from_data(TensorData::new(random(&mut rng, 2 * 8 * 8, 1.0), [2, 1, 8, 8]), &device);
+    let x = Tensor::<4>::from_data(
+        TensorData::new(random(&mut rng, 2 * 8 * 8, 1.0), [2, 1, 8, 8]),
+        &device,
+    );
     let w = leaf(&random(&mut rng, 4 * 9, 0.5), [4, 1, 3, 3]);
     let b = leaf(&random(&mut rng, 4, 0.1), [4]);
-    let grads = conv_relu_pool(x.clone(), w.clone(), b.clone()).sum().backward();
+    let grads = conv_relu_pool(x.clone(), w.clone(), b.clone())
+        .sum()
+        .backward();
     assert!(x.grad(&grads).is_none());
     let gw = values(&w.grad(&grads).unwrap());
     assert!(gw.iter().any(|&v| v != 0.0));
+}
+
+#[test]
+fn dense_layer_equals_tensor_operations_values_and_gradients() {
+    // The last two are large enough to split their rows over the threads.
+    for (seed, (rows, inputs, outputs, with_relu)) in [
+        (64, 64, 128, true),
+        (64, 128, 10, false),
+        (3, 5, 17, true),
+        (1, 1, 1, false),
+        (64, 1568, 128, true),
+        (300, 40, 200, false),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut rng = ChaCha8Rng::seed_from_u64(200 + seed as u64);
+        let x = random(&mut rng, rows * inputs, 1.0);
+        let w = random(&mut rng, inputs * outputs, 0.3);
+        let b = random(&mut rng, outputs, 0.1);
+        let r = random(&mut rng, rows * outputs, 1.0);
+        let run = |fused: bool| {
+            let tx = leaf(&x, [rows, inputs]);
+            let tw = leaf(&w, [inputs, outputs]);
+            let tb = leaf(&b, [outputs]);
+            let y = if fused {
+                dense(tx.clone(), tw.clone(), tb.clone(), with_relu)
+            } else {
+                let z = tx.clone().matmul(tw.clone()) + tb.clone().reshape([1, outputs]);
+                if with_relu { relu(z) } else { z }
+            };
+            let weights =
+                Tensor::<2>::from_data(TensorData::new(r.clone(), [rows, outputs]), &y.device());
+            let grads = (y.clone() * weights).sum().backward();
+            (
+                values(&y),
+                values(&tx.grad(&grads).unwrap()),
+                values(&tw.grad(&grads).unwrap()),
+                values(&tb.grad(&grads).unwrap()),
+            )
+        };
+        let fused = run(true);
+        let reference = run(false);
+        let case = format!("dense {rows}x{inputs}->{outputs} relu {with_relu}");
+        if with_relu && rows * outputs > 10 {
+            assert!(fused.0.contains(&0.0), "{case}: ReLU cuts");
+        }
+        assert_close(&format!("{case} y"), &fused.0, &reference.0, 1e-5);
+        assert_close(&format!("{case} dx"), &fused.1, &reference.1, 1e-5);
+        assert_close(&format!("{case} dW"), &fused.2, &reference.2, 1e-5);
+        assert_close(&format!("{case} db"), &fused.3, &reference.3, 1e-5);
+        let y = dense(
+            plain(&x, [rows, inputs]),
+            plain(&w, [inputs, outputs]),
+            plain(&b, [outputs]),
+            with_relu,
+        );
+        assert_eq!(values(&y), fused.0, "{case}: inference path");
+    }
 }

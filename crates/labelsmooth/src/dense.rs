@@ -112,7 +112,9 @@ fn column_panel<const W: usize, const FMA: bool>(
         let rows: [&[f32]; 4] = std::array::from_fn(|r| &a[(i + r) * lda..(i + r) * lda + k]);
         let mut acc = [[0.0f32; W]; 4];
         for l in 0..k {
-            let bl: &[f32; W] = b[l * ldb + j0..l * ldb + j0 + W].try_into().expect("W columns");
+            let bl: &[f32; W] = b[l * ldb + j0..l * ldb + j0 + W]
+                .try_into()
+                .expect("W columns");
             for r in 0..4 {
                 let av = rows[r][l];
                 for w in 0..W {
@@ -132,7 +134,9 @@ fn column_panel<const W: usize, const FMA: bool>(
         let row = &a[i * lda..i * lda + k];
         let mut acc = [0.0f32; W];
         for (l, &av) in row.iter().enumerate() {
-            let bl: &[f32; W] = b[l * ldb + j0..l * ldb + j0 + W].try_into().expect("W columns");
+            let bl: &[f32; W] = b[l * ldb + j0..l * ldb + j0 + W]
+                .try_into()
+                .expect("W columns");
             for w in 0..W {
                 acc[w] = madd::<FMA>(av, bl[w], acc[w]);
             }
@@ -203,10 +207,22 @@ pub fn small_matmul_acc(
     if m == 0 || n == 0 || k == 0 {
         return;
     }
-    assert!(lda >= k && ldb >= n && ldc >= n, "small_matmul_acc: strides");
-    assert!(a.len() >= (m - 1) * lda + k, "small_matmul_acc: a is too short");
-    assert!(b.len() >= (k - 1) * ldb + n, "small_matmul_acc: b is too short");
-    assert!(c.len() >= (m - 1) * ldc + n, "small_matmul_acc: c is too short");
+    assert!(
+        lda >= k && ldb >= n && ldc >= n,
+        "small_matmul_acc: strides"
+    );
+    assert!(
+        a.len() >= (m - 1) * lda + k,
+        "small_matmul_acc: a is too short"
+    );
+    assert!(
+        b.len() >= (k - 1) * ldb + n,
+        "small_matmul_acc: b is too short"
+    );
+    assert!(
+        c.len() >= (m - 1) * ldc + n,
+        "small_matmul_acc: c is too short"
+    );
     #[cfg(target_arch = "x86_64")]
     {
         #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
@@ -259,7 +275,10 @@ pub struct Strides {
 impl Strides {
     /// A row-major matrix with `cols` columns (or rows `cols` apart).
     pub fn row_major(cols: usize) -> Strides {
-        Strides { rows: cols, cols: 1 }
+        Strides {
+            rows: cols,
+            cols: 1,
+        }
     }
 
     /// The transpose of a row-major matrix with `cols` columns.
@@ -308,8 +327,14 @@ pub fn matmul(
         }
     };
     assert!(c.len() >= last(m, n, c_strides), "matmul: c is too short");
-    assert!(a.data.len() >= last(m, k, a.strides), "matmul: a is too short");
-    assert!(b.data.len() >= last(k, n, b.strides), "matmul: b is too short");
+    assert!(
+        a.data.len() >= last(m, k, a.strides),
+        "matmul: a is too short"
+    );
+    assert!(
+        b.data.len() >= last(k, n, b.strides),
+        "matmul: b is too short"
+    );
     if m == 0 || n == 0 {
         return;
     }
@@ -397,7 +422,10 @@ mod tests {
                     } else {
                         c0[i * ldc + j]
                     };
-                    assert!((c[i * ldc + j] - want).abs() < 1e-4, "{m}x{n}x{k} ({i}, {j})");
+                    assert!(
+                        (c[i * ldc + j] - want).abs() < 1e-4,
+                        "{m}x{n}x{k} ({i}, {j})"
+                    );
                 }
             }
         }
@@ -414,8 +442,16 @@ mod tests {
             (false, true, false),
             (true, true, true),
         ] {
-            let sa = if transpose_a { Strides::transposed(m) } else { Strides::row_major(k) };
-            let sb = if transpose_b { Strides::transposed(k) } else { Strides::row_major(n) };
+            let sa = if transpose_a {
+                Strides::transposed(m)
+            } else {
+                Strides::row_major(k)
+            };
+            let sb = if transpose_b {
+                Strides::transposed(k)
+            } else {
+                Strides::row_major(n)
+            };
             let mut c = vec![1.0f32; m * n];
             matmul(
                 (m, n, k),

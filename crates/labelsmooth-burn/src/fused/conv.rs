@@ -133,7 +133,10 @@ fn col2im(d: &ConvDims, patches: &[f32], image: &mut [f32]) {
 
 fn check(d: &ConvDims, x: &[f32], weight: &[f32], bias: &[f32]) {
     assert!(d.kernel % 2 == 1, "conv block: odd kernel");
-    assert!(d.height % 2 == 0 && d.width % 2 == 0, "conv block: even sides");
+    assert!(
+        d.height.is_multiple_of(2) && d.width.is_multiple_of(2),
+        "conv block: even sides"
+    );
     assert_eq!(x.len(), d.batch * d.channels * d.pixels(), "conv block: x");
     assert_eq!(weight.len(), d.filters * d.patch(), "conv block: weight");
     assert_eq!(bias.len(), d.filters, "conv block: bias");
@@ -163,7 +166,11 @@ pub fn conv_block_forward(
     let half_w = d.width / 2;
     let run = |images: &[f32], y: &mut [f32], winner: &mut [u8], kept: Option<&mut [f32]>| {
         let n = images.len() / in_len.max(1);
-        let mut local = if kept.is_none() { vec![0.0f32; kp * p] } else { Vec::new() };
+        let mut local = if kept.is_none() {
+            vec![0.0f32; kp * p]
+        } else {
+            Vec::new()
+        };
         let mut kept = kept;
         let mut out = vec![0.0f32; o * p];
         for i in 0..n {
@@ -176,13 +183,21 @@ pub fn conv_block_forward(
                 row.fill(b);
             }
             dense::small_matmul_acc((o, p, kp), weight, kp, cols, p, &mut out, p);
-            let (yi, wi) = (&mut y[i * o * q..(i + 1) * o * q], &mut winner[i * o * q..(i + 1) * o * q]);
+            let (yi, wi) = (
+                &mut y[i * o * q..(i + 1) * o * q],
+                &mut winner[i * o * q..(i + 1) * o * q],
+            );
             for f in 0..o {
                 let plane = &out[f * p..(f + 1) * p];
                 for py in 0..d.height / 2 {
                     for px in 0..half_w {
                         let base = 2 * py * d.width + 2 * px;
-                        let cand = [plane[base], plane[base + 1], plane[base + d.width], plane[base + d.width + 1]];
+                        let cand = [
+                            plane[base],
+                            plane[base + 1],
+                            plane[base + d.width],
+                            plane[base + d.width + 1],
+                        ];
                         let mut best = 0;
                         for (j, &v) in cand.iter().enumerate().skip(1) {
                             if v > cand[best] {
@@ -248,7 +263,10 @@ pub fn conv_block_backward(
         let mut dcols = vec![0.0f32; if want_x { kp * p } else { 0 }];
         for i in first..first + n {
             dout.fill(0.0);
-            let (dyi, wi) = (&dy[i * o * q..(i + 1) * o * q], &tape.winner[i * o * q..(i + 1) * o * q]);
+            let (dyi, wi) = (
+                &dy[i * o * q..(i + 1) * o * q],
+                &tape.winner[i * o * q..(i + 1) * o * q],
+            );
             for f in 0..o {
                 for py in 0..d.height / 2 {
                     for px in 0..half_w {

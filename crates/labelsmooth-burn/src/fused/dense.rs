@@ -61,7 +61,13 @@ fn transpose(rows: usize, cols: usize, m: &[f32]) -> Vec<f32> {
 }
 
 /// `x·W + b`, then ReLU when `relu`.
-pub fn dense_forward(d: DenseDims, x: &[f32], weight: &[f32], bias: &[f32], relu: bool) -> Vec<f32> {
+pub fn dense_forward(
+    d: DenseDims,
+    x: &[f32],
+    weight: &[f32],
+    bias: &[f32],
+    relu: bool,
+) -> Vec<f32> {
     assert_eq!(x.len(), d.rows * d.inputs, "dense: x");
     assert_eq!(weight.len(), d.inputs * d.outputs, "dense: weight");
     assert_eq!(bias.len(), d.outputs, "dense: bias");
@@ -90,7 +96,11 @@ pub fn dense_backward(
 ) -> DenseGrads {
     assert_eq!(dy.len(), d.rows * d.outputs, "dense: dy");
     let dz: Vec<f32> = match y {
-        Some(y) => dy.iter().zip(y).map(|(&g, &v)| if v > 0.0 { g } else { 0.0 }).collect(),
+        Some(y) => dy
+            .iter()
+            .zip(y)
+            .map(|(&g, &v)| if v > 0.0 { g } else { 0.0 })
+            .collect(),
         None => dy.to_vec(),
     };
     let mut bias = vec![0.0f64; d.outputs];

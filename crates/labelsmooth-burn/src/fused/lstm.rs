@@ -85,7 +85,15 @@ pub fn lstm_forward(
     let mut tanh_c = vec![0.0f32; d.rows() * h];
     let mut h_last = vec![0.0f32; d.batch * h];
     if d.rows() == 0 || h == 0 {
-        return (h_last, keep.then_some(LstmTape { gates, h_prev, c_prev, tanh_c }));
+        return (
+            h_last,
+            keep.then_some(LstmTape {
+                gates,
+                h_prev,
+                c_prev,
+                tanh_c,
+            }),
+        );
     }
     for row in gates.chunks_exact_mut(g4) {
         row.copy_from_slice(bias);
@@ -134,7 +142,15 @@ pub fn lstm_forward(
                 );
             }
         });
-    (h_last, keep.then_some(LstmTape { gates, h_prev, c_prev, tanh_c }))
+    (
+        h_last,
+        keep.then_some(LstmTape {
+            gates,
+            h_prev,
+            c_prev,
+            tanh_c,
+        }),
+    )
 }
 
 /// Gradients of every input of [`lstm_forward`] given the gradient of the last hidden state

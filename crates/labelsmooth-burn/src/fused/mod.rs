@@ -62,7 +62,12 @@ pub trait FusedOps: Backend {
 fn floats(t: &FlexTensor) -> Cow<'_, [f32]> {
     match t.as_slice::<f32>() {
         Some(s) => Cow::Borrowed(s),
-        None => Cow::Owned(t.to_contiguous().as_slice::<f32>().expect("float32").to_vec()),
+        None => Cow::Owned(
+            t.to_contiguous()
+                .as_slice::<f32>()
+                .expect("float32")
+                .to_vec(),
+        ),
     }
 }
 
@@ -88,7 +93,14 @@ impl FusedOps for Flex {
         bias: FlexTensor,
     ) -> FlexTensor {
         let d = lstm_dims(&x, &w_hh);
-        let (h, _) = lstm_forward(d, &floats(&x), &floats(&w_ih), &floats(&w_hh), &floats(&bias), false);
+        let (h, _) = lstm_forward(
+            d,
+            &floats(&x),
+            &floats(&w_ih),
+            &floats(&w_hh),
+            &floats(&bias),
+            false,
+        );
         flex_tensor(h, &[d.batch, d.hidden])
     }
 
@@ -283,9 +295,7 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
                 };
                 prep.finish(state, flex_tensor(h, &[d.batch, d.hidden]))
             }
-            OpsKind::UnTracked(prep) => {
-                prep.finish(Flex::lstm_last_hidden(x, w_ih, w_hh, bias))
-            }
+            OpsKind::UnTracked(prep) => prep.finish(Flex::lstm_last_hidden(x, w_ih, w_hh, bias)),
         }
     }
 

@@ -1,8 +1,8 @@
 //! Fused linear layer + smoothed cross-entropy for large vocabularies.
 
 use super::{CrossEntropy, LossValue, Reduction};
-use crate::error::{Error, Result, check_len, rows_of};
 use crate::dense::{self, Mat, Strides};
+use crate::error::{Error, Result, check_len, rows_of};
 
 /// Gradients of [`LinearCrossEntropy`] with respect to its inputs.
 #[derive(Debug, Clone, PartialEq)]
