@@ -8,6 +8,7 @@
 pub mod fused;
 pub mod loss;
 pub mod models;
+pub mod optim;
 pub mod train;
 
 pub use burn;

@@ -6,8 +6,7 @@ use std::io::{IsTerminal, Write};
 use std::path::Path;
 
 use burn::module::{Module, ModuleVisitor, Param};
-use burn::optim::decay::WeightDecayConfig;
-use burn::optim::{AdamConfig, GradientsParams};
+use burn::optim::GradientsParams;
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use labelsmooth::calibration::{
@@ -20,6 +19,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::loss::{ConfidencePenaltyConfig, SmoothedCrossEntropyConfig};
+use crate::optim::FusedAdamConfig;
 use crate::models::{
     ConvNet, ConvNetConfig, Mlp, MlpConfig, MobileNet, MobileNetConfig, TextClassifier,
     TextClassifierConfig,
@@ -393,14 +393,16 @@ pub fn train(
     let penalty = cfg
         .confidence_penalty
         .map(|b| ConfidencePenaltyConfig::new(b).init());
-    let mut adam = AdamConfig::new()
-        .with_beta_1(cfg.betas.0)
-        .with_beta_2(cfg.betas.1)
-        .with_epsilon(1e-8);
-    if let Some(L2::WeightDecay(l)) = cfg.l2 {
-        adam = adam.with_weight_decay(Some(WeightDecayConfig::new(l)));
+    let mut optim = FusedAdamConfig {
+        beta_1: cfg.betas.0,
+        beta_2: cfg.betas.1,
+        epsilon: 1e-8,
+        weight_decay: match cfg.l2 {
+            Some(L2::WeightDecay(l)) => Some(l),
+            _ => None,
+        },
     }
-    let mut optim = adam.init();
+    .init();
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
     let n = train.1.len();
     let steps_per_epoch = n.div_ceil(cfg.batch_size);

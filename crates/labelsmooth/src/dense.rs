@@ -100,7 +100,7 @@ fn column_panel<const W: usize, const FMA: bool>(
     m: usize,
     k: usize,
     a: &[f32],
-    lda: usize,
+    sa: Strides,
     b: &[f32],
     ldb: usize,
     c: &mut [f32],
@@ -109,14 +109,13 @@ fn column_panel<const W: usize, const FMA: bool>(
 ) {
     let mut i = 0;
     while i + 4 <= m {
-        let rows: [&[f32]; 4] = std::array::from_fn(|r| &a[(i + r) * lda..(i + r) * lda + k]);
         let mut acc = [[0.0f32; W]; 4];
         for l in 0..k {
             let bl: &[f32; W] = b[l * ldb + j0..l * ldb + j0 + W]
                 .try_into()
                 .expect("W columns");
             for r in 0..4 {
-                let av = rows[r][l];
+                let av = a[(i + r) * sa.rows + l * sa.cols];
                 for w in 0..W {
                     acc[r][w] = madd::<FMA>(av, bl[w], acc[r][w]);
                 }
@@ -131,9 +130,9 @@ fn column_panel<const W: usize, const FMA: bool>(
         i += 4;
     }
     while i < m {
-        let row = &a[i * lda..i * lda + k];
         let mut acc = [0.0f32; W];
-        for (l, &av) in row.iter().enumerate() {
+        for l in 0..k {
+            let av = a[i * sa.rows + l * sa.cols];
             let bl: &[f32; W] = b[l * ldb + j0..l * ldb + j0 + W]
                 .try_into()
                 .expect("W columns");
@@ -154,7 +153,7 @@ fn column_panel<const W: usize, const FMA: bool>(
 fn small_matmul_impl<const FMA: bool>(
     (m, n, k): (usize, usize, usize),
     a: &[f32],
-    lda: usize,
+    sa: Strides,
     b: &[f32],
     ldb: usize,
     c: &mut [f32],
@@ -162,11 +161,11 @@ fn small_matmul_impl<const FMA: bool>(
 ) {
     let mut j0 = 0;
     while j0 + 64 <= n {
-        column_panel::<64, FMA>(m, k, a, lda, b, ldb, c, ldc, j0);
+        column_panel::<64, FMA>(m, k, a, sa, b, ldb, c, ldc, j0);
         j0 += 64;
     }
     while j0 + 16 <= n {
-        column_panel::<16, FMA>(m, k, a, lda, b, ldb, c, ldc, j0);
+        column_panel::<16, FMA>(m, k, a, sa, b, ldb, c, ldc, j0);
         j0 += 16;
     }
     if j0 < n {
@@ -177,7 +176,7 @@ fn small_matmul_impl<const FMA: bool>(
             b_tail[l * 16..l * 16 + rest].copy_from_slice(&b[l * ldb + j0..l * ldb + n]);
         }
         let mut c_tail = vec![0.0f32; m * 16];
-        column_panel::<16, FMA>(m, k, a, lda, &b_tail, 16, &mut c_tail, 16, 0);
+        column_panel::<16, FMA>(m, k, a, sa, &b_tail, 16, &mut c_tail, 16, 0);
         for i in 0..m {
             let dst = &mut c[i * ldc + j0..i * ldc + n];
             for (d, &v) in dst.iter_mut().zip(&c_tail[i * 16..i * 16 + rest]) {
@@ -196,9 +195,25 @@ fn small_matmul_impl<const FMA: bool>(
 /// If a matrix is shorter than its dimensions and strides say.
 #[allow(clippy::too_many_arguments)]
 pub fn small_matmul_acc(
-    (m, n, k): (usize, usize, usize),
+    dims: (usize, usize, usize),
     a: &[f32],
     lda: usize,
+    b: &[f32],
+    ldb: usize,
+    c: &mut [f32],
+    ldc: usize,
+) {
+    assert!(lda >= dims.2, "small_matmul_acc: lda");
+    small_matmul_acc_strided(dims, Mat::new(a, Strides::row_major(lda)), b, ldb, c, ldc)
+}
+
+/// [`small_matmul_acc`] with any strides for a (a transposed matrix: `Strides::transposed`).
+///
+/// # Panics
+/// If a matrix is shorter than its dimensions and strides say.
+pub fn small_matmul_acc_strided(
+    (m, n, k): (usize, usize, usize),
+    a: Mat<'_>,
     b: &[f32],
     ldb: usize,
     c: &mut [f32],
@@ -207,59 +222,100 @@ pub fn small_matmul_acc(
     if m == 0 || n == 0 || k == 0 {
         return;
     }
+    let sa = a.strides;
+    let a = a.data;
+    assert!(ldb >= n && ldc >= n, "small_matmul_acc: strides");
     assert!(
-        lda >= k && ldb >= n && ldc >= n,
-        "small_matmul_acc: strides"
-    );
-    assert!(
-        a.len() >= (m - 1) * lda + k,
+        a.len() > (m - 1) * sa.rows + (k - 1) * sa.cols,
         "small_matmul_acc: a is too short"
     );
-    assert!(
-        b.len() >= (k - 1) * ldb + n,
-        "small_matmul_acc: b is too short"
-    );
-    assert!(
-        c.len() >= (m - 1) * ldc + n,
-        "small_matmul_acc: c is too short"
-    );
+    assert!(b.len() >= (k - 1) * ldb + n, "small_matmul_acc: b is too short");
+    assert!(c.len() >= (m - 1) * ldc + n, "small_matmul_acc: c is too short");
     #[cfg(target_arch = "x86_64")]
     {
         #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
-        #[allow(clippy::too_many_arguments)]
         fn avx512(
             d: (usize, usize, usize),
             a: &[f32],
-            lda: usize,
+            sa: Strides,
             b: &[f32],
             ldb: usize,
             c: &mut [f32],
             ldc: usize,
         ) {
-            small_matmul_impl::<true>(d, a, lda, b, ldb, c, ldc)
+            small_matmul_impl::<true>(d, a, sa, b, ldb, c, ldc)
         }
         #[target_feature(enable = "avx2,fma")]
-        #[allow(clippy::too_many_arguments)]
         fn avx2(
             d: (usize, usize, usize),
             a: &[f32],
-            lda: usize,
+            sa: Strides,
             b: &[f32],
             ldb: usize,
             c: &mut [f32],
             ldc: usize,
         ) {
-            small_matmul_impl::<true>(d, a, lda, b, ldb, c, ldc)
+            small_matmul_impl::<true>(d, a, sa, b, ldb, c, ldc)
         }
         match isa() {
             // SAFETY: `isa()` checked that the CPU has these instructions.
-            Isa::Avx512 => return unsafe { avx512((m, n, k), a, lda, b, ldb, c, ldc) },
+            Isa::Avx512 => return unsafe { avx512((m, n, k), a, sa, b, ldb, c, ldc) },
             // SAFETY: as above.
-            Isa::Avx2 => return unsafe { avx2((m, n, k), a, lda, b, ldb, c, ldc) },
+            Isa::Avx2 => return unsafe { avx2((m, n, k), a, sa, b, ldb, c, ldc) },
             Isa::Baseline => {}
         }
     }
-    small_matmul_impl::<false>((m, n, k), a, lda, b, ldb, c, ldc)
+    small_matmul_impl::<false>((m, n, k), a, sa, b, ldb, c, ldc)
+}
+
+/// c[m, n] += aᵀ · b for row-major a `[rows, m]` and b `[rows, n]` (a weight gradient: inputs
+/// transposed times output gradients, summed over the rows), in blocks of 256 rows that stay in
+/// cache. With `parallel` and enough work the rows are split over the threads, each summing into
+/// its own copy of c; the copies are added in a fixed order.
+pub fn transposed_product_acc(
+    (m, n, rows): (usize, usize, usize),
+    a: &[f32],
+    b: &[f32],
+    c: &mut [f32],
+    parallel: bool,
+) {
+    use rayon::prelude::*;
+    const BLOCK: usize = 256;
+    assert!(a.len() >= rows * m && b.len() >= rows * n && c.len() >= m * n);
+    let blocks = |r0: usize, r1: usize, c: &mut [f32]| {
+        let mut start = r0;
+        while start < r1 {
+            let len = BLOCK.min(r1 - start);
+            small_matmul_acc_strided(
+                (m, n, len),
+                Mat::new(&a[start * m..], Strides::transposed(m)),
+                &b[start * n..],
+                n,
+                c,
+                n,
+            );
+            start += len;
+        }
+    };
+    let threads = rayon::current_num_threads();
+    if !parallel || threads < 2 || m * n * rows < 1 << 21 || rows < 2 * BLOCK {
+        blocks(0, rows, c);
+        return;
+    }
+    let per = rows.div_ceil(threads);
+    let parts: Vec<Vec<f32>> = (0..threads)
+        .into_par_iter()
+        .map(|t| {
+            let mut part = vec![0.0f32; m * n];
+            blocks((t * per).min(rows), ((t + 1) * per).min(rows), &mut part);
+            part
+        })
+        .collect();
+    for part in parts {
+        for (x, v) in c.iter_mut().zip(part) {
+            *x += v;
+        }
+    }
 }
 
 /// Row and column strides of a matrix stored in a slice: element (i, j) is at
@@ -414,6 +470,23 @@ mod tests {
             let c0: Vec<f32> = (0..m * ldc).map(|i| (i as f32 * 0.05).sin()).collect();
             let mut c = c0.clone();
             small_matmul_acc((m, n, k), &a, lda, &b, ldb, &mut c, ldc);
+            // The same product with a stored transposed.
+            let mut a_t = vec![0.0f32; k * m];
+            for i in 0..m {
+                for l in 0..k {
+                    a_t[l * m + i] = a[i * lda + l];
+                }
+            }
+            let mut c_t = c0.clone();
+            small_matmul_acc_strided(
+                (m, n, k),
+                Mat::new(&a_t, Strides::transposed(m)),
+                &b,
+                ldb,
+                &mut c_t,
+                ldc,
+            );
+            assert_eq!(c, c_t, "{m}x{n}x{k}: transposed a");
             for i in 0..m {
                 for j in 0..ldc {
                     let want = if j < n {
@@ -426,6 +499,25 @@ mod tests {
                         (c[i * ldc + j] - want).abs() < 1e-4,
                         "{m}x{n}x{k} ({i}, {j})"
                     );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn transposed_product_matches_loops() {
+        for (m, n, rows, parallel) in [(3, 5, 7, false), (64, 256, 1000, true), (16, 20, 600, true)] {
+            let a: Vec<f32> = (0..rows * m).map(|i| (i as f32 * 0.013).sin()).collect();
+            let b: Vec<f32> = (0..rows * n).map(|i| (i as f32 * 0.007).cos()).collect();
+            let mut c = vec![0.5f32; m * n];
+            transposed_product_acc((m, n, rows), &a, &b, &mut c, parallel);
+            for i in 0..m {
+                for j in 0..n {
+                    let want: f64 = 0.5
+                        + (0..rows)
+                            .map(|r| f64::from(a[r * m + i]) * f64::from(b[r * n + j]))
+                            .sum::<f64>();
+                    assert!((f64::from(c[i * n + j]) - want).abs() < 1e-3, "({i}, {j})");
                 }
             }
         }

@@ -5,7 +5,7 @@
 //! over the threads, small ones (a training step of a small MLP) stay on the calling thread,
 //! where waking the pool would cost more than the arithmetic.
 
-use labelsmooth::dense::small_matmul_acc;
+use labelsmooth::dense::{small_matmul_acc, transposed_product_acc};
 use rayon::prelude::*;
 
 /// Multiply-adds below which a product runs on the calling thread.
@@ -110,9 +110,8 @@ pub fn dense_backward(
         }
     }
     // dW = xᵀ · dz
-    let x_t = transpose(d.rows, d.inputs, x);
     let mut dw = vec![0.0f32; d.inputs * d.outputs];
-    product(d.inputs, d.outputs, d.rows, &x_t, &dz, &mut dw);
+    transposed_product_acc((d.inputs, d.outputs, d.rows), x, &dz, &mut dw, true);
     // dx = dz · Wᵀ
     let dx = want_x.then(|| {
         let w_t = transpose(d.inputs, d.outputs, weight);

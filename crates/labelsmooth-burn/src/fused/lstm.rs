@@ -211,26 +211,8 @@ pub fn lstm_backward(
         });
     let rows = d.rows();
     // dW_ih = xᵀ·dz, dW_hh = h_prevᵀ·dz, dx = dz·W_ihᵀ, db = Σ_rows dz.
-    dense::matmul(
-        (d.input, g4, rows),
-        &mut grads.w_ih,
-        Strides::row_major(g4),
-        false,
-        1.0,
-        Mat::new(x, Strides::transposed(d.input)),
-        Mat::new(&dz, Strides::row_major(g4)),
-        true,
-    );
-    dense::matmul(
-        (h, g4, rows),
-        &mut grads.w_hh,
-        Strides::row_major(g4),
-        false,
-        1.0,
-        Mat::new(&tape.h_prev, Strides::transposed(h)),
-        Mat::new(&dz, Strides::row_major(g4)),
-        true,
-    );
+    dense::transposed_product_acc((d.input, g4, rows), x, &dz, &mut grads.w_ih, true);
+    dense::transposed_product_acc((h, g4, rows), &tape.h_prev, &dz, &mut grads.w_hh, true);
     dense::matmul(
         (rows, d.input, g4),
         &mut grads.x,
