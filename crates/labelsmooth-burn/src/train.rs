@@ -19,11 +19,11 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::loss::{ConfidencePenaltyConfig, SmoothedCrossEntropyConfig};
-use crate::optim::FusedAdamConfig;
 use crate::models::{
     ConvNet, ConvNetConfig, Mlp, MlpConfig, MobileNet, MobileNetConfig, TextClassifier,
     TextClassifierConfig,
 };
+use crate::optim::FusedAdamConfig;
 
 /// Which model to build, with its configuration.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -283,7 +283,10 @@ fn fused_adam_steps_equal_burn_adam() {
         let device = Device::flex().autodiff();
         let mut rng = ChaCha8Rng::seed_from_u64(9);
         let model = MlpConfig::new(6, vec![8], 3).init(&device);
-        let x = Tensor::<2>::from_data(TensorData::new(random(&mut rng, 5 * 6, 1.0), [5, 6]), &device);
+        let x = Tensor::<2>::from_data(
+            TensorData::new(random(&mut rng, 5 * 6, 1.0), [5, 6]),
+            &device,
+        );
         let mut burn_adam = AdamConfig::new().with_epsilon(1e-8);
         if let Some(p) = weight_decay {
             burn_adam = burn_adam.with_weight_decay(Some(WeightDecayConfig::new(p)));
@@ -294,21 +297,40 @@ fn fused_adam_steps_equal_burn_adam() {
             ..Default::default()
         }
         .init();
-        let start: Vec<f32> =
-            model.valid().forward(x.clone().inner()).to_data().try_to_vec().unwrap();
+        let start: Vec<f32> = model
+            .valid()
+            .forward(x.clone().inner())
+            .to_data()
+            .try_to_vec()
+            .unwrap();
         let (mut a, mut b) = (model.clone(), model);
         for step in 0..10 {
             let lr = 1e-2 * (1.0 + step as f64);
-            let loss = |m: &labelsmooth_burn::models::Mlp| m.forward(x.clone()).powf_scalar(2.0).sum();
+            let loss =
+                |m: &labelsmooth_burn::models::Mlp| m.forward(x.clone()).powf_scalar(2.0).sum();
             let ga = GradientsParams::from_grads(loss(&a).backward(), &a);
             a = reference.step(lr, a, ga);
             let gb = GradientsParams::from_grads(loss(&b).backward(), &b);
             b = fused.step(lr, b, gb);
         }
-        let pa: Vec<f32> = a.valid().forward(x.clone().inner()).to_data().try_to_vec().unwrap();
-        let pb: Vec<f32> = b.valid().forward(x.clone().inner()).to_data().try_to_vec().unwrap();
+        let pa: Vec<f32> = a
+            .valid()
+            .forward(x.clone().inner())
+            .to_data()
+            .try_to_vec()
+            .unwrap();
+        let pb: Vec<f32> = b
+            .valid()
+            .forward(x.clone().inner())
+            .to_data()
+            .try_to_vec()
+            .unwrap();
         assert_eq!(pa, pb, "weight decay {weight_decay:?}");
-        let moved = pa.iter().zip(&start).map(|(p, s)| (p - s).abs()).fold(0.0, f32::max);
+        let moved = pa
+            .iter()
+            .zip(&start)
+            .map(|(p, s)| (p - s).abs())
+            .fold(0.0, f32::max);
         assert!(moved > 0.05, "the steps moved the outputs by {moved} only");
     }
 }

@@ -110,14 +110,32 @@ fn column_panel<const W: usize, const FMA: bool>(
     let mut i = 0;
     while i + 4 <= m {
         let mut acc = [[0.0f32; W]; 4];
-        for l in 0..k {
-            let bl: &[f32; W] = b[l * ldb + j0..l * ldb + j0 + W]
-                .try_into()
-                .expect("W columns");
-            for r in 0..4 {
-                let av = a[(i + r) * sa.rows + l * sa.cols];
-                for w in 0..W {
-                    acc[r][w] = madd::<FMA>(av, bl[w], acc[r][w]);
+        if sa.cols == 1 {
+            // Rows of a contiguous: four row slices, read along.
+            let rows: [&[f32]; 4] =
+                std::array::from_fn(|r| &a[(i + r) * sa.rows..(i + r) * sa.rows + k]);
+            for l in 0..k {
+                let bl: [f32; W] = b[l * ldb + j0..l * ldb + j0 + W]
+                    .try_into()
+                    .expect("W columns");
+                for r in 0..4 {
+                    let av = rows[r][l];
+                    for w in 0..W {
+                        acc[r][w] = madd::<FMA>(av, bl[w], acc[r][w]);
+                    }
+                }
+            }
+        } else {
+            for l in 0..k {
+                let base = i * sa.rows + l * sa.cols;
+                let av: [f32; 4] = std::array::from_fn(|r| a[base + r * sa.rows]);
+                let bl: [f32; W] = b[l * ldb + j0..l * ldb + j0 + W]
+                    .try_into()
+                    .expect("W columns");
+                for r in 0..4 {
+                    for w in 0..W {
+                        acc[r][w] = madd::<FMA>(av[r], bl[w], acc[r][w]);
+                    }
                 }
             }
         }
@@ -133,7 +151,7 @@ fn column_panel<const W: usize, const FMA: bool>(
         let mut acc = [0.0f32; W];
         for l in 0..k {
             let av = a[i * sa.rows + l * sa.cols];
-            let bl: &[f32; W] = b[l * ldb + j0..l * ldb + j0 + W]
+            let bl: [f32; W] = b[l * ldb + j0..l * ldb + j0 + W]
                 .try_into()
                 .expect("W columns");
             for w in 0..W {
@@ -229,8 +247,14 @@ pub fn small_matmul_acc_strided(
         a.len() > (m - 1) * sa.rows + (k - 1) * sa.cols,
         "small_matmul_acc: a is too short"
     );
-    assert!(b.len() >= (k - 1) * ldb + n, "small_matmul_acc: b is too short");
-    assert!(c.len() >= (m - 1) * ldc + n, "small_matmul_acc: c is too short");
+    assert!(
+        b.len() >= (k - 1) * ldb + n,
+        "small_matmul_acc: b is too short"
+    );
+    assert!(
+        c.len() >= (m - 1) * ldc + n,
+        "small_matmul_acc: c is too short"
+    );
     #[cfg(target_arch = "x86_64")]
     {
         #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
@@ -506,7 +530,8 @@ mod tests {
 
     #[test]
     fn transposed_product_matches_loops() {
-        for (m, n, rows, parallel) in [(3, 5, 7, false), (64, 256, 1000, true), (16, 20, 600, true)] {
+        for (m, n, rows, parallel) in [(3, 5, 7, false), (64, 256, 1000, true), (16, 20, 600, true)]
+        {
             let a: Vec<f32> = (0..rows * m).map(|i| (i as f32 * 0.013).sin()).collect();
             let b: Vec<f32> = (0..rows * n).map(|i| (i as f32 * 0.007).cos()).collect();
             let mut c = vec![0.5f32; m * n];
