@@ -105,7 +105,7 @@ enum BenchCommand {
         #[arg(long, value_delimiter = ',', default_value = "mlp,cnn,lstm")]
         model: Vec<String>,
         /// Epochs timed after one warm-up epoch (the median is reported).
-        #[arg(long, default_value_t = 5)]
+        #[arg(long, default_value_t = 15)]
         epochs: usize,
         /// Threads (default: every core).
         #[arg(long)]
