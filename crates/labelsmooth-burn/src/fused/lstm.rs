@@ -4,11 +4,12 @@
 //! `z = x·W_ih + h·W_hh + b`, `i, f, o = σ(z)`, `g = tanh(z)`, `c = f·c_prev + i·g`,
 //! `h = o·tanh(c)`, starting from `h = c = 0`.
 //!
-//! The input projection of every step is one matrix product; then the batch is split in as many
-//! contiguous parts as there are threads, and each part runs its recurrence (one `[rows, H] ×
-//! [H, 4H]` product per step, then the cell update) without synchronizing with the others. The
-//! backward pass runs the recurrence in reverse in the same parts, keeps the gate gradients of
-//! every step, and forms the weight gradients as three products over all steps at once.
+//! The batch is split in contiguous parts (a few per thread), and each part runs its recurrence
+//! without synchronizing with the others: per step, the products `[rows, I] × [I, 4H]` and
+//! `[rows, H] × [H, 4H]` with the register-blocked kernel of `labelsmooth::dense`, then the cell
+//! update, all on rows still in cache. The backward pass runs the recurrence in reverse in the
+//! same parts and keeps the gate gradients of every step; the weight and input gradients are then
+//! three products over all steps at once.
 
 use labelsmooth::dense::{self, Mat, Strides, sigmoid, tanh};
 use labelsmooth::simd_dispatch;
@@ -61,7 +62,12 @@ pub struct LstmGrads {
 
 /// Sequences per part when the batch is split over the threads.
 fn part_rows(batch: usize) -> usize {
-    batch.div_ceil(rayon::current_num_threads().max(1)).max(1)
+    // Four parts per thread, at least eight sequences each: a thread slowed down by other work
+    // on its core hands parts to the others instead of holding the whole step back.
+    batch
+        .div_ceil(4 * rayon::current_num_threads().max(1))
+        .max(8)
+        .min(batch.max(1))
 }
 
 /// Runs the layer over `x` (`[batch, steps, input]`) and returns the last hidden state
@@ -95,32 +101,34 @@ pub fn lstm_forward(
             }),
         );
     }
-    for row in gates.chunks_exact_mut(g4) {
-        row.copy_from_slice(bias);
-    }
-    dense::matmul(
-        (d.rows(), g4, d.input),
-        &mut gates,
-        Strides::row_major(g4),
-        true,
-        1.0,
-        Mat::new(x, Strides::row_major(d.input)),
-        Mat::new(w_ih, Strides::row_major(g4)),
-        true,
-    );
     let pr = part_rows(d.batch);
+    let x_part = pr * t_len * d.input;
     gates
         .par_chunks_mut(pr * t_len * g4)
+        .zip(x.par_chunks(x_part.max(1)))
         .zip(h_prev.par_chunks_mut(pr * t_len * h))
         .zip(c_prev.par_chunks_mut(pr * t_len * h))
         .zip(tanh_c.par_chunks_mut(pr * t_len * h))
         .zip(h_last.par_chunks_mut(pr * h))
-        .for_each(|((((gates, h_prev), c_prev), tanh_c), h_last)| {
+        .for_each(|(((((gates, x), h_prev), c_prev), tanh_c), h_last)| {
             let nb = h_last.len() / h;
             let mut c = vec![0.0f32; nb * h];
             for t in 0..t_len {
+                // z_t = b + x_t · W_ih (+ h_{t−1} · W_hh below) for the rows of this part.
+                for b in 0..nb {
+                    let r = b * t_len + t;
+                    gates[r * g4..(r + 1) * g4].copy_from_slice(bias);
+                }
+                dense::small_matmul_acc(
+                    (nb, g4, d.input),
+                    &x[t * d.input..],
+                    t_len * d.input,
+                    w_ih,
+                    g4,
+                    &mut gates[t * g4..],
+                    t_len * g4,
+                );
                 if t > 0 {
-                    // z_t += h_{t−1} · W_hh for the rows of this part.
                     dense::small_matmul_acc(
                         (nb, g4, h),
                         &h_prev[t * h..],
