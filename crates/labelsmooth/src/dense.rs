@@ -59,10 +59,17 @@ pub fn isa() -> Isa {
 
 /// Defines `fn $name(args) -> ret` that calls `$imp(args)` (an `#[inline(always)]` function)
 /// from a copy compiled for AVX-512, one for AVX2 + FMA, or the baseline, as [`isa`] says, so
-/// that the loops of `$imp` vectorize for the running CPU.
+/// that the loops of `$imp` vectorize for the running CPU. `=> $imp, baseline $base` calls
+/// `$base` on the baseline instead (for kernels that use fused multiply-add only where the CPU
+/// has it).
 #[macro_export]
 macro_rules! simd_dispatch {
     ($(#[$m:meta])* $vis:vis fn $name:ident($($arg:ident : $ty:ty),* $(,)?) $(-> $ret:ty)? => $imp:path) => {
+        $crate::simd_dispatch! {
+            $(#[$m])* $vis fn $name($($arg: $ty),*) $(-> $ret)? => $imp, baseline $imp
+        }
+    };
+    ($(#[$m:meta])* $vis:vis fn $name:ident($($arg:ident : $ty:ty),* $(,)?) $(-> $ret:ty)? => $imp:path, baseline $base:path) => {
         $(#[$m])*
         #[allow(clippy::too_many_arguments)]
         $vis fn $name($($arg: $ty),*) $(-> $ret)? {
@@ -82,7 +89,7 @@ macro_rules! simd_dispatch {
                     $crate::dense::Isa::Baseline => {}
                 }
             }
-            $imp($($arg),*)
+            $base($($arg),*)
         }
     };
 }
@@ -255,41 +262,44 @@ pub fn small_matmul_acc_strided(
         c.len() >= (m - 1) * ldc + n,
         "small_matmul_acc: c is too short"
     );
-    #[cfg(target_arch = "x86_64")]
-    {
-        #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
-        fn avx512(
-            d: (usize, usize, usize),
-            a: &[f32],
-            sa: Strides,
-            b: &[f32],
-            ldb: usize,
-            c: &mut [f32],
-            ldc: usize,
-        ) {
-            small_matmul_impl::<true>(d, a, sa, b, ldb, c, ldc)
-        }
-        #[target_feature(enable = "avx2,fma")]
-        fn avx2(
-            d: (usize, usize, usize),
-            a: &[f32],
-            sa: Strides,
-            b: &[f32],
-            ldb: usize,
-            c: &mut [f32],
-            ldc: usize,
-        ) {
-            small_matmul_impl::<true>(d, a, sa, b, ldb, c, ldc)
-        }
-        match isa() {
-            // SAFETY: `isa()` checked that the CPU has these instructions.
-            Isa::Avx512 => return unsafe { avx512((m, n, k), a, sa, b, ldb, c, ldc) },
-            // SAFETY: as above.
-            Isa::Avx2 => return unsafe { avx2((m, n, k), a, sa, b, ldb, c, ldc) },
-            Isa::Baseline => {}
-        }
-    }
-    small_matmul_impl::<false>((m, n, k), a, sa, b, ldb, c, ldc)
+    small_matmul_dispatch((m, n, k), a, sa, b, ldb, c, ldc)
+}
+
+#[inline(always)]
+fn small_matmul_fma(
+    d: (usize, usize, usize),
+    a: &[f32],
+    sa: Strides,
+    b: &[f32],
+    ldb: usize,
+    c: &mut [f32],
+    ldc: usize,
+) {
+    small_matmul_impl::<true>(d, a, sa, b, ldb, c, ldc)
+}
+
+fn small_matmul_plain(
+    d: (usize, usize, usize),
+    a: &[f32],
+    sa: Strides,
+    b: &[f32],
+    ldb: usize,
+    c: &mut [f32],
+    ldc: usize,
+) {
+    small_matmul_impl::<false>(d, a, sa, b, ldb, c, ldc)
+}
+
+crate::simd_dispatch! {
+    fn small_matmul_dispatch(
+        d: (usize, usize, usize),
+        a: &[f32],
+        sa: Strides,
+        b: &[f32],
+        ldb: usize,
+        c: &mut [f32],
+        ldc: usize,
+    ) => small_matmul_fma, baseline small_matmul_plain
 }
 
 /// c[m, n] += aᵀ · b for row-major a `[rows, m]` and b `[rows, n]` (a weight gradient: inputs

@@ -11,11 +11,11 @@ pub mod lstm;
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use burn::backend::autodiff::Autodiff;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::{Autodiff, NodeId};
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, Dispatch, Flex, backend_extension};
@@ -73,6 +73,19 @@ fn floats(t: &FlexTensor) -> Cow<'_, [f32]> {
 
 fn flex_tensor(values: Vec<f32>, shape: &[usize]) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, shape.to_vec()))
+}
+
+/// Hands each tracked parent of an operation its gradient (values and shape), in order.
+fn register<const N: usize>(
+    grads: &mut Gradients,
+    parents: [Option<NodeId>; N],
+    values: [Option<(Vec<f32>, Vec<usize>)>; N],
+) {
+    for (parent, value) in parents.into_iter().zip(values) {
+        if let (Some(id), Some((v, shape))) = (parent, value) {
+            grads.register::<Flex>(id, flex_tensor(v, &shape));
+        }
+    }
 }
 
 fn lstm_dims(x: &FlexTensor, w_hh: &FlexTensor) -> LstmDims {
@@ -156,15 +169,15 @@ impl Backward<Flex, 3> for DenseBackward {
             &floats(&dy),
             px.is_some(),
         );
-        if let (Some(node), Some(gx)) = (px, g.x) {
-            grads.register::<Flex>(node.id, flex_tensor(gx, &[d.rows, d.inputs]));
-        }
-        if let Some(node) = pw {
-            grads.register::<Flex>(node.id, flex_tensor(g.weight, &[d.inputs, d.outputs]));
-        }
-        if let Some(node) = pb {
-            grads.register::<Flex>(node.id, flex_tensor(g.bias, &[d.outputs]));
-        }
+        register(
+            grads,
+            [px, pw, pb].map(|p| p.map(|n| n.id)),
+            [
+                g.x.map(|v| (v, vec![d.rows, d.inputs])),
+                Some((g.weight, vec![d.inputs, d.outputs])),
+                Some((g.bias, vec![d.outputs])),
+            ],
+        );
     }
 }
 
@@ -201,17 +214,15 @@ impl Backward<Flex, 3> for ConvBackward {
         let dy = grads.consume::<Flex>(&ops.node);
         let [px, pw, pb] = ops.parents;
         let g = conv_block_backward(d, &floats(&s.weight), &s.tape, &floats(&dy), px.is_some());
-        if let (Some(node), Some(gx)) = (px, g.x) {
-            let shape = [d.batch, d.channels, d.height, d.width];
-            grads.register::<Flex>(node.id, flex_tensor(gx, &shape));
-        }
-        if let Some(node) = pw {
-            let shape = [d.filters, d.channels, d.kernel, d.kernel];
-            grads.register::<Flex>(node.id, flex_tensor(g.weight, &shape));
-        }
-        if let Some(node) = pb {
-            grads.register::<Flex>(node.id, flex_tensor(g.bias, &[d.filters]));
-        }
+        register(
+            grads,
+            [px, pw, pb].map(|p| p.map(|n| n.id)),
+            [
+                g.x.map(|v| (v, vec![d.batch, d.channels, d.height, d.width])),
+                Some((g.weight, vec![d.filters, d.channels, d.kernel, d.kernel])),
+                Some((g.bias, vec![d.filters])),
+            ],
+        );
     }
 }
 
@@ -243,18 +254,17 @@ impl Backward<Flex, 4> for LstmBackward {
             &s.tape,
             &floats(&d_h),
         );
-        let [px, pih, phh, pb] = ops.parents;
         let g4 = 4 * d.hidden;
-        for (parent, values, shape) in [
-            (px, g.x, vec![d.batch, d.steps, d.input]),
-            (pih, g.w_ih, vec![d.input, g4]),
-            (phh, g.w_hh, vec![d.hidden, g4]),
-            (pb, g.bias, vec![g4]),
-        ] {
-            if let Some(node) = parent {
-                grads.register::<Flex>(node.id, flex_tensor(values, &shape));
-            }
-        }
+        register(
+            grads,
+            ops.parents.map(|p| p.map(|n| n.id)),
+            [
+                Some((g.x, vec![d.batch, d.steps, d.input])),
+                Some((g.w_ih, vec![d.input, g4])),
+                Some((g.w_hh, vec![d.hidden, g4])),
+                Some((g.bias, vec![g4])),
+            ],
+        );
     }
 }
 
