@@ -245,12 +245,7 @@ pub fn conv_block_backward(
     let in_len = d.channels * p;
     assert_eq!(dy.len(), d.batch * o * q, "conv block: dy");
     // Wᵀ row-major [k·k·c, filters], for the patch gradient.
-    let mut w_t = vec![0.0f32; kp * o];
-    for (f, row) in weight.chunks_exact(kp).enumerate() {
-        for (j, &v) in row.iter().enumerate() {
-            w_t[j * o + f] = v;
-        }
-    }
+    let w_t = dense::transpose(o, kp, weight);
     let mut dx = vec![0.0f32; if want_x { d.batch * in_len } else { 0 }];
     let pi = part_images(d.batch);
     let half_w = d.width / 2;
@@ -280,11 +275,7 @@ pub fn conv_block_backward(
                 }
             }
             let cols = &tape.patches[i * kp * p..(i + 1) * kp * p];
-            for (j, row) in cols.chunks_exact(p).enumerate() {
-                for (pix, &v) in row.iter().enumerate() {
-                    cols_t[pix * kp + j] = v;
-                }
-            }
+            dense::transpose_into(kp, p, cols, &mut cols_t);
             // dW += dout · colsᵀ
             dense::small_matmul_acc((o, kp, p), &dout, p, &cols_t, kp, &mut dw, kp);
             if want_x {

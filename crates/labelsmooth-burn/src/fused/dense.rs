@@ -5,7 +5,7 @@
 //! over the threads, small ones (a training step of a small MLP) stay on the calling thread,
 //! where waking the pool would cost more than the arithmetic.
 
-use labelsmooth::dense::{small_matmul_acc, transposed_product_acc};
+use labelsmooth::dense::{column_sums, small_matmul_acc, transpose, transposed_product_acc};
 use rayon::prelude::*;
 
 /// Multiply-adds below which a product runs on the calling thread.
@@ -48,16 +48,6 @@ fn product(m: usize, n: usize, k: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
     c.par_chunks_mut(rows * n)
         .zip(a.par_chunks(rows * k))
         .for_each(|(c, a)| small_matmul_acc((c.len() / n, n, k), a, k, b, n, c, n));
-}
-
-fn transpose(rows: usize, cols: usize, m: &[f32]) -> Vec<f32> {
-    let mut t = vec![0.0f32; rows * cols];
-    for (i, row) in m.chunks_exact(cols).enumerate() {
-        for (j, &v) in row.iter().enumerate() {
-            t[j * rows + i] = v;
-        }
-    }
-    t
 }
 
 /// `x·W + b`, then ReLU when `relu`.
@@ -103,12 +93,6 @@ pub fn dense_backward(
             .collect(),
         None => dy.to_vec(),
     };
-    let mut bias = vec![0.0f64; d.outputs];
-    for row in dz.chunks_exact(d.outputs.max(1)) {
-        for (acc, &v) in bias.iter_mut().zip(row) {
-            *acc += f64::from(v);
-        }
-    }
     // dW = xᵀ · dz
     let mut dw = vec![0.0f32; d.inputs * d.outputs];
     transposed_product_acc((d.inputs, d.outputs, d.rows), x, &dz, &mut dw, true);
@@ -122,6 +106,6 @@ pub fn dense_backward(
     DenseGrads {
         x: dx,
         weight: dw,
-        bias: bias.into_iter().map(|v| v as f32).collect(),
+        bias: column_sums(d.outputs, &dz),
     }
 }

@@ -184,12 +184,7 @@ pub fn lstm_backward(
         return grads;
     }
     // W_hhᵀ row-major, so that the step products read it by rows.
-    let mut w_hh_t = vec![0.0f32; g4 * h];
-    for (j, row) in w_hh.chunks_exact(g4).enumerate() {
-        for (k, &v) in row.iter().enumerate() {
-            w_hh_t[k * h + j] = v;
-        }
-    }
+    let w_hh_t = dense::transpose(h, g4, w_hh);
     let pr = part_rows(d.batch);
     dz.par_chunks_mut(pr * t_len * g4)
         .zip(tape.gates.par_chunks(pr * t_len * g4))
@@ -231,15 +226,7 @@ pub fn lstm_backward(
         Mat::new(w_ih, Strides::transposed(g4)),
         true,
     );
-    let mut bias = vec![0.0f64; g4];
-    for row in dz.chunks_exact(g4) {
-        for (acc, &v) in bias.iter_mut().zip(row) {
-            *acc += f64::from(v);
-        }
-    }
-    for (g, s) in grads.bias.iter_mut().zip(bias) {
-        *g = s as f32;
-    }
+    grads.bias = dense::column_sums(g4, &dz);
     grads
 }
 
