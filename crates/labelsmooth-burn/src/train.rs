@@ -1,8 +1,7 @@
 //! A trainer for the model families: Adam, mini-batches, seeded and deterministic, per-epoch
 //! metrics (loss, accuracy, NLL, ECE) returned as data, early stopping on validation NLL,
-//! a progress bar on a terminal, checkpoints and predictions.
+//! progress reported to a [`TrainObserver`], checkpoints.
 
-use std::io::{IsTerminal, Write};
 use std::path::Path;
 
 use burn::module::{Module, ModuleVisitor, Param};
@@ -231,8 +230,6 @@ pub struct TrainConfig {
     pub early_stopping: Option<usize>,
     /// Bins of the expected calibration error in the metrics.
     pub ece_bins: usize,
-    /// Show a progress bar (only ever drawn on a terminal).
-    pub progress: bool,
 }
 
 impl Default for TrainConfig {
@@ -249,7 +246,6 @@ impl Default for TrainConfig {
             l2: None,
             early_stopping: None,
             ece_bins: 15,
-            progress: false,
         }
     }
 }
@@ -362,6 +358,25 @@ fn check(
     Ok(())
 }
 
+/// What a training run tells while it goes: a progress bar or a log listens here. Every method
+/// has an empty default; `()` listens to nothing.
+pub trait TrainObserver {
+    /// Training starts and will take at most `steps` optimizer steps.
+    fn started(&mut self, steps: u64) {
+        let _ = steps;
+    }
+    /// One optimizer step is done.
+    fn step(&mut self) {}
+    /// An epoch is done, with its metrics.
+    fn epoch(&mut self, metrics: &EpochMetrics) {
+        let _ = metrics;
+    }
+    /// Training is over (also after early stopping).
+    fn finished(&mut self) {}
+}
+
+impl TrainObserver for () {}
+
 /// Builds the model of `spec` from `cfg.seed` and trains it on `(train, train_labels)` over
 /// `classes` classes, evaluating on `valid` after each epoch when given. Runs on `device`
 /// (autodiff is added for training). The same seed and thread count give the same bits;
@@ -373,6 +388,19 @@ pub fn train(
     classes: usize,
     cfg: &TrainConfig,
     device: &Device,
+) -> Result<Trained, TrainError> {
+    train_observed(spec, train, valid, classes, cfg, device, &mut ())
+}
+
+/// [`train`], telling `observer` about each step and epoch.
+pub fn train_observed(
+    spec: &ModelSpec,
+    train: (&Inputs, &[usize]),
+    valid: Option<(&Inputs, &[usize])>,
+    classes: usize,
+    cfg: &TrainConfig,
+    device: &Device,
+    observer: &mut dyn TrainObserver,
 ) -> Result<Trained, TrainError> {
     check(cfg, train.0, train.1, classes)?;
     // Burn's CPU backend seeds one random generator for the whole process: two trainings at once
@@ -406,7 +434,7 @@ pub fn train(
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
     let n = train.1.len();
     let steps_per_epoch = n.div_ceil(cfg.batch_size);
-    let bar = progress_bar(cfg, (cfg.epochs * steps_per_epoch) as u64);
+    observer.started((cfg.epochs * steps_per_epoch) as u64);
     let mut history = Vec::new();
     let mut best: Option<(f64, Classifier)> = None;
     let mut since_best = 0;
@@ -434,21 +462,13 @@ pub fn train(
             total += f64::from(objective.clone().into_scalar::<f32>());
             let grads = GradientsParams::from_grads(objective.backward(), &model);
             model = optim.step(cfg.learning_rate, model, grads);
-            if let Some(b) = &bar {
-                b.inc(1);
-            }
+            observer.step();
         }
         let seconds = started.elapsed().as_secs_f64();
         let valid_metrics = match valid {
             Some((x, y)) => Some(evaluate(&model, x, y, classes, cfg.ece_bins)?),
             None => None,
         };
-        if let (Some(b), Some(v)) = (&bar, &valid_metrics) {
-            b.set_message(format!(
-                "epoch {epoch}: valid acc {:.3} nll {:.3}",
-                v.accuracy, v.nll
-            ));
-        }
         let nll = valid_metrics.as_ref().map(|v| v.nll);
         history.push(EpochMetrics {
             epoch,
@@ -456,6 +476,9 @@ pub fn train(
             seconds,
             valid: valid_metrics,
         });
+        if let Some(m) = history.last() {
+            observer.epoch(m);
+        }
         if let (Some(patience), Some(nll)) = (cfg.early_stopping, nll) {
             if best.as_ref().is_none_or(|(b, _)| nll < *b) {
                 best = Some((nll, model.clone()));
@@ -468,9 +491,7 @@ pub fn train(
             }
         }
     }
-    if let Some(b) = bar {
-        b.finish_and_clear();
-    }
+    observer.finished();
     let model = match best {
         Some((_, m)) => m,
         None => model,
@@ -479,18 +500,6 @@ pub fn train(
         model: model.valid(),
         history,
     })
-}
-
-fn progress_bar(cfg: &TrainConfig, steps: u64) -> Option<indicatif::ProgressBar> {
-    if !cfg.progress || !std::io::stderr().is_terminal() {
-        return None;
-    }
-    let bar = indicatif::ProgressBar::new(steps);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} steps {msg}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
-    Some(bar)
 }
 
 /// Runs `f` over `inputs` in batches of 256 without autodiff and concatenates the row-major
@@ -596,34 +605,4 @@ pub fn load_checkpoint(model: Classifier, path: &Path) -> Result<Classifier, Tra
         path: path.display().to_string(),
         message: format!("the checkpoint does not fit this model: {e:?}"),
     })
-}
-
-/// Writes predictions as CSV: `id,true_class,predicted_class,p_<name>...`, through a temporary
-/// file renamed into place.
-pub fn write_predictions(
-    path: &Path,
-    labels: &[usize],
-    probs: &[f32],
-    class_names: &[String],
-) -> std::io::Result<()> {
-    let k = class_names.len();
-    let tmp = path.with_extension("csv.tmp");
-    {
-        let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
-        write!(f, "id,true_class,predicted_class")?;
-        for name in class_names {
-            write!(f, ",p_{name}")?;
-        }
-        writeln!(f)?;
-        for (i, (p, &y)) in probs.chunks_exact(k).zip(labels).enumerate() {
-            let pred = labelsmooth::calibration::argmax(p);
-            write!(f, "{i},{},{}", class_names[y], class_names[pred])?;
-            for v in p {
-                write!(f, ",{v}")?;
-            }
-            writeln!(f)?;
-        }
-        f.flush()?;
-    }
-    std::fs::rename(&tmp, path)
 }

@@ -175,3 +175,99 @@ fn same_seed_same_bits_and_checkpoints_round_trip() {
     let again = ModelSpec::Mlp(MlpConfig::new(64, vec![32], 10)).init(&device, 1);
     assert!(load_checkpoint(again, &dir.path().join("none.bpk")).is_err());
 }
+
+/// Counts what training tells.
+#[derive(Default)]
+struct Counter {
+    planned: u64,
+    steps: u64,
+    epochs: Vec<usize>,
+    finished: usize,
+}
+
+impl labelsmooth_burn::train::TrainObserver for Counter {
+    fn started(&mut self, steps: u64) {
+        self.planned = steps;
+    }
+    fn step(&mut self) {
+        self.steps += 1;
+    }
+    fn epoch(&mut self, m: &labelsmooth_burn::train::EpochMetrics) {
+        self.epochs.push(m.epoch);
+    }
+    fn finished(&mut self) {
+        self.finished += 1;
+    }
+}
+
+#[test]
+fn early_stopping_keeps_the_best_epoch_and_stops_after_the_patience() {
+    // 120 training digits, a wide layer and a high learning rate: the held-out NLL reaches its
+    // minimum within a few epochs and then rises as the model memorizes.
+    let (x, y) = digits();
+    let tr: Vec<usize> = (0..120).collect();
+    let va: Vec<usize> = (120..720).collect();
+    let (xt, yt, xv, yv) = (x.select(&tr), pick(&y, &tr), x.select(&va), pick(&y, &va));
+    let device = Device::flex();
+    let model = ModelSpec::Mlp(MlpConfig::new(64, vec![256], 10));
+    let patience = 3;
+    let cfg = TrainConfig {
+        epochs: 80,
+        batch_size: 16,
+        learning_rate: 1e-2,
+        early_stopping: Some(patience),
+        seed: 5,
+        ..Default::default()
+    };
+    let mut counter = Counter::default();
+    let out = labelsmooth_burn::train::train_observed(
+        &model,
+        (&xt, &yt),
+        Some((&xv, &yv)),
+        10,
+        &cfg,
+        &device,
+        &mut counter,
+    )
+    .unwrap();
+    let nll: Vec<f64> = out
+        .history
+        .iter()
+        .map(|e| e.valid.as_ref().unwrap().nll)
+        .collect();
+    assert!(nll.len() < 80, "no early stop: {nll:?}");
+    let best = (0..nll.len())
+        .min_by(|&a, &b| nll[a].total_cmp(&nll[b]))
+        .unwrap();
+    assert_eq!(
+        best + 1 + patience,
+        nll.len(),
+        "stopped {patience} epochs after the best"
+    );
+    let kept = evaluate(&out.model, &xv, &yv, 10, 15).unwrap();
+    assert_eq!(
+        &kept,
+        out.history[best].valid.as_ref().unwrap(),
+        "the best epoch's model is kept"
+    );
+    // The observer heard every step and epoch, and the end once.
+    assert_eq!(counter.planned, 80 * 120u64.div_ceil(16));
+    assert_eq!(counter.steps, nll.len() as u64 * 120u64.div_ceil(16));
+    assert_eq!(counter.epochs, (1..=nll.len()).collect::<Vec<_>>());
+    assert_eq!(counter.finished, 1);
+    // Without early stopping every epoch runs.
+    let all = train(
+        &model,
+        (&xt, &yt),
+        Some((&xv, &yv)),
+        10,
+        &TrainConfig {
+            epochs: nll.len() + 2,
+            early_stopping: None,
+            ..cfg
+        },
+        &device,
+    )
+    .unwrap();
+    assert_eq!(all.history.len(), nll.len() + 2);
+}

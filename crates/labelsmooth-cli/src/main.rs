@@ -1,15 +1,17 @@
 //! The `labelsmooth` command.
 
 mod alloc;
+mod args;
 mod arrays;
 mod bench;
+mod compare;
 mod demo;
-mod experiment;
 mod plots;
+mod progress;
 mod report;
-mod run;
 mod sweep;
 mod tools;
+mod train;
 
 use std::process::ExitCode;
 
@@ -32,7 +34,7 @@ enum Command {
     /// Train one model with label smoothing and evaluate it on a stratified held-out split.
     ///
     /// Example: labelsmooth train --data digits --model mlp --smoothing 0.1 --out runs/digits
-    Train(run::TrainArgs),
+    Train(train::TrainArgs),
     /// Cross-validated search of the smoothing factor: per factor, mean ± std over stratified
     /// folds of accuracy, NLL and ECE, and the best factor.
     ///
@@ -42,11 +44,11 @@ enum Command {
     ///
     /// Example: labelsmooth merge runs/shard0 runs/shard1 --out runs/sweep
     Merge(sweep::MergeArgs),
-    /// Regularizers compared with cross-validation (the deck's slide 11): none, L2, dropout,
+    /// Regularizers compared with cross-validation: none, L2, dropout,
     /// label smoothing, confidence penalty, and combinations.
     ///
     /// Example: labelsmooth compare --data digits --model mlp --regularizers none,l2,smoothing,smoothing+dropout
-    Compare(run::CompareArgs),
+    Compare(compare::CompareArgs),
     /// The whole story on the bundled digits: a cross-validated sweep of the smoothing factor,
     /// a comparison of regularizers, calibration with and without smoothing and after temperature
     /// scaling, every figure (PNG and SVG) and one offline HTML report.
@@ -62,7 +64,8 @@ enum Command {
     ///
     /// Example: printf '0\n2\n' | labelsmooth smooth --alpha 0.1 --classes 3
     Smooth(tools::SmoothArgs),
-    /// Benchmarks of the loss kernels (not a test: prints measurements).
+    /// Benchmarks (measurements, not tests): the loss kernel, training throughput, one training
+    /// step, and the fused linear + loss against the unfused path.
     Bench {
         #[command(subcommand)]
         what: BenchCommand,
@@ -177,10 +180,10 @@ fn set_threads(threads: Option<std::num::NonZeroUsize>) -> Result<()> {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Train(args) => run::train(args)?,
+        Command::Train(args) => train::train(args)?,
         Command::Sweep(args) => sweep::sweep(args)?,
         Command::Merge(args) => sweep::merge(args)?,
-        Command::Compare(args) => run::compare(args)?,
+        Command::Compare(args) => compare::compare(args)?,
         Command::Demo(args) => demo::demo(args)?,
         Command::Calibrate(args) => tools::calibrate(args)?,
         Command::Smooth(args) => tools::smooth(args)?,

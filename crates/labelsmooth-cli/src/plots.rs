@@ -6,6 +6,8 @@
 use std::path::Path;
 
 use anyhow::{Result, anyhow};
+use labelsmooth::calibration::ReliabilityBin;
+use labelsmooth_experiment::summary::Row;
 use plotters::prelude::*;
 
 const FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
@@ -61,7 +63,7 @@ fn series_color(i: usize) -> RGBColor {
     ][i % 6]
 }
 
-/// Histogram of top-label confidences, one panel per series (slide 2).
+/// Histogram of top-label confidences, one panel per series: smoothing pulls them away from 1.
 pub fn confidence_histogram(dir: &Path, name: &str, series: &[(String, Vec<f32>)]) -> Result<()> {
     both!(dir, name, (900, 380), |root| {
         let panels = root.split_evenly((1, series.len().max(1)));
@@ -97,7 +99,7 @@ pub fn confidence_histogram(dir: &Path, name: &str, series: &[(String, Vec<f32>)
     })
 }
 
-/// Grouped bars of the softmax outputs of one example under several models (slide 7).
+/// Grouped bars of the softmax outputs of one example under several models.
 pub fn softmax_bars(
     dir: &Path,
     name: &str,
@@ -124,27 +126,20 @@ pub fn softmax_bars(
     )
 }
 
-/// One bin of a reliability diagram.
-pub struct Bin {
-    /// Lower edge.
-    pub lower: f64,
-    /// Upper edge.
-    pub upper: f64,
-    /// Samples.
-    pub count: usize,
-    /// Mean confidence.
-    pub confidence: f64,
-    /// Accuracy.
-    pub accuracy: f64,
+/// `(name, mean, std)` of each row's accuracy, for [`error_bars`].
+pub fn points<R: Row>(rows: &[R]) -> Vec<(String, f64, f64)> {
+    rows.iter()
+        .map(|r| (r.key(), r.stats().accuracy_mean, r.stats().accuracy_std))
+        .collect()
 }
 
-/// Reliability diagram: accuracy per confidence bin against the diagonal, and the bin counts below
-/// (slide 12).
+/// Reliability diagram: accuracy per confidence bin against the diagonal, and the bin counts
+/// below.
 pub fn reliability_diagram(
     dir: &Path,
     name: &str,
     title: &str,
-    bins: &[Bin],
+    bins: &[ReliabilityBin],
     ece: f64,
 ) -> Result<()> {
     both!(dir, name, (560, 640), |root| {
@@ -178,7 +173,7 @@ pub fn reliability_diagram(
             .draw_series(
                 bins.iter()
                     .filter(|b| b.count > 0)
-                    .map(|b| Circle::new((b.confidence, b.accuracy), 4, ORANGE.filled())),
+                    .map(|b| Circle::new((b.mean_confidence, b.accuracy), 4, ORANGE.filled())),
             )
             .map_err(err)?
             .label("(mean confidence, accuracy)")
@@ -225,8 +220,7 @@ pub fn reliability_diagram(
     })
 }
 
-/// Mean ± std of a metric per named setting as points with error bars (slide 13) or bars
-/// (slide 11).
+/// Mean ± std of a metric per named setting as points with error bars or bars.
 pub fn error_bars(
     dir: &Path,
     name: &str,

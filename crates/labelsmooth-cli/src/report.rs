@@ -6,6 +6,8 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use base64::Engine;
+use labelsmooth_experiment::io::write_atomic;
+use labelsmooth_experiment::summary::Row;
 
 /// A table of already formatted cells.
 pub struct Table {
@@ -104,13 +106,6 @@ pub fn render(page: &Page, figures: &Path) -> Result<String> {
     Ok(h)
 }
 
-/// Writes `bytes` to `path` through a temporary file renamed into place.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).with_context(|| format!("{}: cannot write", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("{}: cannot write", path.display()))
-}
-
 /// Formats a float with 4 decimals.
 pub fn f4(v: f64) -> String {
     format!("{v:.4}")
@@ -118,7 +113,7 @@ pub fn f4(v: f64) -> String {
 
 /// Cross-validated summary rows `(key, row)` as a table whose first column is named `key`;
 /// with `folds`, a last column holds the number of folds.
-pub fn summary_table(key: &str, rows: &[(String, &crate::run::SummaryRow)], folds: bool) -> Table {
+pub fn summary_table<R: Row>(key: &str, rows: &[R], folds: bool) -> Table {
     let mut header: Vec<String> = [key, "accuracy", "± std", "NLL", "ECE"]
         .map(String::from)
         .to_vec();
@@ -129,9 +124,10 @@ pub fn summary_table(key: &str, rows: &[(String, &crate::run::SummaryRow)], fold
         header,
         rows: rows
             .iter()
-            .map(|(k, r)| {
+            .map(|row| {
+                let r = row.stats();
                 let mut cells = vec![
-                    k.clone(),
+                    row.key(),
                     f4(r.accuracy_mean),
                     f4(r.accuracy_std),
                     f4(r.nll_mean),
@@ -147,14 +143,32 @@ pub fn summary_table(key: &str, rows: &[(String, &crate::run::SummaryRow)], fold
 }
 
 /// The same rows as CSV: `key,accuracy_mean,accuracy_std,nll_mean,ece_mean,folds`.
-pub fn summary_csv(key: &str, rows: &[(String, &crate::run::SummaryRow)]) -> String {
-    let mut csv = format!("{key},accuracy_mean,accuracy_std,nll_mean,ece_mean,folds\n");
-    for (k, r) in rows {
-        let _ = writeln!(
-            csv,
-            "{k},{},{},{},{},{}",
-            r.accuracy_mean, r.accuracy_std, r.nll_mean, r.ece_mean, r.folds
-        );
+pub fn summary_csv<R: Row>(key: &str, rows: &[R]) -> Vec<u8> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let header = [
+        key,
+        "accuracy_mean",
+        "accuracy_std",
+        "nll_mean",
+        "ece_mean",
+        "folds",
+    ];
+    let _ = w.write_record(header);
+    for row in rows {
+        let r = row.stats();
+        let _ = w.write_record([
+            row.key(),
+            r.accuracy_mean.to_string(),
+            r.accuracy_std.to_string(),
+            r.nll_mean.to_string(),
+            r.ece_mean.to_string(),
+            r.folds.to_string(),
+        ]);
     }
-    csv
+    w.into_inner().unwrap_or_default()
+}
+
+/// Renders `page` with the figures in `figures` and writes it to `path`, atomically.
+pub fn write_report(path: &Path, page: &Page, figures: &Path) -> Result<()> {
+    Ok(write_atomic(path, render(page, figures)?.as_bytes())?)
 }

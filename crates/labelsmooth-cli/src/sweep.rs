@@ -1,25 +1,19 @@
-//! `labelsmooth sweep` and `labelsmooth merge`: the cross-validated grid over smoothing factors,
-//! as independent trials that can be sharded, resumed and merged.
-//!
-//! A trial is a pure function of its spec (data, model, settings, factor, fold, seed). With
-//! `--out DIR` each finished trial is a file `DIR/trials/a<α>_f<fold>.json`: a re-run skips
-//! what is there, `--shard I/N` runs every N-th trial (a Slurm array or a Kubernetes indexed Job
-//! needs nothing more), and `merge` combines folders of the same sweep into one result.
+//! `labelsmooth sweep` and `labelsmooth merge`: the cross-validated grid over smoothing factors
+//! of [`labelsmooth_experiment::Sweep`], with a folder of trials that shards, resumes and merges.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use labelsmooth::split::stratified_k_fold;
-use serde::{Deserialize, Serialize};
+use labelsmooth_experiment::io::{write_atomic, write_json};
+use labelsmooth_experiment::summary::{FactorRow, Summary};
+use labelsmooth_experiment::{FolderStore, MemoryStore, Sweep, SweepResult, TrialStore};
+use serde::Serialize;
 
-use crate::experiment::{load, run_trial};
+use crate::args::{Common, parse_alpha};
 use crate::plots;
-use crate::report::{Page, Section, render, summary_csv, summary_table, write_atomic};
-use crate::run::{
-    Common, SummaryRow, best_of, decimal, mean_std, parse_alpha, writable_dir, write_json,
-};
+use crate::progress::Console;
+use crate::report::{Page, Section, summary_csv, summary_table, write_report};
 
 fn parse_shard(s: &str) -> Result<(usize, usize), String> {
     let (i, n) = s
@@ -44,8 +38,8 @@ pub struct SweepArgs {
     /// Stratified folds.
     #[arg(long, default_value_t = 3)]
     folds: usize,
-    /// Folder for trials/, results.json, sweep.csv, figures/ and report.html; finished trials
-    /// found there are not run again.
+    /// Folder for sweep.json, trials/, results.json, sweep.csv, figures/ and report.html;
+    /// finished trials found there are not run again.
     #[arg(long)]
     out: Option<PathBuf>,
     /// Run only the trials whose index modulo N is I (0 ≤ I < N); combine shards with `merge`.
@@ -67,253 +61,99 @@ pub struct MergeArgs {
     json: bool,
 }
 
-/// What defines a sweep: two folders merge only when these are equal.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct SweepConfig {
-    data: String,
-    model: String,
-    smoothing: Vec<f32>,
-    folds: usize,
-    seed: u64,
-    trial: serde_json::Value,
+/// What `sweep --json` and `merge --json` print for a complete sweep.
+#[derive(Serialize)]
+struct SweepOutput<'a> {
+    summary: &'a Summary<FactorRow>,
+    best: &'a Option<FactorRow>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    report: Option<PathBuf>,
 }
 
-/// One finished trial.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct TrialRecord {
-    smoothing: f32,
-    fold: usize,
-    accuracy: f64,
-    nll: f64,
-    ece: f64,
-    brier: f64,
-    seconds: f64,
-}
-
-fn trial_path(dir: &Path, alpha: f32, fold: usize) -> PathBuf {
-    dir.join("trials").join(format!("a{alpha}_f{fold}.json"))
-}
-
-fn read_config(dir: &Path) -> Result<SweepConfig> {
-    let p = dir.join("sweep.json");
-    let text = std::fs::read_to_string(&p)
-        .with_context(|| format!("{}: cannot read (not a sweep folder?)", p.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("{}: not a sweep description", p.display()))
-}
-
-fn read_trial(path: &Path) -> Result<Option<TrialRecord>> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => {
-            Ok(Some(serde_json::from_str(&text).with_context(|| {
-                format!("{}: not a trial record", path.display())
-            })?))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e).with_context(|| format!("{}: cannot read", path.display())),
-    }
+/// What `sweep --json` prints for a shard of an unfinished sweep.
+#[derive(Serialize)]
+struct Partial<'a> {
+    complete: bool,
+    done: usize,
+    total: usize,
+    out: &'a Path,
 }
 
 /// Runs `labelsmooth sweep`.
 pub fn sweep(args: SweepArgs) -> Result<()> {
     let c = &args.common;
-    let config = SweepConfig {
+    let sweep = Sweep {
         data: c.data.clone(),
-        model: format!("{:?}", c.model).to_lowercase(),
-        smoothing: args.smoothing.clone(),
+        factors: args.smoothing.clone(),
         folds: args.folds,
         seed: c.seed,
-        trial: {
-            // Whether a progress bar is drawn does not change a trial.
-            let mut t = c.trial(0.0);
-            t.train.progress = false;
-            serde_json::to_value(t)?
-        },
+        base: c.trial(0.0),
     };
-    if let Some(out) = &args.out {
-        writable_dir(out)?;
-        std::fs::create_dir_all(out.join("trials"))
-            .with_context(|| format!("{}: cannot create trials/", out.display()))?;
-        // Compared as text: what this sweep would write against what the folder holds.
-        let want = serde_json::to_string_pretty(&config)?;
-        match std::fs::read_to_string(out.join("sweep.json")) {
-            Ok(existing) if existing != want => {
-                bail!(
-                    "{}: holds a different sweep (see its sweep.json)",
-                    out.display()
-                )
-            }
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                write_json(&out.join("sweep.json"), &config)?
-            }
-            Err(e) => {
-                return Err(e)
-                    .with_context(|| format!("{}: cannot read sweep.json", out.display()));
-            }
-        }
-    }
-    let d = load(&c.data, &c.data_options())?;
-    let folds = stratified_k_fold(&d.labels, args.folds, c.seed)?;
-    let mut records = Vec::new();
-    let mut index = 0usize;
-    for &alpha in &args.smoothing {
-        let spec = c.trial(alpha);
-        for (fold, f) in folds.iter().enumerate() {
-            let mine = args.shard.is_none_or(|(i, n)| index % n == i);
-            index += 1;
-            if !mine {
-                continue;
-            }
-            if let Some(out) = &args.out
-                && let Some(r) = read_trial(&trial_path(out, alpha, fold))?
-            {
-                records.push(r);
-                continue;
-            }
-            let r = run_trial(&d, &f.train, &f.valid, &spec)?;
-            if !c.json {
-                eprintln!(
-                    "smoothing {alpha}: fold {}/{}: accuracy {:.4}",
-                    fold + 1,
-                    folds.len(),
-                    r.eval.accuracy
-                );
-            }
-            let rec = TrialRecord {
-                smoothing: alpha,
-                fold,
-                accuracy: r.eval.accuracy,
-                nll: r.eval.nll,
-                ece: r.eval.ece,
-                brier: r.eval.brier,
-                seconds: r.seconds,
-            };
-            if let Some(out) = &args.out {
-                write_json(&trial_path(out, alpha, fold), &rec)?;
-            }
-            records.push(rec);
-        }
-    }
+    let keys = match args.shard {
+        Some((i, n)) => sweep.shard(i, n)?,
+        None => sweep.trials(),
+    };
+    let mut console = Console::new(c.json);
     match &args.out {
-        Some(out) => finish(
-            out,
-            &config,
-            &collect(std::slice::from_ref(out), &config)?,
-            c.json,
-        ),
-        None => finish_in_memory(&config, &records, c.json),
-    }
-}
-
-/// All trial records of `config` found in `dirs`.
-fn collect(
-    dirs: &[PathBuf],
-    config: &SweepConfig,
-) -> Result<BTreeMap<(usize, usize), TrialRecord>> {
-    let mut all = BTreeMap::new();
-    for dir in dirs {
-        for (ai, &alpha) in config.smoothing.iter().enumerate() {
-            for fold in 0..config.folds {
-                if let Some(r) = read_trial(&trial_path(dir, alpha, fold))? {
-                    all.insert((ai, fold), r);
-                }
-            }
+        Some(out) => {
+            let mut store = FolderStore::create(out, &sweep)?;
+            let d = c.load()?;
+            sweep.run(&d, &mut store, Some(&keys), &mut console)?;
+            finish(out, &sweep, &[&store], c.json)
         }
-    }
-    Ok(all)
-}
-
-fn summarize(
-    config: &SweepConfig,
-    records: &BTreeMap<(usize, usize), TrialRecord>,
-) -> Vec<SummaryRow> {
-    config
-        .smoothing
-        .iter()
-        .enumerate()
-        .map(|(ai, &alpha)| {
-            let rs: Vec<&TrialRecord> = (0..config.folds)
-                .filter_map(|f| records.get(&(ai, f)))
-                .collect();
-            let acc: Vec<f64> = rs.iter().map(|r| r.accuracy).collect();
-            let (am, asd) = mean_std(&acc);
-            SummaryRow {
-                smoothing: decimal(alpha),
-                accuracy_mean: am,
-                accuracy_std: asd,
-                nll_mean: mean_std(&rs.iter().map(|r| r.nll).collect::<Vec<_>>()).0,
-                ece_mean: mean_std(&rs.iter().map(|r| r.ece).collect::<Vec<_>>()).0,
-                folds: rs.len(),
-            }
-        })
-        .collect()
-}
-
-fn print_summary(
-    config: &SweepConfig,
-    summary: &[SummaryRow],
-    best: &Option<SummaryRow>,
-    json: bool,
-    extra: serde_json::Value,
-) {
-    if json {
-        let mut v = serde_json::json!({ "summary": summary, "best": best });
-        if let (Some(o), Some(e)) = (v.as_object_mut(), extra.as_object()) {
-            o.extend(e.clone());
-        }
-        println!("{v}");
-    } else {
-        println!(
-            "{} / {}, {}-fold stratified cross-validation",
-            config.data, config.model, config.folds
-        );
-        println!(
-            "{:>9} {:>15} {:>8} {:>8}",
-            "smoothing", "accuracy", "NLL", "ECE"
-        );
-        for r in summary {
-            println!(
-                "{:>9} {:>8.4} ± {:.4} {:>8.4} {:>8.4}",
-                r.smoothing, r.accuracy_mean, r.accuracy_std, r.nll_mean, r.ece_mean
-            );
-        }
-        if let Some(b) = best {
-            println!("best by accuracy: smoothing {}", b.smoothing);
+        None => {
+            let d = c.load()?;
+            let mut store = MemoryStore::default();
+            sweep.run(&d, &mut store, Some(&keys), &mut console)?;
+            let result = sweep.result(&sweep.collect(&[&store])?)?;
+            print_summary(&result, None, c.json)
         }
     }
 }
 
-fn finish_in_memory(config: &SweepConfig, records: &[TrialRecord], json: bool) -> Result<()> {
-    let map: BTreeMap<(usize, usize), TrialRecord> = records
-        .iter()
-        .filter_map(|r| {
-            config
-                .smoothing
-                .iter()
-                .position(|&a| a == r.smoothing)
-                .map(|ai| ((ai, r.fold), r.clone()))
-        })
-        .collect();
-    let summary = summarize(config, &map);
-    let best = best_of(&summary);
-    print_summary(config, &summary, &best, json, serde_json::json!({}));
-    Ok(())
+/// Runs `labelsmooth merge`.
+pub fn merge(args: MergeArgs) -> Result<()> {
+    let mut stores = Vec::new();
+    let mut sweep: Option<Sweep> = None;
+    for dir in &args.dirs {
+        let (store, s) = FolderStore::open(dir)?;
+        match &sweep {
+            Some(first) if *first != s => bail!(
+                "{} and {} hold different sweeps",
+                args.dirs[0].display(),
+                dir.display()
+            ),
+            Some(_) => {}
+            None => sweep = Some(s),
+        }
+        stores.push(store);
+    }
+    let sweep = sweep.context("no folder to merge")?;
+    let refs: Vec<&dyn TrialStore> = stores.iter().map(|s| s as &dyn TrialStore).collect();
+    let records = sweep.collect(&refs)?;
+    // Complete before anything is written.
+    sweep.result(&records)?;
+    let out = args.out.clone().unwrap_or_else(|| args.dirs[0].clone());
+    let mut merged = FolderStore::create(&out, &sweep)?;
+    for (key, r) in &records {
+        merged.put(key, r)?;
+    }
+    finish(&out, &sweep, &[&merged], args.json)
 }
 
-/// Writes the result of a complete sweep into `out`, or says what is missing.
-fn finish(
-    out: &Path,
-    config: &SweepConfig,
-    records: &BTreeMap<(usize, usize), TrialRecord>,
-    json: bool,
-) -> Result<()> {
-    let total = config.smoothing.len() * config.folds;
+/// Writes the result of a complete sweep into `out` and prints it, or says what is missing.
+fn finish(out: &Path, sweep: &Sweep, stores: &[&dyn TrialStore], json: bool) -> Result<()> {
+    let records = sweep.collect(stores)?;
+    let total = sweep.trials().len();
     if records.len() < total {
         if json {
-            println!(
-                "{}",
-                serde_json::json!({"complete": false, "done": records.len(), "total": total, "out": out})
-            );
+            let p = Partial {
+                complete: false,
+                done: records.len(),
+                total,
+                out,
+            };
+            println!("{}", serde_json::to_string(&p)?);
         } else {
             println!(
                 "{} of {total} trials are in {}; when every shard has run, combine them with `labelsmooth merge DIR...`",
@@ -323,133 +163,110 @@ fn finish(
         }
         return Ok(());
     }
-    let summary = summarize(config, records);
-    let best = best_of(&summary);
+    let result = sweep.result(&records)?;
+    let report = out.join("report.html");
+    write_outputs(out, &result)?;
+    print_summary(&result, Some(report.clone()), json)?;
+    if !json {
+        println!("report: {}", report.display());
+    }
+    Ok(())
+}
+
+fn print_summary(result: &SweepResult, report: Option<PathBuf>, json: bool) -> Result<()> {
+    if json {
+        let o = SweepOutput {
+            summary: &result.summary,
+            best: &result.best,
+            report,
+        };
+        println!("{}", serde_json::to_string(&o)?);
+        return Ok(());
+    }
+    let s = &result.config;
+    println!(
+        "{} / {}, {}-fold stratified cross-validation",
+        s.data, s.base.model, s.folds
+    );
+    println!(
+        "{:>9} {:>15} {:>8} {:>8}",
+        "smoothing", "accuracy", "NLL", "ECE"
+    );
+    for r in result.summary.rows() {
+        let t = &r.stats;
+        println!(
+            "{:>9} {:>8.4} ± {:.4} {:>8.4} {:>8.4}",
+            r.smoothing, t.accuracy_mean, t.accuracy_std, t.nll_mean, t.ece_mean
+        );
+    }
+    if let Some(b) = &result.best {
+        println!(
+            "best: smoothing {} (highest mean accuracy, ties broken by the lower NLL)",
+            b.smoothing
+        );
+    }
+    Ok(())
+}
+
+/// results.json, sweep.csv, the figure and the report of a complete sweep.
+fn write_outputs(out: &Path, result: &SweepResult) -> Result<()> {
+    let s = &result.config;
+    let rows = result.summary.rows();
     let figures = out.join("figures");
     std::fs::create_dir_all(&figures)
         .with_context(|| format!("{}: cannot create", figures.display()))?;
-    let points: Vec<(String, f64, f64)> = summary
-        .iter()
-        .map(|r| (r.smoothing.to_string(), r.accuracy_mean, r.accuracy_std))
-        .collect();
     plots::error_bars(
         &figures,
         "accuracy_vs_smoothing",
         (
             &format!(
                 "Accuracy vs smoothing factor ({}-fold CV, mean ± std)",
-                config.folds
+                s.folds
             ),
             "smoothing factor α",
             "accuracy",
         ),
-        &points,
+        &plots::points(rows),
     )?;
-    let keyed: Vec<(String, &SummaryRow)> = summary
-        .iter()
-        .map(|r| (r.smoothing.to_string(), r))
-        .collect();
-    let csv = summary_csv("smoothing", &keyed);
-    write_atomic(&out.join("sweep.csv"), csv.as_bytes())?;
-    let trials: Vec<&TrialRecord> = records.values().collect();
-    write_json(
-        &out.join("results.json"),
-        &serde_json::json!({"config": config, "version": env!("CARGO_PKG_VERSION"), "trials": trials, "summary": summary, "best": best}),
-    )?;
-    let zero = summary.iter().find(|r| r.smoothing == 0.0);
+    write_atomic(&out.join("sweep.csv"), &summary_csv("smoothing", rows))?;
+    write_json(&out.join("results.json"), result)?;
+    let zero = rows.iter().find(|r| r.smoothing == 0.0);
     let mut reading = Vec::new();
-    if let Some(b) = &best {
+    if let Some(b) = &result.best {
         reading.push(format!(
-            "Best factor by accuracy: α = {} ({:.2}% ± {:.2}%).",
+            "Best factor: α = {} ({:.2}% ± {:.2}%; the highest mean accuracy, ties broken by the lower NLL).",
             b.smoothing,
-            100.0 * b.accuracy_mean,
-            100.0 * b.accuracy_std
+            100.0 * b.stats.accuracy_mean,
+            100.0 * b.stats.accuracy_std
         ));
         if let Some(z) = zero {
             reading.push(format!(
                 "Against no smoothing: {:+.2} accuracy points, ECE {:.3} against {:.3}, NLL {:.3} against {:.3}.",
-                100.0 * (b.accuracy_mean - z.accuracy_mean),
-                b.ece_mean,
-                z.ece_mean,
-                b.nll_mean,
-                z.nll_mean
+                100.0 * (b.stats.accuracy_mean - z.stats.accuracy_mean),
+                b.stats.ece_mean,
+                z.stats.ece_mean,
+                b.stats.nll_mean,
+                z.stats.nll_mean
             ));
         }
     }
     let page = Page {
-        title: format!("Smoothing sweep: {} / {}", config.data, config.model),
+        title: format!("Smoothing sweep: {} / {}", s.data, s.base.model),
         intro: format!(
             "{}-fold stratified cross-validation, seed {}, {} trials.",
-            config.folds, config.seed, total
+            s.folds,
+            s.seed,
+            s.trials().len()
         ),
         reading,
         sections: vec![Section {
             heading: "Smoothing factor".into(),
-            table: Some(summary_table("α", &keyed, true)),
+            table: Some(summary_table("α", rows, true)),
             figures: vec![(
                 "accuracy_vs_smoothing".into(),
                 "Accuracy against the smoothing factor, mean ± std over folds".into(),
             )],
         }],
     };
-    write_atomic(
-        &out.join("report.html"),
-        render(&page, &figures)?.as_bytes(),
-    )?;
-    print_summary(
-        config,
-        &summary,
-        &best,
-        json,
-        serde_json::json!({"report": out.join("report.html")}),
-    );
-    if !json {
-        println!("report: {}", out.join("report.html").display());
-    }
-    Ok(())
-}
-
-/// Runs `labelsmooth merge`.
-pub fn merge(args: MergeArgs) -> Result<()> {
-    let config = read_config(&args.dirs[0])?;
-    let text = |d: &Path| {
-        std::fs::read_to_string(d.join("sweep.json"))
-            .with_context(|| format!("{}: cannot read sweep.json", d.display()))
-    };
-    let first = text(&args.dirs[0])?;
-    for d in &args.dirs[1..] {
-        if text(d)? != first {
-            bail!(
-                "{} and {} hold different sweeps",
-                args.dirs[0].display(),
-                d.display()
-            );
-        }
-    }
-    let records = collect(&args.dirs, &config)?;
-    let total = config.smoothing.len() * config.folds;
-    if records.len() < total {
-        let mut missing = Vec::new();
-        for (ai, a) in config.smoothing.iter().enumerate() {
-            for f in 0..config.folds {
-                if !records.contains_key(&(ai, f)) {
-                    missing.push(format!("α {a} fold {f}"));
-                }
-            }
-        }
-        bail!(
-            "{} of {total} trials found; missing: {}",
-            records.len(),
-            missing.join(", ")
-        );
-    }
-    let out = args.out.clone().unwrap_or_else(|| args.dirs[0].clone());
-    writable_dir(&out)?;
-    std::fs::create_dir_all(out.join("trials"))
-        .with_context(|| format!("{}: cannot create trials/", out.display()))?;
-    write_atomic(&out.join("sweep.json"), first.as_bytes())?;
-    for ((ai, fold), r) in &records {
-        write_json(&trial_path(&out, config.smoothing[*ai], *fold), r)?;
-    }
-    finish(&out, &config, &records, args.json)
+    write_report(&out.join("report.html"), &page, &figures)
 }

@@ -4,10 +4,10 @@ use std::io::{BufRead, Write};
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use clap::Args;
+use clap::{Args, ValueEnum};
 use labelsmooth::calibration::{
-    Binning, Norm, accuracy, apply_temperature, brier_score, calibration_curve, error_of_bins,
-    fit_temperature, negative_log_likelihood, reliability_bins, softmax,
+    Binning, Norm, ReliabilityBin, accuracy, apply_temperature, brier_score, calibration_curve,
+    error_of_bins, fit_temperature, negative_log_likelihood, reliability_bins, softmax,
 };
 use labelsmooth::targets::{BinaryConvention, Convention, smooth_binary, smooth_class_ids};
 use serde::Serialize;
@@ -54,16 +54,28 @@ pub struct Metrics {
     ece: f64,
     mce: f64,
     rmsce: f64,
-    bins: Vec<BinOut>,
+    bins: Vec<ReliabilityBin>,
 }
 
+/// scikit-learn's calibration curve of binary predictions.
 #[derive(Debug, Serialize)]
-struct BinOut {
-    lower: f64,
-    upper: f64,
-    count: usize,
-    confidence: f64,
-    accuracy: f64,
+struct Curve {
+    prob_true: Vec<f64>,
+    prob_pred: Vec<f64>,
+    counts: Vec<usize>,
+}
+
+/// What `calibrate --json` prints.
+#[derive(Debug, Serialize)]
+struct CalibrateOutput {
+    #[serde(flatten)]
+    before: Metrics,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    calibration_curve: Option<Curve>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    after: Option<Metrics>,
 }
 
 fn metrics(
@@ -82,16 +94,7 @@ fn metrics(
         ece: error_of_bins(&rb, Norm::L1)?,
         mce: error_of_bins(&rb, Norm::Max)?,
         rmsce: error_of_bins(&rb, Norm::L2)?,
-        bins: rb
-            .iter()
-            .map(|b| BinOut {
-                lower: b.lower,
-                upper: b.upper,
-                count: b.count,
-                confidence: b.mean_confidence,
-                accuracy: b.accuracy,
-            })
-            .collect(),
+        bins: rb,
     })
 }
 
@@ -174,15 +177,21 @@ pub fn calibrate(args: CalibrateArgs) -> Result<()> {
         None
     };
     if args.json {
-        let mut v = serde_json::to_value(&before)?;
-        if let Some(c) = &curve {
-            v["calibration_curve"] = serde_json::json!({"prob_true": c.prob_true, "prob_pred": c.prob_pred, "counts": c.counts});
-        }
-        if let Some((t, after)) = &fitted {
-            v["temperature"] = serde_json::json!(t);
-            v["after"] = serde_json::to_value(after)?;
-        }
-        println!("{v}");
+        let (temperature, after) = match fitted {
+            Some((t, m)) => (Some(t), Some(m)),
+            None => (None, None),
+        };
+        let o = CalibrateOutput {
+            before,
+            calibration_curve: curve.map(|c| Curve {
+                prob_true: c.prob_true,
+                prob_pred: c.prob_pred,
+                counts: c.counts,
+            }),
+            temperature,
+            after,
+        };
+        println!("{}", serde_json::to_string(&o)?);
     } else {
         let row = |name: &str, m: &Metrics| {
             println!(
@@ -203,12 +212,33 @@ pub fn calibrate(args: CalibrateArgs) -> Result<()> {
     Ok(())
 }
 
-fn parse_smooth_convention(s: &str) -> Result<String, String> {
-    match s {
-        "uniform" | "exclude-true" | "binary" | "multi-label" => Ok(s.to_string()),
-        other => Err(format!(
-            "`{other}` is not one of uniform, exclude-true, binary, multi-label"
-        )),
+/// What `smooth` reads and how it smooths it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum SmoothConvention {
+    /// One class id per line; 1 − α + α/K on it, α/K elsewhere (PyTorch, Keras).
+    Uniform,
+    /// One class id per line; 1 − α on it, α/(K − 1) elsewhere (fairseq).
+    ExcludeTrue,
+    /// One row of 0/1 labels per line; each moved toward 0.5: y(1 − α) + α/2 (Keras).
+    Binary,
+    /// One row of 0/1 labels per line; y(1 − α) + α/L over L labels.
+    MultiLabel,
+}
+
+/// The convention's target form.
+enum Targets {
+    ClassIds(Convention),
+    LabelRows(BinaryConvention),
+}
+
+impl SmoothConvention {
+    fn targets(self) -> Targets {
+        match self {
+            SmoothConvention::Uniform => Targets::ClassIds(Convention::Uniform),
+            SmoothConvention::ExcludeTrue => Targets::ClassIds(Convention::ExcludeTrue),
+            SmoothConvention::Binary => Targets::LabelRows(BinaryConvention::TowardHalf),
+            SmoothConvention::MultiLabel => Targets::LabelRows(BinaryConvention::OverLabels),
+        }
     }
 }
 
@@ -216,29 +246,28 @@ fn parse_smooth_convention(s: &str) -> Result<String, String> {
 #[derive(Args, Debug)]
 pub struct SmoothArgs {
     /// Smoothing factor α in [0, 1].
-    #[arg(long, value_parser = crate::run::parse_alpha)]
+    #[arg(long, value_parser = crate::args::parse_alpha)]
     alpha: f32,
     /// Number of classes K (class-id input).
     #[arg(long)]
     classes: Option<usize>,
     /// uniform (a/K, PyTorch/Keras), exclude-true (a/(K-1), fairseq): one class id per input
     /// line; binary (toward 0.5, Keras) or multi-label (a/L): one row of 0/1 labels per line.
-    #[arg(long, default_value = "uniform", value_parser = parse_smooth_convention)]
-    convention: String,
+    #[arg(long, value_enum, default_value = "uniform")]
+    convention: SmoothConvention,
 }
 
 /// Runs `labelsmooth smooth` from stdin to stdout. Nothing is written unless every line is valid.
 pub fn smooth(args: SmoothArgs) -> Result<()> {
     let stdin = std::io::stdin();
     let mut out = Vec::new();
-    let class_ids = matches!(args.convention.as_str(), "uniform" | "exclude-true");
-    let k = match (class_ids, args.classes) {
-        (true, Some(k)) => k,
-        (true, None) => bail!(
-            "--classes is needed with the {} convention",
-            args.convention
-        ),
-        (false, _) => 0,
+    let targets = args.convention.targets();
+    let k = match (&targets, args.classes) {
+        (Targets::ClassIds(_), Some(k)) => k,
+        (Targets::ClassIds(c), None) => {
+            bail!("--classes is needed with the {} convention", c.name())
+        }
+        (Targets::LabelRows(_), _) => 0,
     };
     let mut width = None;
     for (i, line) in stdin.lock().lines().enumerate() {
@@ -247,50 +276,37 @@ pub fn smooth(args: SmoothArgs) -> Result<()> {
         if line.is_empty() {
             continue;
         }
-        let row: Vec<f32> = if class_ids {
-            let id: usize = line
-                .split([',', ';', '\t'])
-                .next()
-                .unwrap_or("")
-                .trim()
-                .parse()
-                .map_err(|_| anyhow::anyhow!("line {}: `{line}` is not a class id", i + 1))?;
-            if id >= k {
-                bail!(
-                    "line {}: class id {id} is out of range for {k} classes",
-                    i + 1
-                );
+        let row: Vec<f32> = match targets {
+            Targets::ClassIds(conv) => {
+                let first = line.split([',', ';', '\t']).next().unwrap_or_default();
+                let id: usize = first
+                    .trim()
+                    .parse()
+                    .map_err(|_| anyhow::anyhow!("line {}: `{line}` is not a class id", i + 1))?;
+                if id >= k {
+                    bail!(
+                        "line {}: class id {id} is out of range for {k} classes",
+                        i + 1
+                    );
+                }
+                smooth_class_ids(&[id], k, args.alpha, conv)
+                    .map_err(|e| anyhow::anyhow!("line {}: {e}", i + 1))?
             }
-            let conv = if args.convention == "uniform" {
-                Convention::Uniform
-            } else {
-                Convention::ExcludeTrue
-            };
-            smooth_class_ids(&[id], k, args.alpha, conv)
-                .map_err(|e| anyhow::anyhow!("line {}: {e}", i + 1))?
-        } else {
-            let y: Vec<f32> = line
-                .split([',', ';', '\t'])
-                .map(|f| f.trim().parse::<f32>())
-                .collect::<Result<_, _>>()
-                .map_err(|_| {
-                    anyhow::anyhow!("line {}: `{line}` is not a row of 0/1 labels", i + 1)
-                })?;
-            if *width.get_or_insert(y.len()) != y.len() {
-                bail!(
-                    "line {}: {} labels, expected {}",
-                    i + 1,
-                    y.len(),
-                    width.unwrap_or(0)
-                );
+            Targets::LabelRows(conv) => {
+                let y: Vec<f32> = line
+                    .split([',', ';', '\t'])
+                    .map(|f| f.trim().parse::<f32>())
+                    .collect::<Result<_, _>>()
+                    .map_err(|_| {
+                        anyhow::anyhow!("line {}: `{line}` is not a row of 0/1 labels", i + 1)
+                    })?;
+                let expected = *width.get_or_insert(y.len());
+                if expected != y.len() {
+                    bail!("line {}: {} labels, expected {expected}", i + 1, y.len());
+                }
+                smooth_binary(&y, y.len(), args.alpha, conv)
+                    .map_err(|e| anyhow::anyhow!("line {}: {e}", i + 1))?
             }
-            let conv = if args.convention == "binary" {
-                BinaryConvention::TowardHalf
-            } else {
-                BinaryConvention::OverLabels
-            };
-            smooth_binary(&y, y.len(), args.alpha, conv)
-                .map_err(|e| anyhow::anyhow!("line {}: {e}", i + 1))?
         };
         let text: Vec<String> = row.iter().map(|v| v.to_string()).collect();
         writeln!(out, "{}", text.join(","))?;

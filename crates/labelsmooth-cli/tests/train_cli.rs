@@ -461,12 +461,37 @@ fn sharded_sweeps_merge_into_the_same_result_and_resume() {
     let merged: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(merged["summary"], full["summary"]);
     assert_eq!(merged["best"], full["best"]);
-    // Re-running a finished sweep trains nothing and gives the same result.
-    let started = std::time::Instant::now();
+    // Re-running a finished sweep trains nothing (a trial that ran again would rewrite its file
+    // with another time in `seconds`) and gives the same result.
+    let trial_files = || -> Vec<(std::path::PathBuf, Vec<u8>)> {
+        let mut v: Vec<_> = std::fs::read_dir(dir.path().join("full/trials"))
+            .unwrap()
+            .map(|e| {
+                let p = e.unwrap().path();
+                let bytes = std::fs::read(&p).unwrap();
+                (p, bytes)
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let before = trial_files();
+    assert_eq!(before.len(), 6);
     let again: serde_json::Value =
         serde_json::from_slice(&sweep(&path("full"), &[]).stdout).unwrap();
     assert_eq!(again["summary"], full["summary"]);
-    assert!(started.elapsed().as_secs_f64() < 5.0);
+    assert_eq!(trial_files(), before);
+    // A lost trial file is run again, and only that one.
+    std::fs::remove_file(&before[2].0).unwrap();
+    let again: serde_json::Value =
+        serde_json::from_slice(&sweep(&path("full"), &[]).stdout).unwrap();
+    assert_eq!(again["summary"], full["summary"]);
+    let after = trial_files();
+    assert_eq!(after.len(), 6);
+    for (i, (a, b)) in after.iter().zip(&before).enumerate() {
+        assert_eq!(a.0, b.0);
+        assert_eq!(a.1 == b.1, i != 2, "{}", a.0.display());
+    }
     // A different sweep into the same folder is refused.
     let o = labelsmooth(&[
         "sweep",
@@ -550,7 +575,7 @@ fn compare_reports_each_regularizer() {
         "--regularizers",
         "none,magic",
     ]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(2), "a flag clap rejects");
     assert!(String::from_utf8_lossy(&o.stderr).contains("unknown regularizer `magic`"));
 }
 
@@ -631,5 +656,5 @@ fn train_on_an_image_folder_and_a_text_file() {
     assert!(v["accuracy"].as_f64().unwrap() >= 0.9, "{v}");
     let o = labelsmooth(&["train", "--data", &data, "--model", "mlp"]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("text data needs --model lstm"));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("text data needs the lstm model"));
 }

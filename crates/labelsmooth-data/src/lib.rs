@@ -14,6 +14,7 @@
 pub mod bundled;
 mod error;
 pub mod images;
+pub mod spec;
 pub mod table;
 pub mod text;
 

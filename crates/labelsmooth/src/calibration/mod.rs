@@ -174,8 +174,10 @@ fn percentile_linear(sorted: &[f64], q: f64) -> f64 {
     }
 }
 
-/// One bin of a reliability diagram over top-label confidences.
+/// One bin of a reliability diagram over top-label confidences. With the `serde` feature it
+/// serializes as `{lower, upper, count, confidence, accuracy}`.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct ReliabilityBin {
     /// Lower edge of the bin.
     pub lower: f64,
@@ -184,6 +186,7 @@ pub struct ReliabilityBin {
     /// Samples in the bin.
     pub count: usize,
     /// Mean top-label confidence of those samples (0 when empty).
+    #[cfg_attr(feature = "serde", serde(rename = "confidence"))]
     pub mean_confidence: f64,
     /// Fraction of those samples whose top label is correct (0 when empty).
     pub accuracy: f64,

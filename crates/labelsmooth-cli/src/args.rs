@@ -1,0 +1,182 @@
+//! Flags shared by the commands, as typed values.
+
+use clap::{Args, ValueEnum};
+use labelsmooth::targets::Convention;
+use labelsmooth_data::spec::LoadOptions;
+use labelsmooth_data::table::{Column, Header, TableOptions};
+use labelsmooth_experiment::{ModelKind, TrialSpec};
+
+/// A smoothing factor α in [0, 1].
+pub(crate) fn parse_alpha(s: &str) -> Result<f32, String> {
+    let a: f32 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number"))?;
+    if !(0.0..=1.0).contains(&a) {
+        return Err(format!("smoothing factor {a} is outside [0, 1]"));
+    }
+    Ok(a)
+}
+
+fn parse_header(s: &str) -> Result<Header, String> {
+    s.parse()
+        .map_err(|e: labelsmooth_data::DataError| e.to_string())
+}
+
+fn parse_column(s: &str) -> Result<Column, String> {
+    s.parse()
+        .map_err(|e: labelsmooth_data::DataError| e.to_string())
+}
+
+fn parse_delimiter(s: &str) -> Result<u8, String> {
+    let mut chars = s.chars();
+    match (chars.next(), chars.next()) {
+        (Some('\t'), None) => Ok(b'\t'),
+        (Some(c), None) if c.is_ascii() => Ok(c as u8),
+        _ if s == "\\t" || s == "tab" => Ok(b'\t'),
+        _ => Err(format!("delimiter `{s}` is not a single-byte character")),
+    }
+}
+
+/// Model families, as flags name them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ModelArg {
+    /// Fully connected network (one hidden layer of 128).
+    Mlp,
+    /// Small CNN on square images.
+    Cnn,
+    /// Embedding + LSTM on text.
+    Lstm,
+}
+
+impl From<ModelArg> for ModelKind {
+    fn from(m: ModelArg) -> ModelKind {
+        match m {
+            ModelArg::Mlp => ModelKind::Mlp,
+            ModelArg::Cnn => ModelKind::Cnn,
+            ModelArg::Lstm => ModelKind::Lstm,
+        }
+    }
+}
+
+/// Smoothing conventions of class-id targets, as flags name them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ConventionArg {
+    /// 1 − α + α/K on the true class, α/K elsewhere (PyTorch, Keras).
+    Uniform,
+    /// 1 − α on the true class, α/(K − 1) elsewhere (fairseq).
+    ExcludeTrue,
+}
+
+impl From<ConventionArg> for Convention {
+    fn from(c: ConventionArg) -> Convention {
+        match c {
+            ConventionArg::Uniform => Convention::Uniform,
+            ConventionArg::ExcludeTrue => Convention::ExcludeTrue,
+        }
+    }
+}
+
+/// Data and model options shared by the commands that train.
+#[derive(Args, Debug, Clone)]
+pub struct Common {
+    /// Data: a bundled set (digits, mnist-5k, rt-polarity) or csv:PATH, text:PATH, images:DIR,
+    /// idx:IMAGES,LABELS, cifar:DIR.
+    #[arg(long)]
+    pub(crate) data: String,
+    /// Model family.
+    #[arg(long, value_enum)]
+    pub(crate) model: ModelArg,
+    /// Smoothing convention: uniform (PyTorch, Keras) or exclude-true (fairseq).
+    #[arg(long, value_enum, default_value = "uniform")]
+    pub(crate) convention: ConventionArg,
+    /// Epochs (default: mlp 30, cnn 8, lstm 4).
+    #[arg(long)]
+    pub(crate) epochs: Option<usize>,
+    /// Learning rate of Adam (default: 1e-3, lstm 3e-3).
+    #[arg(long)]
+    pub(crate) learning_rate: Option<f64>,
+    /// Batch size.
+    #[arg(long, default_value_t = 64)]
+    pub(crate) batch_size: usize,
+    /// Dropout probability in the model.
+    #[arg(long, default_value_t = 0.0)]
+    pub(crate) dropout: f64,
+    /// Stop when the held-out NLL has not improved for this many epochs, and keep the model of
+    /// the best epoch.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) early_stopping: Option<u64>,
+    /// Seed of splits, initialization and shuffling.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) seed: u64,
+    /// Label column of a table (name or 0-based index; default the last).
+    #[arg(long, value_parser = parse_column)]
+    label_column: Option<Column>,
+    /// Text column of a text table (name or index).
+    #[arg(long, value_parser = parse_column)]
+    text_column: Option<Column>,
+    /// Field delimiter (default: detected among , ; tab).
+    #[arg(long, value_parser = parse_delimiter)]
+    delimiter: Option<u8>,
+    /// Whether the table has a header: yes, no, auto.
+    #[arg(long, value_parser = parse_header, default_value = "auto")]
+    header: Header,
+    /// Side of images read from folders.
+    #[arg(long, default_value_t = 28)]
+    image_size: usize,
+    /// Vocabulary size for text.
+    #[arg(long, default_value_t = 10_000)]
+    pub(crate) vocab: usize,
+    /// Tokens per text (longer texts are cut).
+    #[arg(long, default_value_t = 40)]
+    pub(crate) max_len: usize,
+    /// Print the results as one JSON object on stdout.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+impl Common {
+    /// How the data files are read.
+    pub(crate) fn load_options(&self) -> LoadOptions {
+        LoadOptions {
+            table: TableOptions {
+                delimiter: self.delimiter,
+                header: self.header,
+                label_column: self.label_column.clone(),
+                text_column: self.text_column.clone(),
+            },
+            image_size: self.image_size,
+        }
+    }
+
+    /// The data these flags name.
+    pub(crate) fn load(&self) -> anyhow::Result<labelsmooth_data::Dataset> {
+        Ok(labelsmooth_data::spec::load(
+            &self.data,
+            &self.load_options(),
+        )?)
+    }
+
+    /// The trial these flags describe, with smoothing factor `smoothing`.
+    pub(crate) fn trial(&self, smoothing: f32) -> TrialSpec {
+        let mut spec = TrialSpec::new(self.model.into(), self.seed).with_smoothing(smoothing);
+        if let Some(e) = self.epochs {
+            spec.train.epochs = e;
+        }
+        if let Some(lr) = self.learning_rate {
+            spec.train.learning_rate = lr;
+        }
+        spec.train.batch_size = self.batch_size;
+        spec.train.convention = self.convention.into();
+        spec.train.early_stopping = self.early_stopping.map(|p| p as usize);
+        spec.dropout = self.dropout;
+        spec.vocab = self.vocab;
+        spec.max_len = self.max_len;
+        spec
+    }
+
+    /// The model's name for messages.
+    pub(crate) fn model_name(&self) -> &'static str {
+        ModelKind::from(self.model).name()
+    }
+}

@@ -1,0 +1,228 @@
+//! `labelsmooth train`: one model on a stratified held-out split, with its metrics, predictions,
+//! checkpoint, figures and report.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::Args;
+use labelsmooth::calibration::{Binning, reliability_bins, top_label};
+use labelsmooth::split::stratified_split;
+use labelsmooth_burn::train::{EpochMetrics, save_checkpoint};
+use labelsmooth_experiment::io::{predictions_csv, writable_dir, write_atomic, write_json};
+use labelsmooth_experiment::trial::TrialResult;
+use labelsmooth_experiment::{TrialSpec, run_trial};
+use serde::Serialize;
+
+use crate::args::{Common, parse_alpha};
+use crate::plots;
+use crate::progress::Console;
+use crate::report::{Page, Section, Table, f4, write_report};
+
+/// `labelsmooth train`.
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Smoothing factor α in [0, 1].
+    #[arg(long, default_value = "0.1", value_parser = parse_alpha)]
+    smoothing: f32,
+    /// Fraction of each class held out for evaluation.
+    #[arg(long, default_value_t = 0.2)]
+    valid_fraction: f64,
+    /// Folder for metrics.json, predictions.csv, the checkpoint model.bpk, figures/ and
+    /// report.html.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+/// The held-out metrics printed by `--json`.
+#[derive(Serialize)]
+struct TrainSummary {
+    accuracy: f64,
+    nll: f64,
+    ece: f64,
+    brier: f64,
+    epochs: usize,
+    seconds: f64,
+}
+
+/// `metrics.json`.
+#[derive(Serialize)]
+struct TrainReport<'a> {
+    data: &'a str,
+    n_train: usize,
+    n_valid: usize,
+    #[serde(flatten)]
+    summary: &'a TrainSummary,
+    config: &'a TrialSpec,
+    history: &'a [EpochMetrics],
+}
+
+/// Runs `labelsmooth train`.
+pub fn train(args: TrainArgs) -> Result<()> {
+    if let Some(out) = &args.out {
+        writable_dir(out)?;
+    }
+    let c = &args.common;
+    let d = c.load()?;
+    let split = stratified_split(&d.labels, args.valid_fraction, c.seed)?;
+    let spec = c.trial(args.smoothing);
+    let r = run_trial(
+        &d,
+        &split.train,
+        &split.valid,
+        &spec,
+        &mut Console::new(c.json),
+    )?;
+    let summary = TrainSummary {
+        accuracy: r.eval.accuracy,
+        nll: r.eval.nll,
+        ece: r.eval.ece,
+        brier: r.eval.brier,
+        epochs: r.trained.history.len(),
+        seconds: r.seconds,
+    };
+    if let Some(out) = &args.out {
+        let report = TrainReport {
+            data: &c.data,
+            n_train: split.train.len(),
+            n_valid: split.valid.len(),
+            summary: &summary,
+            config: &spec,
+            history: &r.trained.history,
+        };
+        write_json(&out.join("metrics.json"), &report)?;
+        let labels: Vec<usize> = split.valid.iter().map(|&i| d.labels[i]).collect();
+        let ids: Vec<usize> = (0..labels.len()).collect();
+        write_atomic(
+            &out.join("predictions.csv"),
+            &predictions_csv(&ids, &labels, &r.probs, &d.class_names)?,
+        )?;
+        save_checkpoint(&r.trained.model, &out.join("model.bpk"))?;
+        train_report(out, &c.data, args.smoothing, &labels, &r, d.n_classes())?;
+    }
+    if c.json {
+        println!("{}", serde_json::to_string(&summary)?);
+    } else {
+        println!(
+            "{} / {}, smoothing {} ({}): held-out accuracy {:.4}, NLL {:.4}, ECE {:.4}, Brier {:.4} ({} train, {} held out, {:.1} s)",
+            c.data,
+            c.model_name(),
+            args.smoothing,
+            spec.train.convention.name(),
+            summary.accuracy,
+            summary.nll,
+            summary.ece,
+            summary.brier,
+            split.train.len(),
+            split.valid.len(),
+            summary.seconds
+        );
+    }
+    Ok(())
+}
+
+/// Figures and report of one training run.
+fn train_report(
+    out: &Path,
+    data: &str,
+    smoothing: f32,
+    labels: &[usize],
+    r: &TrialResult,
+    k: usize,
+) -> Result<()> {
+    let figures = out.join("figures");
+    std::fs::create_dir_all(&figures)
+        .with_context(|| format!("{}: cannot create", figures.display()))?;
+    let h = &r.trained.history;
+    plots::curves(
+        &figures,
+        "training_loss",
+        "Training loss per epoch",
+        "mean training loss",
+        &[("training".into(), h.iter().map(|e| e.train_loss).collect())],
+    )?;
+    plots::curves(
+        &figures,
+        "validation",
+        "Held-out accuracy and NLL per epoch",
+        "value",
+        &[
+            (
+                "accuracy".into(),
+                h.iter()
+                    .filter_map(|e| e.valid.as_ref().map(|v| v.accuracy))
+                    .collect(),
+            ),
+            (
+                "NLL".into(),
+                h.iter()
+                    .filter_map(|e| e.valid.as_ref().map(|v| v.nll))
+                    .collect(),
+            ),
+        ],
+    )?;
+    plots::reliability_diagram(
+        &figures,
+        "reliability",
+        &format!("Reliability, smoothing {smoothing}"),
+        &reliability_bins(&r.probs, labels, k, 15, Binning::Uniform)?,
+        r.eval.ece,
+    )?;
+    let conf: Vec<f32> = top_label(&r.probs, labels, k)?
+        .into_iter()
+        .map(|(c, _)| c)
+        .collect();
+    plots::confidence_histogram(
+        &figures,
+        "confidence_histogram",
+        &[(format!("smoothing {smoothing}"), conf)],
+    )?;
+    let e = &r.eval;
+    let page = Page {
+        title: format!("Training run: {data}"),
+        intro: format!(
+            "Smoothing {smoothing}; {} epochs; metrics on the stratified held-out split ({} samples).",
+            h.len(),
+            labels.len()
+        ),
+        reading: vec![format!(
+            "Held-out accuracy {:.2}%, NLL {:.3}, ECE {:.3}, Brier {:.3}.",
+            100.0 * e.accuracy,
+            e.nll,
+            e.ece,
+            e.brier
+        )],
+        sections: vec![Section {
+            heading: "Held-out metrics".into(),
+            table: Some(Table {
+                header: ["accuracy", "NLL", "ECE", "Brier", "seconds"]
+                    .map(String::from)
+                    .to_vec(),
+                rows: vec![vec![
+                    f4(e.accuracy),
+                    f4(e.nll),
+                    f4(e.ece),
+                    f4(e.brier),
+                    format!("{:.1}", r.seconds),
+                ]],
+            }),
+            figures: vec![
+                ("training_loss".into(), "Training loss per epoch".into()),
+                (
+                    "validation".into(),
+                    "Held-out accuracy and NLL per epoch".into(),
+                ),
+                (
+                    "reliability".into(),
+                    "Reliability diagram on the held-out split".into(),
+                ),
+                (
+                    "confidence_histogram".into(),
+                    "Top-label confidence on the held-out split".into(),
+                ),
+            ],
+        }],
+    };
+    write_report(&out.join("report.html"), &page, &figures)
+}

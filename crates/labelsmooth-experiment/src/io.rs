@@ -1,0 +1,129 @@
+//! Output files: every file is written to a temporary name in its folder and renamed into
+//! place, so that a crash or a full disk never leaves half a file under the real name.
+
+use std::io::Write as _;
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+
+/// Writes `bytes` to `path` through a temporary file in the same folder, renamed into place.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = std::path::PathBuf::from(tmp);
+    std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, "cannot write", e))?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        std::fs::remove_file(&tmp).ok();
+        Error::io(path, "cannot write", e)
+    })
+}
+
+/// Writes `value` as pretty-printed JSON to `path`, atomically.
+pub fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
+    let bytes = serde_json::to_vec_pretty(value).map_err(|e| Error::Format {
+        path: path.to_path_buf(),
+        message: format!("cannot serialize: {e}"),
+    })?;
+    write_atomic(path, &bytes)
+}
+
+/// Reads the JSON file `path` as a `T`.
+pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, "cannot read", e))?;
+    serde_json::from_slice(&bytes).map_err(|e| Error::Format {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
+}
+
+/// Creates `dir` and checks that files can be written in it, so that an unwritable output folder
+/// is an error before any work starts.
+pub fn writable_dir(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Error::io(dir, "cannot create the output folder", e))?;
+    let probe = dir.join(".labelsmooth-write-test");
+    std::fs::File::create(&probe)
+        .and_then(|mut f| f.write_all(b"ok"))
+        .map_err(|e| Error::io(dir, "the output folder is not writable", e))?;
+    std::fs::remove_file(&probe).ok();
+    Ok(())
+}
+
+/// Predictions as CSV, `id,true_class,predicted_class,p_<class>...`, one row per sample of
+/// `probs` `[n, k]` with the data row ids `ids`; quoted where a class name needs it.
+pub fn predictions_csv(
+    ids: &[usize],
+    labels: &[usize],
+    probs: &[f32],
+    class_names: &[String],
+) -> Result<Vec<u8>> {
+    let k = class_names.len();
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let csv_err = |e: csv::Error| Error::Invalid(format!("cannot format predictions: {e}"));
+    let mut header = vec![
+        "id".to_string(),
+        "true_class".to_string(),
+        "predicted_class".to_string(),
+    ];
+    header.extend(class_names.iter().map(|n| format!("p_{n}")));
+    w.write_record(&header).map_err(csv_err)?;
+    for ((p, &y), id) in probs.chunks_exact(k.max(1)).zip(labels).zip(ids) {
+        let pred = labelsmooth::calibration::argmax(p);
+        let mut row = vec![
+            id.to_string(),
+            class_names[y].clone(),
+            class_names[pred].clone(),
+        ];
+        row.extend(p.iter().map(|v| v.to_string()));
+        w.write_record(&row).map_err(csv_err)?;
+    }
+    w.into_inner()
+        .map_err(|e| Error::Invalid(format!("cannot format predictions: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_replaces_and_leaves_no_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.json");
+        write_json(&p, &[1, 2]).unwrap();
+        write_json(&p, &[3]).unwrap();
+        let v: Vec<i32> = read_json(&p).unwrap();
+        assert_eq!(v, [3]);
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(names.len(), 1);
+    }
+
+    #[test]
+    fn an_unwritable_path_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("missing").join("a.json");
+        let e = write_atomic(&p, b"x").unwrap_err().to_string();
+        assert!(e.contains("missing"), "{e}");
+        let blocker = dir.path().join("file");
+        std::fs::write(&blocker, b"x").unwrap();
+        assert!(writable_dir(&blocker.join("sub")).is_err());
+    }
+
+    #[test]
+    fn class_names_with_commas_and_quotes_are_quoted() {
+        let names = vec!["New York, NY".to_string(), "Paris \"FR\"".to_string()];
+        let csv = predictions_csv(&[4, 7], &[0, 1], &[0.75, 0.25, 0.5, 0.5], &names).unwrap();
+        let text = String::from_utf8(csv).unwrap();
+        let mut r = csv::Reader::from_reader(text.as_bytes());
+        let h = r.headers().unwrap().clone();
+        assert_eq!(&h[3], "p_New York, NY");
+        assert_eq!(&h[4], "p_Paris \"FR\"");
+        let rows: Vec<csv::StringRecord> = r.records().map(|x| x.unwrap()).collect();
+        assert_eq!(&rows[0][0], "4");
+        assert_eq!(&rows[0][1], "New York, NY");
+        assert_eq!(&rows[1][1], "Paris \"FR\"");
+        assert_eq!(&rows[1][2], "New York, NY", "ties go to the first class");
+        assert_eq!(&rows[0][3], "0.75");
+    }
+}
