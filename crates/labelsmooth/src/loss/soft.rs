@@ -2,9 +2,8 @@
 
 use rayon::prelude::*;
 
-use super::{LossValue, Reduction, logit_error, reduce};
+use super::{LossValue, Reduction, logit_error, reduce, worth_parallel};
 use crate::error::{Error, Result, check_alpha, check_len, check_weights, rows_of};
-use crate::kernel;
 use crate::targets::check_probability_rows;
 
 /// Cross-entropy of logits `[n, k]` against probability rows `[n, k]` (soft labels, mixup), with
@@ -157,7 +156,7 @@ impl SoftCrossEntropy {
             total * s_other.ln_1p() - linear
         };
         let mut items = vec![0.0f64; n];
-        let parallel = kernel::worth_parallel(n, k);
+        let parallel = worth_parallel(n, k);
         match grad {
             Some(grad) if parallel => logits
                 .par_chunks_exact(k)

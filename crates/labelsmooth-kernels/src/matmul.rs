@@ -1,98 +1,9 @@
-//! Dense-array building blocks shared by the fused kernels of this crate and of the training
-//! crate: a strided matrix product (on the `gemm` crate), a register-blocked product for the
-//! small matrices of recurrent steps, vectorizable `exp`, sigmoid and tanh, and
-//! [`simd_dispatch!`](crate::simd_dispatch), which compiles a kernel for the widest vector
-//! instructions of the running CPU.
+//! Matrix products on `f32` slices: [`matmul`], a strided and optionally multi-threaded product
+//! on the `gemm` crate, for large matrices; [`small_matmul_acc`], register-blocked and on the
+//! calling thread, for the small products of recurrent steps and per-image convolutions; and
+//! [`transposed_product_acc`], the weight gradient aᵀ·b summed over many rows.
 
-use crate::kernel;
-
-/// exp(d) for d ≤ 0 (or −inf), relative error below 2e-7; exactly 0 below −87.33.
-///
-/// Branch-free (Cephes' reduction and polynomial), so that loops calling it vectorize.
-#[inline(always)]
-pub fn exp_nonpos(d: f32) -> f32 {
-    kernel::exp_nonpos(d)
-}
-
-/// The logistic function 1 / (1 + e^−x), with a relative error below 4e-7 on both tails.
-#[inline(always)]
-pub fn sigmoid(x: f32) -> f32 {
-    let e = exp_nonpos(-x.abs());
-    let s = 1.0 / (1.0 + e);
-    if x >= 0.0 { s } else { e * s }
-}
-
-/// tanh(x), with an absolute error below 3e-7 (a short series near 0 keeps small values
-/// relatively accurate).
-#[inline(always)]
-pub fn tanh(x: f32) -> f32 {
-    let a = x.abs();
-    let e = exp_nonpos(-2.0 * a);
-    let t = (1.0 - e) / (1.0 + e);
-    let a2 = a * a;
-    // tanh a = a − a³/3 + 2a⁵/15 − 17a⁷/315 for |a| < 1/16 (next term below 2e-11·a).
-    let series = a * (1.0 + a2 * (-1.0 / 3.0 + a2 * (2.0 / 15.0 - a2 * (17.0 / 315.0))));
-    let r = if a < 0.0625 { series } else { t };
-    r.copysign(x)
-}
-
-/// The vector instruction set the kernels run with, chosen once from the running CPU
-/// (`LABELSMOOTH_NO_SIMD=1` forces [`Isa::Baseline`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Isa {
-    /// AVX-512 (F, BW, VL) with AVX2 and FMA.
-    Avx512,
-    /// AVX2 with FMA.
-    Avx2,
-    /// What the compilation target guarantees.
-    Baseline,
-}
-
-/// The instruction set chosen for this process.
-pub fn isa() -> Isa {
-    match kernel::isa() {
-        kernel::Isa::Avx512 => Isa::Avx512,
-        kernel::Isa::Avx2 => Isa::Avx2,
-        kernel::Isa::Baseline => Isa::Baseline,
-    }
-}
-
-/// Defines `fn $name(args) -> ret` that calls `$imp(args)` (an `#[inline(always)]` function)
-/// from a copy compiled for AVX-512, one for AVX2 + FMA, or the baseline, as [`isa`] says, so
-/// that the loops of `$imp` vectorize for the running CPU. `=> $imp, baseline $base` calls
-/// `$base` on the baseline instead (for kernels that use fused multiply-add only where the CPU
-/// has it).
-#[macro_export]
-macro_rules! simd_dispatch {
-    ($(#[$m:meta])* $vis:vis fn $name:ident($($arg:ident : $ty:ty),* $(,)?) $(-> $ret:ty)? => $imp:path) => {
-        $crate::simd_dispatch! {
-            $(#[$m])* $vis fn $name($($arg: $ty),*) $(-> $ret)? => $imp, baseline $imp
-        }
-    };
-    ($(#[$m:meta])* $vis:vis fn $name:ident($($arg:ident : $ty:ty),* $(,)?) $(-> $ret:ty)? => $imp:path, baseline $base:path) => {
-        $(#[$m])*
-        #[allow(clippy::too_many_arguments)]
-        $vis fn $name($($arg: $ty),*) $(-> $ret)? {
-            #[cfg(target_arch = "x86_64")]
-            {
-                #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
-                #[allow(clippy::too_many_arguments)]
-                fn avx512($($arg: $ty),*) $(-> $ret)? { $imp($($arg),*) }
-                #[target_feature(enable = "avx2,fma")]
-                #[allow(clippy::too_many_arguments)]
-                fn avx2($($arg: $ty),*) $(-> $ret)? { $imp($($arg),*) }
-                match $crate::dense::isa() {
-                    // SAFETY: `isa()` checked that the CPU has these instructions.
-                    $crate::dense::Isa::Avx512 => return unsafe { avx512($($arg),*) },
-                    // SAFETY: as above.
-                    $crate::dense::Isa::Avx2 => return unsafe { avx2($($arg),*) },
-                    $crate::dense::Isa::Baseline => {}
-                }
-            }
-            $base($($arg),*)
-        }
-    };
-}
+use crate::simd_dispatch;
 
 #[inline(always)]
 fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
@@ -290,8 +201,10 @@ fn small_matmul_plain(
     small_matmul_impl::<false>(d, a, sa, b, ldb, c, ldc)
 }
 
-crate::simd_dispatch! {
-    fn small_matmul_dispatch(
+simd_dispatch! {
+    /// The product of [`small_matmul_acc_strided`] after its checks: fused multiply-add with
+    /// AVX-512 or AVX2, separate multiply and add on the baseline.
+    pub(crate) fn small_matmul_dispatch(
         d: (usize, usize, usize),
         a: &[f32],
         sa: Strides,
@@ -299,7 +212,7 @@ crate::simd_dispatch! {
         ldb: usize,
         c: &mut [f32],
         ldc: usize,
-    ) => small_matmul_fma, baseline small_matmul_plain
+    ) => small_matmul_fma, baseline small_matmul_plain, on small_matmul_on
 }
 
 /// c[m, n] += aᵀ · b for row-major a `[rows, m]` and b `[rows, n]` (a weight gradient: inputs
@@ -350,40 +263,6 @@ pub fn transposed_product_acc(
             *x += v;
         }
     }
-}
-
-/// Writes the transpose of row-major `m` (`[rows, cols]`) into `out` (`[cols, rows]`).
-///
-/// # Panics
-/// If either slice is shorter than `rows · cols`.
-pub fn transpose_into(rows: usize, cols: usize, m: &[f32], out: &mut [f32]) {
-    assert!(
-        m.len() >= rows * cols && out.len() >= rows * cols,
-        "transpose: lengths"
-    );
-    for (i, row) in m[..rows * cols].chunks_exact(cols.max(1)).enumerate() {
-        for (j, &v) in row.iter().enumerate() {
-            out[j * rows + i] = v;
-        }
-    }
-}
-
-/// The transpose of row-major `m` (`[rows, cols]`), row-major `[cols, rows]`.
-pub fn transpose(rows: usize, cols: usize, m: &[f32]) -> Vec<f32> {
-    let mut t = vec![0.0f32; rows * cols];
-    transpose_into(rows, cols, m, &mut t);
-    t
-}
-
-/// Column sums of row-major `m` with `cols` columns (a bias gradient), summed in float64.
-pub fn column_sums(cols: usize, m: &[f32]) -> Vec<f32> {
-    let mut sums = vec![0.0f64; cols];
-    for row in m.chunks_exact(cols.max(1)) {
-        for (acc, &v) in sums.iter_mut().zip(row) {
-            *acc += f64::from(v);
-        }
-    }
-    sums.into_iter().map(|v| v as f32).collect()
 }
 
 /// Row and column strides of a matrix stored in a slice: element (i, j) is at
@@ -509,27 +388,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sigmoid_and_tanh_match_f64() {
-        let mut worst_s = 0.0f64;
-        let mut worst_t = 0.0f64;
-        for i in -40_000..=40_000 {
-            let x = i as f32 * 1e-3;
-            let s = 1.0 / (1.0 + (-(x as f64)).exp());
-            worst_s = worst_s.max(((sigmoid(x) as f64) - s).abs() / s);
-            let t = (x as f64).tanh();
-            worst_t = worst_t.max(((tanh(x) as f64) - t).abs());
-            if x.abs() < 0.0625 && x != 0.0 {
-                assert!(((tanh(x) as f64) - t).abs() / t.abs() < 1e-6, "tanh({x})");
-            }
-        }
-        assert!(worst_s < 4e-7, "sigmoid relative error {worst_s}");
-        assert!(worst_t < 3e-7, "tanh absolute error {worst_t}");
-        assert_eq!(sigmoid(-200.0), 0.0);
-        assert_eq!(sigmoid(200.0), 1.0);
-        assert_eq!(tanh(-50.0), -1.0);
-    }
-
-    #[test]
     fn small_matmul_matches_loops() {
         for (m, n, k) in [(1, 1, 1), (5, 80, 7), (9, 256, 64), (4, 64, 3), (7, 19, 33)] {
             let (lda, ldb, ldc) = (k + 2, n + 1, n + 3);
@@ -570,19 +428,6 @@ mod tests {
                 }
             }
         }
-    }
-
-    #[test]
-    fn transpose_and_column_sums_from_definition() {
-        let m: Vec<f32> = (0..12).map(|i| i as f32).collect();
-        let t = transpose(3, 4, &m);
-        for i in 0..3 {
-            for j in 0..4 {
-                assert_eq!(t[j * 3 + i], m[i * 4 + j]);
-            }
-        }
-        assert_eq!(column_sums(4, &m), vec![12.0, 15.0, 18.0, 21.0]);
-        assert_eq!(column_sums(2, &[]), vec![0.0, 0.0]);
     }
 
     #[test]
