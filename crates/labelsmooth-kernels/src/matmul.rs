@@ -306,11 +306,43 @@ impl<'a> Mat<'a> {
     }
 }
 
+/// One past the last element a `[rows, cols]` matrix with strides `s` reaches (0 when it is
+/// empty), or `None` when that does not fit in `usize`.
+fn extent(rows: usize, cols: usize, s: Strides) -> Option<usize> {
+    if rows == 0 || cols == 0 {
+        return Some(0);
+    }
+    (rows - 1)
+        .checked_mul(s.rows)?
+        .checked_add((cols - 1).checked_mul(s.cols)?)?
+        .checked_add(1)
+}
+
+/// Whether the strides give every element of a `[rows, cols]` matrix its own place: one stride
+/// steps over a whole line of the other (row-major or column-major with any padding), or a
+/// dimension of 1 needs only the other stride to be non-zero.
+fn distinct_elements(rows: usize, cols: usize, s: Strides) -> bool {
+    let spans = |count: usize, stride: usize| (count - 1).saturating_mul(stride).saturating_add(1);
+    match (rows, cols) {
+        (0, _) | (_, 0) | (1, 1) => true,
+        (1, _) => s.cols >= 1,
+        (_, 1) => s.rows >= 1,
+        _ => {
+            (s.cols >= 1 && s.rows >= spans(cols, s.cols))
+                || (s.rows >= 1 && s.cols >= spans(rows, s.rows))
+        }
+    }
+}
+
 /// c = (c if `accumulate`, else 0) + alpha · a · b, where a is `[m, k]`, b is `[k, n]` and c is
 /// `[m, n]` with the given strides; on the rayon pool when `parallel`, else on this thread.
 ///
+/// The strides of a and b may repeat elements (a stride of 0 broadcasts); those of c must give
+/// each element its own place, since threads write disjoint parts of c.
+///
 /// # Panics
-/// If a stride reaches outside its slice.
+/// If a matrix reaches outside its slice, a stride exceeds `isize::MAX`, or two elements of c
+/// share a place (e.g. `Strides { rows: 0, cols: 1 }` for more than one row).
 #[allow(clippy::too_many_arguments)]
 pub fn matmul(
     (m, n, k): (usize, usize, usize),
@@ -322,21 +354,27 @@ pub fn matmul(
     b: Mat<'_>,
     parallel: bool,
 ) {
-    let last = |rows: usize, cols: usize, s: Strides| {
-        if rows == 0 || cols == 0 {
-            0
-        } else {
-            (rows - 1) * s.rows + (cols - 1) * s.cols + 1
-        }
+    let fits = |len: usize, rows: usize, cols: usize, s: Strides| {
+        extent(rows, cols, s).is_some_and(|end| end <= len)
     };
-    assert!(c.len() >= last(m, n, c_strides), "matmul: c is too short");
+    assert!(fits(c.len(), m, n, c_strides), "matmul: c is too short");
     assert!(
-        a.data.len() >= last(m, k, a.strides),
+        fits(a.data.len(), m, k, a.strides),
         "matmul: a is too short"
     );
     assert!(
-        b.data.len() >= last(k, n, b.strides),
+        fits(b.data.len(), k, n, b.strides),
         "matmul: b is too short"
+    );
+    assert!(
+        [c_strides, a.strides, b.strides]
+            .iter()
+            .all(|s| isize::try_from(s.rows).is_ok() && isize::try_from(s.cols).is_ok()),
+        "matmul: a stride exceeds isize::MAX"
+    );
+    assert!(
+        distinct_elements(m, n, c_strides),
+        "matmul: c's strides {c_strides:?} put two elements of a [{m}, {n}] matrix in one place"
     );
     if m == 0 || n == 0 {
         return;
@@ -356,8 +394,11 @@ pub fn matmul(
     } else {
         gemm::Parallelism::None
     };
-    // SAFETY: the asserts above keep every element the strides reach inside its slice; `c` is
-    // borrowed mutably and does not alias `a` or `b`.
+    // SAFETY: the asserts above keep every element the strides reach inside its slice (the
+    // extents computed without overflow) and every stride representable as `isize`; c's
+    // elements lie at distinct places, so the threads of `gemm`, which write disjoint sets of
+    // elements, never write one place twice at once; `c` is borrowed mutably, so it aliases
+    // neither `a` nor `b`.
     unsafe {
         gemm::gemm(
             m,
@@ -495,5 +536,63 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    #[should_panic(expected = "put two elements")]
+    fn matmul_refuses_an_output_whose_rows_overlap() {
+        let (m, n, k) = (64, 64, 64);
+        let a = vec![1.0f32; m * k];
+        let b = vec![1.0f32; k * n];
+        let mut c = vec![0.0f32; n];
+        matmul(
+            (m, n, k),
+            &mut c,
+            Strides { rows: 0, cols: 1 },
+            false,
+            1.0,
+            Mat::new(&a, Strides::row_major(k)),
+            Mat::new(&b, Strides::row_major(n)),
+            true,
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "c is too short")]
+    fn matmul_refuses_strides_whose_extent_overflows() {
+        // Two row steps of 2^63 wrap around to 0 in unchecked arithmetic, which would pass.
+        let a = [1.0f32; 6];
+        let b = [1.0f32; 4];
+        let mut c = [0.0f32; 6];
+        matmul(
+            (3, 2, 2),
+            &mut c,
+            Strides {
+                rows: usize::MAX / 2 + 1,
+                cols: 1,
+            },
+            false,
+            1.0,
+            Mat::new(&a, Strides::row_major(2)),
+            Mat::new(&b, Strides::row_major(2)),
+            false,
+        );
+    }
+
+    #[test]
+    fn output_strides_that_overlap_are_told_apart() {
+        let s = |rows, cols| Strides { rows, cols };
+        // Row-major and column-major with padding, and single rows or columns.
+        assert!(distinct_elements(3, 4, s(4, 1)));
+        assert!(distinct_elements(3, 4, s(9, 2)));
+        assert!(distinct_elements(3, 4, s(1, 3)));
+        assert!(distinct_elements(1, 4, s(0, 1)));
+        assert!(distinct_elements(4, 1, s(1, 0)));
+        assert!(distinct_elements(0, 4, s(0, 0)));
+        // Rows on top of each other, interleaved, or a column stride of 0.
+        assert!(!distinct_elements(3, 4, s(0, 1)));
+        assert!(!distinct_elements(3, 4, s(3, 1)));
+        assert!(!distinct_elements(3, 4, s(4, 0)));
+        assert!(!distinct_elements(1, 2, s(5, 0)));
     }
 }
