@@ -9,7 +9,7 @@
 //! | [`math`] | `exp` on non-positive arguments, sigmoid, tanh, all vectorizable |
 //! | [`softmax_row`] | one pass over a row of logits (max, Σexp, Σ(x − max)), the gradient finished in place |
 //! | [`matmul`] | strided multi-threaded product, register-blocked small product, aᵀ·b over rows |
-//! | [`array`] | transposes, float64 column sums |
+//! | [`array`](mod@array) | transposes, float64 column sums |
 //! | [`linear`] | dense layer `x·W + b` (+ ReLU), forward and backward |
 //! | [`conv`] | convolution + ReLU + 2 × 2 max-pooling, forward and backward |
 //! | [`lstm`] | LSTM over a sequence, forward and backward through time |
