@@ -13,7 +13,7 @@ use burn::module::Module;
 use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use labelsmooth::loss::{CrossEntropy, LossValue, Reduction};
-use labelsmooth::targets::{BinaryConvention, Convention};
+use labelsmooth::targets::{BinaryConvention, Convention, check_smoothing};
 
 /// Configuration of [`SmoothedCrossEntropy`].
 #[derive(Config, Debug)]
@@ -42,19 +42,23 @@ impl SmoothedCrossEntropyConfig {
     /// Builds the loss; an invalid configuration (α outside [0, 1], bad weights, exclude-true
     /// with fewer than 2 classes) is an error.
     pub fn try_init(&self, device: &Device) -> labelsmooth::Result<SmoothedCrossEntropy> {
-        let kernel = self.kernel();
+        let mut kernel = CrossEntropy::new(self.classes)
+            .with_smoothing(self.smoothing)
+            .with_convention(self.convention)
+            .with_reduction(self.reduction);
+        if let Some(w) = &self.weights {
+            kernel = kernel.with_weights(w.clone());
+        }
+        if let Some(i) = self.ignore_index {
+            kernel = kernel.with_ignore_index(i);
+        }
         kernel.validate()?;
         Ok(SmoothedCrossEntropy {
-            classes: self.classes,
-            smoothing: self.smoothing,
-            exclude_true: self.convention == Convention::ExcludeTrue,
             weights: self
                 .weights
                 .as_ref()
                 .map(|w| Tensor::<1>::from_floats(w.as_slice(), device)),
-            weight_values: self.weights.clone(),
-            ignore_index: self.ignore_index,
-            reduction: reduction_code(self.reduction),
+            kernel,
             fused: self.fused,
         })
     }
@@ -64,73 +68,24 @@ impl SmoothedCrossEntropyConfig {
         self.try_init(device)
             .unwrap_or_else(|e| panic!("invalid cross-entropy configuration: {e}"))
     }
-
-    fn kernel(&self) -> CrossEntropy {
-        let mut k = CrossEntropy::new(self.classes)
-            .with_smoothing(self.smoothing)
-            .with_convention(self.convention)
-            .with_reduction(self.reduction);
-        if let Some(w) = &self.weights {
-            k = k.with_weights(w.clone());
-        }
-        if let Some(i) = self.ignore_index {
-            k = k.with_ignore_index(i);
-        }
-        k
-    }
-}
-
-fn reduction_code(r: Reduction) -> u8 {
-    match r {
-        Reduction::None => 0,
-        Reduction::Sum => 1,
-        Reduction::Mean => 2,
-    }
-}
-
-fn reduction_of(code: u8) -> Reduction {
-    match code {
-        0 => Reduction::None,
-        1 => Reduction::Sum,
-        _ => Reduction::Mean,
-    }
 }
 
 /// Smoothed cross-entropy of logits `[n, k]` against class ids `[n]`: the core's
 /// [`CrossEntropy`] for Burn tensors. Returns `[1]` (sum, mean) or `[n]` (none).
 #[derive(Module, Debug)]
 pub struct SmoothedCrossEntropy {
-    classes: usize,
-    smoothing: f32,
-    exclude_true: bool,
+    /// The core loss: the semantics, and the fused kernel on the CPU.
+    #[module(skip)]
+    kernel: CrossEntropy,
+    /// The class weights on the device, for the tensor-operation path.
     weights: Option<Tensor<1>>,
-    weight_values: Option<Vec<f32>>,
-    ignore_index: Option<i64>,
-    reduction: u8,
     fused: bool,
 }
 
 impl SmoothedCrossEntropy {
-    fn convention(&self) -> Convention {
-        if self.exclude_true {
-            Convention::ExcludeTrue
-        } else {
-            Convention::Uniform
-        }
-    }
-
-    fn kernel(&self) -> CrossEntropy {
-        let mut k = CrossEntropy::new(self.classes)
-            .with_smoothing(self.smoothing)
-            .with_convention(self.convention())
-            .with_reduction(reduction_of(self.reduction));
-        if let Some(w) = &self.weight_values {
-            k = k.with_weights(w.clone());
-        }
-        if let Some(i) = self.ignore_index {
-            k = k.with_ignore_index(i);
-        }
-        k
+    /// The core loss this module computes.
+    pub fn core(&self) -> &CrossEntropy {
+        &self.kernel
     }
 
     /// The loss; panics on invalid input (class id out of range, NaN logits): use
@@ -155,7 +110,7 @@ impl SmoothedCrossEntropy {
         if self.fused && is_cpu(&device) {
             return self.forward_fused(logits, &ids);
         }
-        let denominator = self.kernel().denominator(&ids)?;
+        let denominator = self.kernel.denominator(&ids)?;
         Ok(self.forward_tensor_ops(logits, &ids, denominator))
     }
 
@@ -167,7 +122,7 @@ impl SmoothedCrossEntropy {
             .convert::<f32>()
             .try_to_vec::<f32>()
             .expect("float logits");
-        let kernel = self.kernel();
+        let kernel = &self.kernel;
         if !logits.is_tracked() {
             let value = kernel.forward(&x, ids)?;
             return Ok(loss_tensor(&value, &device));
@@ -177,7 +132,7 @@ impl SmoothedCrossEntropy {
         let g = Tensor::<2>::from_data(TensorData::new(grad, [n, k]), &device);
         // Value: the kernel's loss; derivative with respect to the logits: exactly `grad`.
         let per_row = (logits * g).sum_dim(1).reshape([n]);
-        let surrogate = match reduction_of(self.reduction) {
+        let surrogate = match kernel.reduction() {
             Reduction::None => per_row,
             _ => per_row.sum().reshape([1]),
         };
@@ -188,10 +143,12 @@ impl SmoothedCrossEntropy {
         let device = logits.device();
         let [n, k] = logits.dims();
         let (on, off) = self
+            .kernel
             .convention()
-            .on_off(f64::from(self.smoothing), k)
+            .on_off(f64::from(self.kernel.smoothing()), k)
             .expect("validated at init");
-        let ignored: Vec<bool> = ids.iter().map(|&t| Some(t) == self.ignore_index).collect();
+        let ignore = self.kernel.ignore_index();
+        let ignored: Vec<bool> = ids.iter().map(|&t| Some(t) == ignore).collect();
         let safe: Vec<i64> = ids
             .iter()
             .zip(&ignored)
@@ -220,7 +177,7 @@ impl SmoothedCrossEntropy {
             row = row + spread.mul_scalar(off as f32);
         }
         let row = (row * keep).reshape([n]);
-        match reduction_of(self.reduction) {
+        match self.kernel.reduction() {
             Reduction::None => row,
             Reduction::Sum => row.sum().reshape([1]),
             Reduction::Mean => row.sum().reshape([1]).div_scalar(denominator as f32),
@@ -249,20 +206,27 @@ pub struct SoftCrossEntropyConfig {
 }
 
 impl SoftCrossEntropyConfig {
-    /// Builds the loss.
-    pub fn init(&self, device: &Device) -> SoftCrossEntropy {
-        assert!(
-            (0.0..=1.0).contains(&self.smoothing),
-            "smoothing factor {} is outside [0, 1]",
-            self.smoothing
-        );
-        SoftCrossEntropy {
+    /// Builds the loss; α outside [0, 1] or a weight that is not finite and ≥ 0 is an error.
+    pub fn try_init(&self, device: &Device) -> labelsmooth::Result<SoftCrossEntropy> {
+        check_smoothing(self.smoothing)?;
+        if let Some(w) = &self.weights {
+            labelsmooth::loss::SoftCrossEntropy::new(w.len())
+                .with_weights(w.clone())
+                .validate()?;
+        }
+        Ok(SoftCrossEntropy {
             smoothing: self.smoothing,
             weights: self
                 .weights
                 .as_ref()
                 .map(|w| Tensor::<1>::from_floats(w.as_slice(), device)),
-        }
+        })
+    }
+
+    /// Builds the loss; panics on an invalid configuration, as Burn's own `init` does.
+    pub fn init(&self, device: &Device) -> SoftCrossEntropy {
+        self.try_init(device)
+            .unwrap_or_else(|e| panic!("invalid soft cross-entropy configuration: {e}"))
     }
 }
 
@@ -304,17 +268,19 @@ pub struct BinaryCrossEntropyConfig {
 }
 
 impl BinaryCrossEntropyConfig {
-    /// Builds the loss.
-    pub fn init(&self) -> BinaryCrossEntropy {
-        assert!(
-            (0.0..=1.0).contains(&self.smoothing),
-            "smoothing factor {} is outside [0, 1]",
-            self.smoothing
-        );
-        BinaryCrossEntropy {
+    /// Builds the loss; α outside [0, 1] is an error.
+    pub fn try_init(&self) -> labelsmooth::Result<BinaryCrossEntropy> {
+        check_smoothing(self.smoothing)?;
+        Ok(BinaryCrossEntropy {
             smoothing: self.smoothing,
-            over_labels: self.convention == BinaryConvention::OverLabels,
-        }
+            convention: self.convention,
+        })
+    }
+
+    /// Builds the loss; panics on an invalid configuration, as Burn's own `init` does.
+    pub fn init(&self) -> BinaryCrossEntropy {
+        self.try_init()
+            .unwrap_or_else(|e| panic!("invalid binary cross-entropy configuration: {e}"))
     }
 }
 
@@ -323,19 +289,15 @@ impl BinaryCrossEntropyConfig {
 #[derive(Module, Debug)]
 pub struct BinaryCrossEntropy {
     smoothing: f32,
-    over_labels: bool,
+    #[module(skip)]
+    convention: BinaryConvention,
 }
 
 impl BinaryCrossEntropy {
     /// Mean loss, `[1]`.
     pub fn forward(&self, logits: Tensor<2>, targets: Tensor<2>) -> Tensor<1> {
         let [n, l] = logits.dims();
-        let conv = if self.over_labels {
-            BinaryConvention::OverLabels
-        } else {
-            BinaryConvention::TowardHalf
-        };
-        let (on, off) = conv.on_off(f64::from(self.smoothing), l);
+        let (on, off) = self.convention.on_off(f64::from(self.smoothing), l);
         let q = targets.mul_scalar((on - off) as f32).add_scalar(off as f32);
         // max(x, 0) − x·q + log(1 + e^{−|x|})
         let loss =
@@ -354,17 +316,24 @@ pub struct ConfidencePenaltyConfig {
 }
 
 impl ConfidencePenaltyConfig {
-    /// Builds the penalty.
-    pub fn init(&self) -> ConfidencePenalty {
-        assert!(
-            self.beta >= 0.0,
-            "confidence penalty beta {} < 0",
-            self.beta
-        );
-        ConfidencePenalty {
+    /// Builds the penalty; β that is not finite and ≥ 0, or a threshold that is not finite, is
+    /// an error.
+    pub fn try_init(&self) -> labelsmooth::Result<ConfidencePenalty> {
+        let mut core = labelsmooth::loss::ConfidencePenalty::new(self.beta);
+        if let Some(t) = self.threshold {
+            core = core.with_threshold(t);
+        }
+        core.validate()?;
+        Ok(ConfidencePenalty {
             beta: self.beta,
             threshold: self.threshold,
-        }
+        })
+    }
+
+    /// Builds the penalty; panics on an invalid configuration, as Burn's own `init` does.
+    pub fn init(&self) -> ConfidencePenalty {
+        self.try_init()
+            .unwrap_or_else(|e| panic!("invalid confidence penalty configuration: {e}"))
     }
 }
 

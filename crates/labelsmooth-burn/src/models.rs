@@ -149,7 +149,7 @@ impl ConvNet {
     }
 
     /// max-pool(ReLU(conv(x))): one fused operation on the CPU backend
-    /// ([`crate::fused::conv`]), Burn's tensor operations elsewhere.
+    /// ([`crate::fused::conv_relu_pool`]), Burn's tensor operations elsewhere.
     fn conv_block(&self, conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
         match &conv.bias {
             Some(bias) if crate::fused::fusable(&x) => {
@@ -356,7 +356,7 @@ impl FastLstmConfig {
 
 /// An LSTM layer (i, f, o = σ, candidate g = tanh, c = f·c + i·g, h = o·tanh(c), from zero
 /// state). On the CPU backend it runs as one fused operation, forward and backward through
-/// time written by hand ([`crate::fused::lstm`]); elsewhere with one input product for all
+/// time written by hand ([`crate::fused::lstm_last_hidden`]); elsewhere with one input product for all
 /// steps and one hidden product per step in Burn's tensor API.
 ///
 /// Gates are ordered input, forget, candidate, output in the weight columns.

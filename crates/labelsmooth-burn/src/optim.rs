@@ -11,6 +11,7 @@ use burn::optim::{
     decay::WeightDecayConfig,
 };
 use burn::tensor::{Device, Tensor, TensorData};
+use labelsmooth_kernels::adam::{AdamScalars, adam_update};
 
 /// Configuration of [`FusedAdam`] (the hyper-parameters of Burn's `AdamConfig`, without
 /// AMSGrad and gradient clipping).
@@ -126,60 +127,4 @@ impl Optimizer for FusedAdam {
     fn to_device<const D: usize>(state: Self::State<D>, device: &Device) -> Self::State<D> {
         burn::optim::Adam::to_device(state, device)
     }
-}
-
-/// The per-step constants of the update.
-#[derive(Debug, Clone, Copy)]
-struct AdamScalars {
-    beta_1: f32,
-    beta_2: f32,
-    f1: f32,
-    f2: f32,
-    combined: f32,
-    eps: f32,
-    lr: f32,
-    penalty: f32,
-    decay: bool,
-    first: bool,
-}
-
-/// One element: Burn's `WeightDecay` and `AdaptiveMomentum` arithmetic, in its order.
-#[inline(always)]
-fn adam_one(k: &AdamScalars, w: f32, g: f32, m: f32, v: f32) -> (f32, f32, f32) {
-    let g = if k.decay { w * k.penalty + g } else { g };
-    // Burn starts the moments from (1 − β)·g, not from β·0 + (1 − β)·g.
-    let (m, v) = if k.first {
-        (g * k.f1, (g * g) * k.f2)
-    } else {
-        (m * k.beta_1 + g * k.f1, v * k.beta_2 + (g * g) * k.f2)
-    };
-    (w - ((m * k.combined) / (v.sqrt() + k.eps)) * k.lr, m, v)
-}
-
-const L: usize = 16;
-
-#[inline(always)]
-fn adam_update_impl(k: &AdamScalars, w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
-    let n = w.len();
-    let full = n - n % L;
-    // Sixteen lanes at a time through local arrays, which alias nothing, so the loop vectorizes.
-    for i in (0..full).step_by(L) {
-        let mut lw: [f32; L] = w[i..i + L].try_into().expect("L");
-        let lg: [f32; L] = g[i..i + L].try_into().expect("L");
-        let mut lm: [f32; L] = m[i..i + L].try_into().expect("L");
-        let mut lv: [f32; L] = v[i..i + L].try_into().expect("L");
-        for l in 0..L {
-            (lw[l], lm[l], lv[l]) = adam_one(k, lw[l], lg[l], lm[l], lv[l]);
-        }
-        w[i..i + L].copy_from_slice(&lw);
-        m[i..i + L].copy_from_slice(&lm);
-        v[i..i + L].copy_from_slice(&lv);
-    }
-    for i in full..n {
-        (w[i], m[i], v[i]) = adam_one(k, w[i], g[i], m[i], v[i]);
-    }
-}
-
-labelsmooth::simd_dispatch! {
-    fn adam_update(k: &AdamScalars, w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) => adam_update_impl
 }

@@ -420,7 +420,8 @@ pub fn train_observed(
         .try_init(&device)?;
     let penalty = cfg
         .confidence_penalty
-        .map(|b| ConfidencePenaltyConfig::new(b).init());
+        .map(|b| ConfidencePenaltyConfig::new(b).try_init())
+        .transpose()?;
     let mut optim = FusedAdamConfig {
         beta_1: cfg.betas.0,
         beta_2: cfg.betas.1,

@@ -285,3 +285,63 @@ fn invalid_configuration_and_input_are_errors() {
     let t = Tensor::<1, Int>::from_ints([0], &Device::flex());
     assert!(loss.try_forward(x, t).is_err());
 }
+
+#[test]
+fn every_loss_config_has_try_init_that_refuses_invalid_settings() {
+    let d = Device::flex();
+    let e = SoftCrossEntropyConfig::new()
+        .with_smoothing(-0.1)
+        .try_init(&d)
+        .unwrap_err();
+    assert!(e.to_string().contains("-0.1"), "{e}");
+    assert!(
+        SoftCrossEntropyConfig::new()
+            .with_weights(Some(vec![1.0, f32::NAN]))
+            .try_init(&d)
+            .is_err()
+    );
+    assert!(
+        SoftCrossEntropyConfig::new()
+            .with_smoothing(0.2)
+            .try_init(&d)
+            .is_ok()
+    );
+    assert!(
+        BinaryCrossEntropyConfig::new()
+            .with_smoothing(f32::NAN)
+            .try_init()
+            .is_err()
+    );
+    assert!(
+        BinaryCrossEntropyConfig::new()
+            .with_smoothing(1.0)
+            .try_init()
+            .is_ok()
+    );
+    assert!(ConfidencePenaltyConfig::new(-1.0).try_init().is_err());
+    assert!(
+        ConfidencePenaltyConfig::new(f32::INFINITY)
+            .try_init()
+            .is_err()
+    );
+    assert!(
+        ConfidencePenaltyConfig::new(0.1)
+            .with_threshold(Some(f32::NAN))
+            .try_init()
+            .is_err()
+    );
+    assert!(ConfidencePenaltyConfig::new(0.1).try_init().is_ok());
+    // The module keeps the core loss it was built from.
+    let loss = SmoothedCrossEntropyConfig::new(4)
+        .with_smoothing(0.2)
+        .with_convention(Convention::ExcludeTrue)
+        .with_ignore_index(Some(-100))
+        .with_reduction(Reduction::Sum)
+        .init(&d);
+    let core = loss.core();
+    assert_eq!(core.smoothing(), 0.2);
+    assert_eq!(core.convention(), Convention::ExcludeTrue);
+    assert_eq!(core.ignore_index(), Some(-100));
+    assert_eq!(core.reduction(), Reduction::Sum);
+    assert_eq!(core.classes(), 4);
+}

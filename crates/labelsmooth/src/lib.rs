@@ -9,7 +9,8 @@
 //!   NLL, accuracy, temperature scaling.
 //! - [`split`]: stratified k-fold and train/validation splits, seeded.
 //!
-//! No deep-learning framework is needed: everything works on `&[f32]` slices, row-major.
+//! No deep-learning framework is needed: everything works on `&[f32]` slices, row-major. The
+//! numeric kernels (row passes, matrix products) live in the `labelsmooth-kernels` crate.
 //!
 //! ```
 //! use labelsmooth::loss::CrossEntropy;
@@ -27,12 +28,10 @@
 #![warn(missing_docs)]
 
 pub mod calibration;
-pub mod dense;
 pub mod error;
-mod kernel;
 pub mod loss;
 pub mod split;
 pub mod targets;
 
 pub use error::{Error, Result};
-pub use kernel::simd_level;
+pub use labelsmooth_kernels::simd_level;

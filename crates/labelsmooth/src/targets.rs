@@ -244,3 +244,14 @@ impl BinaryConvention {
         binary_on_off(alpha, n_labels, self)
     }
 }
+
+/// Checks that a smoothing factor α lies in [0, 1] (NaN does not).
+///
+/// ```
+/// assert!(labelsmooth::targets::check_smoothing(0.1).is_ok());
+/// assert!(labelsmooth::targets::check_smoothing(1.5).is_err());
+/// assert!(labelsmooth::targets::check_smoothing(f32::NAN).is_err());
+/// ```
+pub fn check_smoothing(alpha: f32) -> crate::Result<()> {
+    crate::error::check_alpha(alpha)
+}

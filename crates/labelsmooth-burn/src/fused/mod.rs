@@ -1,12 +1,11 @@
 //! Layers run as single custom operations on the CPU (flex) backend: the forward pass and the
-//! whole backward pass are written by hand over plain arrays (see [`lstm`]), and reach Burn's
-//! autodiff graph as one node each, instead of the hundreds of small tensor operations the same
-//! layer takes when written with Burn's tensor API. Other backends keep the tensor-API form,
-//! which computes the same function.
-
-pub mod conv;
-pub mod dense;
-pub mod lstm;
+//! whole backward pass are the plain-array kernels of `labelsmooth-kernels`
+//! ([`lstm`](labelsmooth_kernels::lstm), [`conv`](labelsmooth_kernels::conv),
+//! [`linear`](labelsmooth_kernels::linear)), and reach Burn's autodiff graph as one node each,
+//! instead of the hundreds of small tensor operations the same layer takes when written with
+//! Burn's tensor API. This module holds the Burn side: the [`FusedOps`] backend extension, the
+//! `Backward` implementations that register the kernels' gradients, and the conversions between
+//! tensors and arrays. Other backends keep the tensor-API form, which computes the same function.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -21,9 +20,9 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, Dispatch, Flex, backend_extension};
 use burn::tensor::{DType, Tensor, TensorData};
 
-use conv::{ConvDims, ConvTape, conv_block_backward, conv_block_forward};
-use dense::{DenseDims, dense_backward, dense_forward};
-use lstm::{LstmDims, LstmTape, lstm_backward, lstm_forward};
+use labelsmooth_kernels::conv::{ConvDims, ConvTape, conv_block_backward, conv_block_forward};
+use labelsmooth_kernels::linear::{DenseDims, dense_backward, dense_forward};
+use labelsmooth_kernels::lstm::{LstmDims, LstmTape, lstm_backward, lstm_forward};
 
 /// The operations this crate adds to Burn's backends.
 #[backend_extension(Flex, Autodiff)]

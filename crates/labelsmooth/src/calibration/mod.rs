@@ -483,7 +483,7 @@ pub fn softmax(logits: &[f32], k: usize) -> Result<Vec<f32>> {
         .zip(out.chunks_exact_mut(k))
         .enumerate()
     {
-        let st = crate::kernel::row_stats(x, None, Some(p));
+        let st = labelsmooth_kernels::softmax_row::row_stats(x, None, Some(p));
         if st.max == f32::NEG_INFINITY {
             return Err(crate::loss::logit_error(logits, k, row, None));
         }

@@ -2,10 +2,10 @@
 
 use rayon::prelude::*;
 
-use super::{LossValue, Reduction, logit_error, reduce};
+use super::{LossValue, Reduction, logit_error, reduce, rows_per_task, worth_parallel};
 use crate::error::{Error, Result, check_alpha, check_len, check_weights, rows_of};
-use crate::kernel;
 use crate::targets::Convention;
+use labelsmooth_kernels::softmax_row;
 
 /// Cross-entropy of logits `[n, k]` against class ids, with label smoothing.
 ///
@@ -170,6 +170,26 @@ impl CrossEntropy {
         self.reduction
     }
 
+    /// Smoothing factor α.
+    pub fn smoothing(&self) -> f32 {
+        self.alpha
+    }
+
+    /// How α spreads over the classes.
+    pub fn convention(&self) -> Convention {
+        self.convention
+    }
+
+    /// The target value that marks ignored rows, if any.
+    pub fn ignore_index(&self) -> Option<i64> {
+        self.ignore_index
+    }
+
+    /// One weight per class, if any.
+    pub fn weights(&self) -> Option<&[f32]> {
+        self.weights.as_deref()
+    }
+
     fn run(&self, logits: &[f32], targets: &[i64], grad: Option<&mut [f32]>) -> Result<LossValue> {
         self.validate()?;
         let k = self.k;
@@ -192,8 +212,8 @@ impl CrossEntropy {
             },
         };
         let mut items = vec![0.0f64; n];
-        let parallel = kernel::worth_parallel(n, k);
-        let min_len = kernel::rows_per_task(k, 1 << 14);
+        let parallel = worth_parallel(n, k);
+        let min_len = rows_per_task(k, 1 << 14);
         match grad {
             Some(grad) => {
                 if parallel {
@@ -268,7 +288,7 @@ impl RowLoss<'_> {
             return f64::NAN;
         }
         let mut grad = grad;
-        let st = kernel::row_stats(x, self.weights, grad.as_deref_mut());
+        let st = softmax_row::row_stats(x, self.weights, grad.as_deref_mut());
         if st.sum_shift.is_nan() {
             return f64::NAN;
         }
@@ -284,7 +304,7 @@ impl RowLoss<'_> {
             let a = (self.scale * total / st.sum_exp) as f32;
             let b = (self.scale * self.off) as f32;
             let e_t = f64::from(g[t]);
-            let top = kernel::affine(g, a, b, self.weights);
+            let top = softmax_row::affine(g, a, b, self.weights);
             // p_t·C − c_t = (C − c_t) − C·(1 − p_t): the form that keeps its digits as p_t → 1.
             let rest = self.off * (self.weight_sum - wt);
             let g_t = self.scale * (rest - total * st.one_minus_p(xt, e_t));

@@ -1,8 +1,8 @@
 //! Fused linear layer + smoothed cross-entropy for large vocabularies.
 
 use super::{CrossEntropy, LossValue, Reduction};
-use crate::dense::{self, Mat, Strides};
 use crate::error::{Error, Result, check_len, rows_of};
+use labelsmooth_kernels::matmul::{Mat, Strides};
 
 /// Gradients of [`LinearCrossEntropy`] with respect to its inputs.
 #[derive(Debug, Clone, PartialEq)]
@@ -242,7 +242,7 @@ fn matmul(
     b_strides: (usize, usize),
 ) {
     let s = |(rows, cols): (usize, usize)| Strides { rows, cols };
-    dense::matmul(
+    labelsmooth_kernels::matmul::matmul(
         (m, n, k),
         c,
         s(c_strides),

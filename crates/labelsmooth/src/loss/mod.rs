@@ -38,6 +38,16 @@ pub use soft::{SoftCrossEntropy, probability_cross_entropy};
 
 use crate::error::{Error, Result};
 
+/// Whether `n` rows of `k` classes are enough work to split over threads.
+fn worth_parallel(n: usize, k: usize) -> bool {
+    n > 1 && n.saturating_mul(k) >= 1 << 16 && rayon::current_num_threads() > 1
+}
+
+/// Number of rows per parallel task so that a task holds at least `min_work` elements.
+fn rows_per_task(k: usize, min_work: usize) -> usize {
+    (min_work / k.max(1)).max(1)
+}
+
 /// How per-row losses are combined, as PyTorch's `reduction` argument.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]

@@ -2,7 +2,7 @@
 
 use super::{LossValue, Reduction, check_logits_finite_above, reduce};
 use crate::error::{Error, Result, check_len, rows_of};
-use crate::kernel;
+use labelsmooth_kernels::softmax_row;
 
 /// The confidence penalty: β·max(0, Γ − H(softmax(x))) per row, where H is the entropy of the
 /// predicted distribution (Pereyra et al. 2017, "Regularizing neural networks by penalizing
@@ -83,13 +83,8 @@ impl ConfidencePenalty {
         self.run(logits, k, Some(grad), true)
     }
 
-    fn run(
-        &self,
-        logits: &[f32],
-        k: usize,
-        grad: Option<&mut [f32]>,
-        add: bool,
-    ) -> Result<LossValue> {
+    /// Checks the configuration: β finite and ≥ 0, a finite threshold.
+    pub fn validate(&self) -> Result<()> {
         if !(self.beta.is_finite() && self.beta >= 0.0) {
             return Err(Error::InvalidParameter {
                 what: "confidence penalty beta",
@@ -104,6 +99,17 @@ impl ConfidencePenalty {
                 why: format!("{t} is not finite"),
             });
         }
+        Ok(())
+    }
+
+    fn run(
+        &self,
+        logits: &[f32],
+        k: usize,
+        grad: Option<&mut [f32]>,
+        add: bool,
+    ) -> Result<LossValue> {
+        self.validate()?;
         let n = rows_of("logits (n * k values)", logits.len(), k)?;
         if n == 0 && self.reduction == Reduction::Mean {
             return Err(Error::Empty {
@@ -122,7 +128,7 @@ impl ConfidencePenalty {
         let mut probs = vec![0.0f32; k];
         let mut grad = grad;
         for (row, x) in logits.chunks_exact(k).enumerate() {
-            let st = kernel::row_stats(x, None, Some(&mut probs));
+            let st = softmax_row::row_stats(x, None, Some(&mut probs));
             let log_s = st.sum_exp.ln();
             // H = log s − Σ p_j (x_j − m), skipping p_j = 0 (masked classes).
             let mut mean_shift = 0.0f64;

@@ -2,9 +2,8 @@
 
 use rayon::prelude::*;
 
-use super::{LossValue, Reduction, logit_error, reduce};
+use super::{LossValue, Reduction, logit_error, reduce, worth_parallel};
 use crate::error::{Error, Result, check_alpha, check_len, check_weights, rows_of};
-use crate::kernel;
 use crate::targets::check_probability_rows;
 
 /// Cross-entropy of logits `[n, k]` against probability rows `[n, k]` (soft labels, mixup), with
@@ -59,6 +58,15 @@ impl SoftCrossEntropy {
         self
     }
 
+    /// Checks the configuration: α in [0, 1] and, if set, one finite weight ≥ 0 per class.
+    pub fn validate(&self) -> Result<()> {
+        check_alpha(self.alpha)?;
+        if let Some(w) = &self.weights {
+            check_weights(w, self.k)?;
+        }
+        Ok(())
+    }
+
     /// The loss alone.
     pub fn forward(&self, logits: &[f32], target_probs: &[f32]) -> Result<LossValue> {
         self.run(logits, target_probs, None)
@@ -85,11 +93,8 @@ impl SoftCrossEntropy {
         target_probs: &[f32],
         grad: Option<&mut [f32]>,
     ) -> Result<LossValue> {
-        check_alpha(self.alpha)?;
+        self.validate()?;
         let k = self.k;
-        if let Some(w) = &self.weights {
-            check_weights(w, k)?;
-        }
         let n = rows_of("logits (n * k values)", logits.len(), k)?;
         check_len(
             "target probabilities (n * k values)",
@@ -157,7 +162,7 @@ impl SoftCrossEntropy {
             total * s_other.ln_1p() - linear
         };
         let mut items = vec![0.0f64; n];
-        let parallel = kernel::worth_parallel(n, k);
+        let parallel = worth_parallel(n, k);
         match grad {
             Some(grad) if parallel => logits
                 .par_chunks_exact(k)

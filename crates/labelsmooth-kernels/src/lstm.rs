@@ -6,14 +6,17 @@
 //!
 //! The batch is split in contiguous parts (a few per thread), and each part runs its recurrence
 //! without synchronizing with the others: per step, the products `[rows, I] × [I, 4H]` and
-//! `[rows, H] × [H, 4H]` with the register-blocked kernel of `labelsmooth::dense`, then the cell
+//! `[rows, H] × [H, 4H]` with the register-blocked [`small_matmul_acc`], then the cell
 //! update, all on rows still in cache. The backward pass runs the recurrence in reverse in the
 //! same parts and keeps the gate gradients of every step; the weight and input gradients are then
 //! three products over all steps at once.
 
-use labelsmooth::dense::{self, Mat, Strides, sigmoid, tanh};
-use labelsmooth::simd_dispatch;
 use rayon::prelude::*;
+
+use crate::array::{column_sums, transpose};
+use crate::math::{sigmoid, tanh};
+use crate::matmul::{Mat, Strides, matmul, small_matmul_acc, transposed_product_acc};
+use crate::simd_dispatch;
 
 /// Sizes of one LSTM call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,7 +122,7 @@ pub fn lstm_forward(
                     let r = b * t_len + t;
                     gates[r * g4..(r + 1) * g4].copy_from_slice(bias);
                 }
-                dense::small_matmul_acc(
+                small_matmul_acc(
                     (nb, g4, d.input),
                     &x[t * d.input..],
                     t_len * d.input,
@@ -129,7 +132,7 @@ pub fn lstm_forward(
                     t_len * g4,
                 );
                 if t > 0 {
-                    dense::small_matmul_acc(
+                    small_matmul_acc(
                         (nb, g4, h),
                         &h_prev[t * h..],
                         t_len * h,
@@ -184,7 +187,7 @@ pub fn lstm_backward(
         return grads;
     }
     // W_hhᵀ row-major, so that the step products read it by rows.
-    let w_hh_t = dense::transpose(h, g4, w_hh);
+    let w_hh_t = transpose(h, g4, w_hh);
     let pr = part_rows(d.batch);
     dz.par_chunks_mut(pr * t_len * g4)
         .zip(tape.gates.par_chunks(pr * t_len * g4))
@@ -200,7 +203,7 @@ pub fn lstm_backward(
                 if t > 0 {
                     // dh_{t−1} = dz_t · W_hhᵀ
                     dh.fill(0.0);
-                    dense::small_matmul_acc(
+                    small_matmul_acc(
                         (nb, h, g4),
                         &dz[t * g4..],
                         t_len * g4,
@@ -214,9 +217,9 @@ pub fn lstm_backward(
         });
     let rows = d.rows();
     // dW_ih = xᵀ·dz, dW_hh = h_prevᵀ·dz, dx = dz·W_ihᵀ, db = Σ_rows dz.
-    dense::transposed_product_acc((d.input, g4, rows), x, &dz, &mut grads.w_ih, true);
-    dense::transposed_product_acc((h, g4, rows), &tape.h_prev, &dz, &mut grads.w_hh, true);
-    dense::matmul(
+    transposed_product_acc((d.input, g4, rows), x, &dz, &mut grads.w_ih, true);
+    transposed_product_acc((h, g4, rows), &tape.h_prev, &dz, &mut grads.w_hh, true);
+    matmul(
         (rows, d.input, g4),
         &mut grads.x,
         Strides::row_major(d.input),
@@ -226,7 +229,7 @@ pub fn lstm_backward(
         Mat::new(w_ih, Strides::transposed(g4)),
         true,
     );
-    grads.bias = dense::column_sums(g4, &dz);
+    grads.bias = column_sums(g4, &dz);
     grads
 }
 
@@ -327,7 +330,7 @@ fn cell_forward_impl(
 }
 
 simd_dispatch! {
-    fn cell_forward(
+    pub(crate) fn cell_forward(
         dims: (usize, usize, usize, usize),
         gates: &mut [f32],
         c: &mut [f32],
@@ -335,7 +338,7 @@ simd_dispatch! {
         tanh_c: &mut [f32],
         h_prev: &mut [f32],
         h_last: &mut [f32],
-    ) => cell_forward_impl
+    ) => cell_forward_impl, on cell_forward_on
 }
 
 /// One step back through the cell for the sequences of a part: from dh and dc of row (b, t),
@@ -389,7 +392,7 @@ fn cell_backward_impl(
 }
 
 simd_dispatch! {
-    fn cell_backward(
+    pub(crate) fn cell_backward(
         dims: (usize, usize, usize, usize),
         gates: &[f32],
         c_prev: &[f32],
@@ -397,5 +400,5 @@ simd_dispatch! {
         dh: &[f32],
         dc: &mut [f32],
         dz: &mut [f32],
-    ) => cell_backward_impl
+    ) => cell_backward_impl, on cell_backward_on
 }

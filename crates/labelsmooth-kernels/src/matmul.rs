@@ -1,98 +1,9 @@
-//! Dense-array building blocks shared by the fused kernels of this crate and of the training
-//! crate: a strided matrix product (on the `gemm` crate), a register-blocked product for the
-//! small matrices of recurrent steps, vectorizable `exp`, sigmoid and tanh, and
-//! [`simd_dispatch!`](crate::simd_dispatch), which compiles a kernel for the widest vector
-//! instructions of the running CPU.
+//! Matrix products on `f32` slices: [`matmul`], a strided and optionally multi-threaded product
+//! on the `gemm` crate, for large matrices; [`small_matmul_acc`], register-blocked and on the
+//! calling thread, for the small products of recurrent steps and per-image convolutions; and
+//! [`transposed_product_acc`], the weight gradient aᵀ·b summed over many rows.
 
-use crate::kernel;
-
-/// exp(d) for d ≤ 0 (or −inf), relative error below 2e-7; exactly 0 below −87.33.
-///
-/// Branch-free (Cephes' reduction and polynomial), so that loops calling it vectorize.
-#[inline(always)]
-pub fn exp_nonpos(d: f32) -> f32 {
-    kernel::exp_nonpos(d)
-}
-
-/// The logistic function 1 / (1 + e^−x), with a relative error below 4e-7 on both tails.
-#[inline(always)]
-pub fn sigmoid(x: f32) -> f32 {
-    let e = exp_nonpos(-x.abs());
-    let s = 1.0 / (1.0 + e);
-    if x >= 0.0 { s } else { e * s }
-}
-
-/// tanh(x), with an absolute error below 3e-7 (a short series near 0 keeps small values
-/// relatively accurate).
-#[inline(always)]
-pub fn tanh(x: f32) -> f32 {
-    let a = x.abs();
-    let e = exp_nonpos(-2.0 * a);
-    let t = (1.0 - e) / (1.0 + e);
-    let a2 = a * a;
-    // tanh a = a − a³/3 + 2a⁵/15 − 17a⁷/315 for |a| < 1/16 (next term below 2e-11·a).
-    let series = a * (1.0 + a2 * (-1.0 / 3.0 + a2 * (2.0 / 15.0 - a2 * (17.0 / 315.0))));
-    let r = if a < 0.0625 { series } else { t };
-    r.copysign(x)
-}
-
-/// The vector instruction set the kernels run with, chosen once from the running CPU
-/// (`LABELSMOOTH_NO_SIMD=1` forces [`Isa::Baseline`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Isa {
-    /// AVX-512 (F, BW, VL) with AVX2 and FMA.
-    Avx512,
-    /// AVX2 with FMA.
-    Avx2,
-    /// What the compilation target guarantees.
-    Baseline,
-}
-
-/// The instruction set chosen for this process.
-pub fn isa() -> Isa {
-    match kernel::isa() {
-        kernel::Isa::Avx512 => Isa::Avx512,
-        kernel::Isa::Avx2 => Isa::Avx2,
-        kernel::Isa::Baseline => Isa::Baseline,
-    }
-}
-
-/// Defines `fn $name(args) -> ret` that calls `$imp(args)` (an `#[inline(always)]` function)
-/// from a copy compiled for AVX-512, one for AVX2 + FMA, or the baseline, as [`isa`] says, so
-/// that the loops of `$imp` vectorize for the running CPU. `=> $imp, baseline $base` calls
-/// `$base` on the baseline instead (for kernels that use fused multiply-add only where the CPU
-/// has it).
-#[macro_export]
-macro_rules! simd_dispatch {
-    ($(#[$m:meta])* $vis:vis fn $name:ident($($arg:ident : $ty:ty),* $(,)?) $(-> $ret:ty)? => $imp:path) => {
-        $crate::simd_dispatch! {
-            $(#[$m])* $vis fn $name($($arg: $ty),*) $(-> $ret)? => $imp, baseline $imp
-        }
-    };
-    ($(#[$m:meta])* $vis:vis fn $name:ident($($arg:ident : $ty:ty),* $(,)?) $(-> $ret:ty)? => $imp:path, baseline $base:path) => {
-        $(#[$m])*
-        #[allow(clippy::too_many_arguments)]
-        $vis fn $name($($arg: $ty),*) $(-> $ret)? {
-            #[cfg(target_arch = "x86_64")]
-            {
-                #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
-                #[allow(clippy::too_many_arguments)]
-                fn avx512($($arg: $ty),*) $(-> $ret)? { $imp($($arg),*) }
-                #[target_feature(enable = "avx2,fma")]
-                #[allow(clippy::too_many_arguments)]
-                fn avx2($($arg: $ty),*) $(-> $ret)? { $imp($($arg),*) }
-                match $crate::dense::isa() {
-                    // SAFETY: `isa()` checked that the CPU has these instructions.
-                    $crate::dense::Isa::Avx512 => return unsafe { avx512($($arg),*) },
-                    // SAFETY: as above.
-                    $crate::dense::Isa::Avx2 => return unsafe { avx2($($arg),*) },
-                    $crate::dense::Isa::Baseline => {}
-                }
-            }
-            $base($($arg),*)
-        }
-    };
-}
+use crate::simd_dispatch;
 
 #[inline(always)]
 fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
@@ -290,8 +201,10 @@ fn small_matmul_plain(
     small_matmul_impl::<false>(d, a, sa, b, ldb, c, ldc)
 }
 
-crate::simd_dispatch! {
-    fn small_matmul_dispatch(
+simd_dispatch! {
+    /// The product of [`small_matmul_acc_strided`] after its checks: fused multiply-add with
+    /// AVX-512 or AVX2, separate multiply and add on the baseline.
+    pub(crate) fn small_matmul_dispatch(
         d: (usize, usize, usize),
         a: &[f32],
         sa: Strides,
@@ -299,7 +212,7 @@ crate::simd_dispatch! {
         ldb: usize,
         c: &mut [f32],
         ldc: usize,
-    ) => small_matmul_fma, baseline small_matmul_plain
+    ) => small_matmul_fma, baseline small_matmul_plain, on small_matmul_on
 }
 
 /// c[m, n] += aᵀ · b for row-major a `[rows, m]` and b `[rows, n]` (a weight gradient: inputs
@@ -352,40 +265,6 @@ pub fn transposed_product_acc(
     }
 }
 
-/// Writes the transpose of row-major `m` (`[rows, cols]`) into `out` (`[cols, rows]`).
-///
-/// # Panics
-/// If either slice is shorter than `rows · cols`.
-pub fn transpose_into(rows: usize, cols: usize, m: &[f32], out: &mut [f32]) {
-    assert!(
-        m.len() >= rows * cols && out.len() >= rows * cols,
-        "transpose: lengths"
-    );
-    for (i, row) in m[..rows * cols].chunks_exact(cols.max(1)).enumerate() {
-        for (j, &v) in row.iter().enumerate() {
-            out[j * rows + i] = v;
-        }
-    }
-}
-
-/// The transpose of row-major `m` (`[rows, cols]`), row-major `[cols, rows]`.
-pub fn transpose(rows: usize, cols: usize, m: &[f32]) -> Vec<f32> {
-    let mut t = vec![0.0f32; rows * cols];
-    transpose_into(rows, cols, m, &mut t);
-    t
-}
-
-/// Column sums of row-major `m` with `cols` columns (a bias gradient), summed in float64.
-pub fn column_sums(cols: usize, m: &[f32]) -> Vec<f32> {
-    let mut sums = vec![0.0f64; cols];
-    for row in m.chunks_exact(cols.max(1)) {
-        for (acc, &v) in sums.iter_mut().zip(row) {
-            *acc += f64::from(v);
-        }
-    }
-    sums.into_iter().map(|v| v as f32).collect()
-}
-
 /// Row and column strides of a matrix stored in a slice: element (i, j) is at
 /// `i * rows + j * cols`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -427,11 +306,43 @@ impl<'a> Mat<'a> {
     }
 }
 
+/// One past the last element a `[rows, cols]` matrix with strides `s` reaches (0 when it is
+/// empty), or `None` when that does not fit in `usize`.
+fn extent(rows: usize, cols: usize, s: Strides) -> Option<usize> {
+    if rows == 0 || cols == 0 {
+        return Some(0);
+    }
+    (rows - 1)
+        .checked_mul(s.rows)?
+        .checked_add((cols - 1).checked_mul(s.cols)?)?
+        .checked_add(1)
+}
+
+/// Whether the strides give every element of a `[rows, cols]` matrix its own place: one stride
+/// steps over a whole line of the other (row-major or column-major with any padding), or a
+/// dimension of 1 needs only the other stride to be non-zero.
+fn distinct_elements(rows: usize, cols: usize, s: Strides) -> bool {
+    let spans = |count: usize, stride: usize| (count - 1).saturating_mul(stride).saturating_add(1);
+    match (rows, cols) {
+        (0, _) | (_, 0) | (1, 1) => true,
+        (1, _) => s.cols >= 1,
+        (_, 1) => s.rows >= 1,
+        _ => {
+            (s.cols >= 1 && s.rows >= spans(cols, s.cols))
+                || (s.rows >= 1 && s.cols >= spans(rows, s.rows))
+        }
+    }
+}
+
 /// c = (c if `accumulate`, else 0) + alpha · a · b, where a is `[m, k]`, b is `[k, n]` and c is
 /// `[m, n]` with the given strides; on the rayon pool when `parallel`, else on this thread.
 ///
+/// The strides of a and b may repeat elements (a stride of 0 broadcasts); those of c must give
+/// each element its own place, since threads write disjoint parts of c.
+///
 /// # Panics
-/// If a stride reaches outside its slice.
+/// If a matrix reaches outside its slice, a stride exceeds `isize::MAX`, or two elements of c
+/// share a place (e.g. `Strides { rows: 0, cols: 1 }` for more than one row).
 #[allow(clippy::too_many_arguments)]
 pub fn matmul(
     (m, n, k): (usize, usize, usize),
@@ -443,21 +354,27 @@ pub fn matmul(
     b: Mat<'_>,
     parallel: bool,
 ) {
-    let last = |rows: usize, cols: usize, s: Strides| {
-        if rows == 0 || cols == 0 {
-            0
-        } else {
-            (rows - 1) * s.rows + (cols - 1) * s.cols + 1
-        }
+    let fits = |len: usize, rows: usize, cols: usize, s: Strides| {
+        extent(rows, cols, s).is_some_and(|end| end <= len)
     };
-    assert!(c.len() >= last(m, n, c_strides), "matmul: c is too short");
+    assert!(fits(c.len(), m, n, c_strides), "matmul: c is too short");
     assert!(
-        a.data.len() >= last(m, k, a.strides),
+        fits(a.data.len(), m, k, a.strides),
         "matmul: a is too short"
     );
     assert!(
-        b.data.len() >= last(k, n, b.strides),
+        fits(b.data.len(), k, n, b.strides),
         "matmul: b is too short"
+    );
+    assert!(
+        [c_strides, a.strides, b.strides]
+            .iter()
+            .all(|s| isize::try_from(s.rows).is_ok() && isize::try_from(s.cols).is_ok()),
+        "matmul: a stride exceeds isize::MAX"
+    );
+    assert!(
+        distinct_elements(m, n, c_strides),
+        "matmul: c's strides {c_strides:?} put two elements of a [{m}, {n}] matrix in one place"
     );
     if m == 0 || n == 0 {
         return;
@@ -477,8 +394,11 @@ pub fn matmul(
     } else {
         gemm::Parallelism::None
     };
-    // SAFETY: the asserts above keep every element the strides reach inside its slice; `c` is
-    // borrowed mutably and does not alias `a` or `b`.
+    // SAFETY: the asserts above keep every element the strides reach inside its slice (the
+    // extents computed without overflow) and every stride representable as `isize`; c's
+    // elements lie at distinct places, so the threads of `gemm`, which write disjoint sets of
+    // elements, never write one place twice at once; `c` is borrowed mutably, so it aliases
+    // neither `a` nor `b`.
     unsafe {
         gemm::gemm(
             m,
@@ -507,27 +427,6 @@ pub fn matmul(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sigmoid_and_tanh_match_f64() {
-        let mut worst_s = 0.0f64;
-        let mut worst_t = 0.0f64;
-        for i in -40_000..=40_000 {
-            let x = i as f32 * 1e-3;
-            let s = 1.0 / (1.0 + (-(x as f64)).exp());
-            worst_s = worst_s.max(((sigmoid(x) as f64) - s).abs() / s);
-            let t = (x as f64).tanh();
-            worst_t = worst_t.max(((tanh(x) as f64) - t).abs());
-            if x.abs() < 0.0625 && x != 0.0 {
-                assert!(((tanh(x) as f64) - t).abs() / t.abs() < 1e-6, "tanh({x})");
-            }
-        }
-        assert!(worst_s < 4e-7, "sigmoid relative error {worst_s}");
-        assert!(worst_t < 3e-7, "tanh absolute error {worst_t}");
-        assert_eq!(sigmoid(-200.0), 0.0);
-        assert_eq!(sigmoid(200.0), 1.0);
-        assert_eq!(tanh(-50.0), -1.0);
-    }
 
     #[test]
     fn small_matmul_matches_loops() {
@@ -570,19 +469,6 @@ mod tests {
                 }
             }
         }
-    }
-
-    #[test]
-    fn transpose_and_column_sums_from_definition() {
-        let m: Vec<f32> = (0..12).map(|i| i as f32).collect();
-        let t = transpose(3, 4, &m);
-        for i in 0..3 {
-            for j in 0..4 {
-                assert_eq!(t[j * 3 + i], m[i * 4 + j]);
-            }
-        }
-        assert_eq!(column_sums(4, &m), vec![12.0, 15.0, 18.0, 21.0]);
-        assert_eq!(column_sums(2, &[]), vec![0.0, 0.0]);
     }
 
     #[test]
@@ -650,5 +536,63 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    #[should_panic(expected = "put two elements")]
+    fn matmul_refuses_an_output_whose_rows_overlap() {
+        let (m, n, k) = (64, 64, 64);
+        let a = vec![1.0f32; m * k];
+        let b = vec![1.0f32; k * n];
+        let mut c = vec![0.0f32; n];
+        matmul(
+            (m, n, k),
+            &mut c,
+            Strides { rows: 0, cols: 1 },
+            false,
+            1.0,
+            Mat::new(&a, Strides::row_major(k)),
+            Mat::new(&b, Strides::row_major(n)),
+            true,
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "c is too short")]
+    fn matmul_refuses_strides_whose_extent_overflows() {
+        // Two row steps of 2^63 wrap around to 0 in unchecked arithmetic, which would pass.
+        let a = [1.0f32; 6];
+        let b = [1.0f32; 4];
+        let mut c = [0.0f32; 6];
+        matmul(
+            (3, 2, 2),
+            &mut c,
+            Strides {
+                rows: usize::MAX / 2 + 1,
+                cols: 1,
+            },
+            false,
+            1.0,
+            Mat::new(&a, Strides::row_major(2)),
+            Mat::new(&b, Strides::row_major(2)),
+            false,
+        );
+    }
+
+    #[test]
+    fn output_strides_that_overlap_are_told_apart() {
+        let s = |rows, cols| Strides { rows, cols };
+        // Row-major and column-major with padding, and single rows or columns.
+        assert!(distinct_elements(3, 4, s(4, 1)));
+        assert!(distinct_elements(3, 4, s(9, 2)));
+        assert!(distinct_elements(3, 4, s(1, 3)));
+        assert!(distinct_elements(1, 4, s(0, 1)));
+        assert!(distinct_elements(4, 1, s(1, 0)));
+        assert!(distinct_elements(0, 4, s(0, 0)));
+        // Rows on top of each other, interleaved, or a column stride of 0.
+        assert!(!distinct_elements(3, 4, s(0, 1)));
+        assert!(!distinct_elements(3, 4, s(3, 1)));
+        assert!(!distinct_elements(3, 4, s(4, 0)));
+        assert!(!distinct_elements(1, 2, s(5, 0)));
     }
 }

@@ -1,11 +1,11 @@
 //! Row kernels of the softmax losses: max, Σexp, Σ(x − m) and Σw(x − m) in one pass over a row,
 //! and the gradient finished in place while the row is still in cache.
 //!
-//! The loops work on fixed lanes of 16 floats that the compiler turns into vector code. They are
-//! compiled three times, for AVX-512, for AVX2 + FMA and for the baseline target, and the widest
-//! that the running CPU supports is chosen once at run time.
+//! The loops work on fixed lanes of 16 floats that the compiler turns into vector code, in each
+//! copy that [`simd_dispatch!`](crate::simd_dispatch) compiles.
 
-use std::sync::OnceLock;
+use crate::math::exp_nonpos;
+use crate::simd_dispatch;
 
 /// Lanes per step: one AVX-512 register, two AVX2 registers.
 const L: usize = 16;
@@ -14,7 +14,7 @@ const BLOCK: usize = 512;
 
 /// What one pass over a row of logits gives.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct RowStats {
+pub struct RowStats {
     /// Largest logit (ignoring NaN).
     pub max: f32,
     /// Σ exp(x − max) = `n_max` + `sum_exp_below`.
@@ -28,33 +28,6 @@ pub(crate) struct RowStats {
     pub sum_shift: f64,
     /// Σ w·(x − max) over classes with w ≠ 0 (equals `sum_shift` when unweighted).
     pub wsum_shift: f64,
-}
-
-/// exp(d) for d ≤ 0 (or −inf), relative error below 2e-7; exactly 0 below −87.33.
-///
-/// Cephes' `expf` reduction and polynomial, written branch-free so that it vectorizes.
-#[inline(always)]
-pub(crate) fn exp_nonpos(d: f32) -> f32 {
-    const LOWEST: f32 = -87.336_54;
-    const LOG2E: f32 = std::f32::consts::LOG2_E;
-    const LN2_HI: f32 = 0.693_359_4;
-    const LN2_LO: f32 = -2.121_944_4e-4;
-    // 1.5 · 2^23: adding it rounds to the nearest integer, held in the low mantissa bits.
-    const ROUND: f32 = 12_582_912.0;
-    let x = if d > LOWEST { d } else { LOWEST };
-    let t = x * LOG2E + ROUND;
-    let n = t - ROUND;
-    let r = x - n * LN2_HI - n * LN2_LO;
-    let mut p = 1.987_569_1e-4_f32;
-    p = p * r + 1.398_199_9e-3;
-    p = p * r + 8.333_452e-3;
-    p = p * r + 4.166_579_6e-2;
-    p = p * r + 1.666_666_5e-1;
-    p = p * r + 0.5;
-    let y = p * r * r + r + 1.0;
-    let e = (t.to_bits() as i32).wrapping_sub(0x4B40_0000);
-    let scale = f32::from_bits((e.wrapping_add(127) << 23) as u32);
-    if d >= LOWEST { y * scale } else { 0.0 }
 }
 
 #[inline(always)]
@@ -207,115 +180,33 @@ fn affine_dispatch(g: &mut [f32], a: f32, b: f32, w: Option<&[f32]>) -> f32 {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Isa {
-    Avx512,
-    Avx2,
-    Baseline,
+simd_dispatch! {
+    /// Max, Σexp(x − max), Σ(x − max) and Σw(x − max) of a row; writes exp(x − max) to `store`
+    /// when given.
+    ///
+    /// # Panics
+    /// If `w` or `store` is given and not as long as `x`.
+    pub fn row_stats(x: &[f32], w: Option<&[f32]>, store: Option<&mut [f32]>) -> RowStats
+        => stats_dispatch, on row_stats_on
 }
 
-pub(crate) fn isa() -> Isa {
-    static ISA: OnceLock<Isa> = OnceLock::new();
-    *ISA.get_or_init(|| {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::env::var_os("LABELSMOOTH_NO_SIMD").is_some() {
-                return Isa::Baseline;
-            }
-            if is_x86_feature_detected!("avx512f")
-                && is_x86_feature_detected!("avx512bw")
-                && is_x86_feature_detected!("avx512vl")
-                && is_x86_feature_detected!("avx2")
-                && is_x86_feature_detected!("fma")
-            {
-                return Isa::Avx512;
-            }
-            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-                return Isa::Avx2;
-            }
-        }
-        Isa::Baseline
-    })
+simd_dispatch! {
+    /// g ← a·g − b·w (or a·g − b when `w` is `None`) in place; returns max |g| after the update.
+    ///
+    /// # Panics
+    /// If `w` is given and not as long as `g`.
+    pub fn affine(g: &mut [f32], a: f32, b: f32, w: Option<&[f32]>) -> f32
+        => affine_dispatch, on affine_on
 }
 
-/// The instruction set the kernels run with on this CPU (for benchmarks and reports).
-pub fn simd_level() -> &'static str {
-    match isa() {
-        Isa::Avx512 => "avx512",
-        Isa::Avx2 => "avx2+fma",
-        Isa::Baseline => "baseline",
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-mod x86 {
-    use super::*;
-
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
-    pub(super) fn stats_avx512(
-        x: &[f32],
-        w: Option<&[f32]>,
-        store: Option<&mut [f32]>,
-    ) -> RowStats {
-        stats_dispatch(x, w, store)
-    }
-
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) fn stats_avx2(x: &[f32], w: Option<&[f32]>, store: Option<&mut [f32]>) -> RowStats {
-        stats_dispatch(x, w, store)
-    }
-
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
-    pub(super) fn affine_avx512(g: &mut [f32], a: f32, b: f32, w: Option<&[f32]>) -> f32 {
-        affine_dispatch(g, a, b, w)
-    }
-
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) fn affine_avx2(g: &mut [f32], a: f32, b: f32, w: Option<&[f32]>) -> f32 {
-        affine_dispatch(g, a, b, w)
-    }
-}
-
-/// Max, Σexp(x − max), Σ(x − max) and Σw(x − max) of a row; writes exp(x − max) to `store` when
-/// given (`store` and `w` must be as long as `x`).
-pub(crate) fn row_stats(x: &[f32], w: Option<&[f32]>, store: Option<&mut [f32]>) -> RowStats {
-    match isa() {
-        // SAFETY: `isa()` returned this level only after detecting the features at run time.
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => unsafe { x86::stats_avx512(x, w, store) },
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: as above.
-        Isa::Avx2 => unsafe { x86::stats_avx2(x, w, store) },
-        _ => stats_dispatch(x, w, store),
-    }
-}
-
-/// g ← a·g − b·w (or a·g − b when `w` is `None`); returns max |g| after the update.
-pub(crate) fn affine(g: &mut [f32], a: f32, b: f32, w: Option<&[f32]>) -> f32 {
-    match isa() {
-        // SAFETY: `isa()` returned this level only after detecting the features at run time.
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => unsafe { x86::affine_avx512(g, a, b, w) },
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: as above.
-        Isa::Avx2 => unsafe { x86::affine_avx2(g, a, b, w) },
-        _ => affine_dispatch(g, a, b, w),
-    }
-}
-
-/// Number of rows per parallel task so that a task holds at least `min_work` elements.
-pub(crate) fn rows_per_task(k: usize, min_work: usize) -> usize {
-    (min_work / k.max(1)).max(1)
-}
-
-/// Whether `n·k` elements are enough work to split over threads.
 impl RowStats {
     /// ln Σ exp(x − max), precise also when the max dominates the sum.
     pub fn log_sum(&self) -> f64 {
         ((self.n_max - 1.0) + self.sum_exp_below).ln_1p()
     }
 
-    /// 1 − p_j for a class whose logit is `x_j`, without cancellation when p_j is near 1.
+    /// 1 − p_j for a class whose logit is `x_j` and `e_j` = exp(x_j − max), without
+    /// cancellation when p_j is near 1.
     pub fn one_minus_p(&self, x_j: f32, e_j: f64) -> f64 {
         if x_j == self.max {
             ((self.n_max - 1.0) + self.sum_exp_below) / self.sum_exp
@@ -325,30 +216,9 @@ impl RowStats {
     }
 }
 
-pub(crate) fn worth_parallel(n: usize, k: usize) -> bool {
-    n > 1 && n.saturating_mul(k) >= 1 << 16 && rayon::current_num_threads() > 1
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn exp_matches_f64_within_two_ulp_scale() {
-        let mut worst = 0.0f64;
-        let mut d = 0.0f32;
-        while d > -87.3 {
-            let got = f64::from(exp_nonpos(d));
-            let want = f64::from(d).exp();
-            let rel = ((got - want) / want).abs();
-            worst = worst.max(rel);
-            d -= 0.000_37;
-        }
-        assert!(worst < 2.5e-7, "worst relative error {worst}");
-        assert_eq!(exp_nonpos(f32::NEG_INFINITY), 0.0);
-        assert_eq!(exp_nonpos(-100.0), 0.0);
-        assert_eq!(exp_nonpos(0.0), 1.0);
-    }
 
     #[test]
     fn stats_agree_with_plain_f64() {

@@ -1,12 +1,14 @@
 //! A dense layer on plain arrays: `y = x·W + b`, optionally followed by ReLU, forward and
 //! backward. `x` is `[rows, inputs]`, `W` is `[inputs, outputs]` (Burn's `Linear` layout).
 //!
-//! Products use the core library's register-blocked kernel; large layers split their rows
+//! Products use the register-blocked [`small_matmul_acc`]; large layers split their rows
 //! over the threads, small ones (a training step of a small MLP) stay on the calling thread,
 //! where waking the pool would cost more than the arithmetic.
 
-use labelsmooth::dense::{column_sums, small_matmul_acc, transpose, transposed_product_acc};
 use rayon::prelude::*;
+
+use crate::array::{column_sums, transpose};
+use crate::matmul::{small_matmul_acc, transposed_product_acc};
 
 /// Multiply-adds below which a product runs on the calling thread.
 const PARALLEL_WORK: usize = 1 << 21;

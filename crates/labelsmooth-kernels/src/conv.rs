@@ -6,8 +6,10 @@
 //! backward pass) and the convolution is one product with the weights; images are spread over
 //! the threads, and each thread accumulates its own weight gradient.
 
-use labelsmooth::dense;
 use rayon::prelude::*;
+
+use crate::array::{transpose, transpose_into};
+use crate::matmul::small_matmul_acc;
 
 /// Marks a pooled output whose maximum was not positive (ReLU let no gradient through).
 const DEAD: u8 = u8::MAX;
@@ -182,7 +184,7 @@ pub fn conv_block_forward(
             for (row, &b) in out.chunks_exact_mut(p).zip(bias) {
                 row.fill(b);
             }
-            dense::small_matmul_acc((o, p, kp), weight, kp, cols, p, &mut out, p);
+            small_matmul_acc((o, p, kp), weight, kp, cols, p, &mut out, p);
             let (yi, wi) = (
                 &mut y[i * o * q..(i + 1) * o * q],
                 &mut winner[i * o * q..(i + 1) * o * q],
@@ -245,7 +247,7 @@ pub fn conv_block_backward(
     let in_len = d.channels * p;
     assert_eq!(dy.len(), d.batch * o * q, "conv block: dy");
     // Wᵀ row-major [k·k·c, filters], for the patch gradient.
-    let w_t = dense::transpose(o, kp, weight);
+    let w_t = transpose(o, kp, weight);
     let mut dx = vec![0.0f32; if want_x { d.batch * in_len } else { 0 }];
     let pi = part_images(d.batch);
     let half_w = d.width / 2;
@@ -275,13 +277,13 @@ pub fn conv_block_backward(
                 }
             }
             let cols = &tape.patches[i * kp * p..(i + 1) * kp * p];
-            dense::transpose_into(kp, p, cols, &mut cols_t);
+            transpose_into(kp, p, cols, &mut cols_t);
             // dW += dout · colsᵀ
-            dense::small_matmul_acc((o, kp, p), &dout, p, &cols_t, kp, &mut dw, kp);
+            small_matmul_acc((o, kp, p), &dout, p, &cols_t, kp, &mut dw, kp);
             if want_x {
                 // dcols = Wᵀ · dout, folded back onto the image.
                 dcols.fill(0.0);
-                dense::small_matmul_acc((kp, p, o), &w_t, o, &dout, p, &mut dcols, p);
+                small_matmul_acc((kp, p, o), &w_t, o, &dout, p, &mut dcols, p);
                 let local = i - first;
                 col2im(&d, &dcols, &mut dx[local * in_len..(local + 1) * in_len]);
             }
