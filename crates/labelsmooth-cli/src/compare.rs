@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::args::{Common, parse_alpha};
 use crate::plots;
 use crate::progress::Console;
-use crate::report::{Page, Section, summary_csv, summary_table, write_report};
+use crate::report::{Page, Section, print_table, summary_csv, summary_table, write_report};
 
 fn parse_regularizers(s: &str) -> Result<Regularizers, String> {
     s.parse()
@@ -110,17 +110,7 @@ pub fn compare(args: CompareArgs) -> Result<()> {
             c.model_name(),
             args.folds
         );
-        println!(
-            "{:>26} {:>15} {:>8} {:>8}",
-            "regularizer", "accuracy", "NLL", "ECE"
-        );
-        for r in result.summary.rows() {
-            let s = &r.stats;
-            println!(
-                "{:>26} {:>8.4} ± {:.4} {:>8.4} {:>8.4}",
-                r.regularizer, s.accuracy_mean, s.accuracy_std, s.nll_mean, s.ece_mean
-            );
-        }
+        print_table("regularizer", 26, result.summary.rows());
         if let Some(b) = &result.best {
             println!("best: {}", b.regularizer);
         }

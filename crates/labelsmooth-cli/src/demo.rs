@@ -21,7 +21,9 @@ use serde::Serialize;
 
 use crate::plots;
 use crate::progress::Console;
-use crate::report::{Page, Section, Table, f4, summary_csv, summary_table, write_report};
+use crate::report::{
+    Page, Section, Table, f4, print_table, summary_csv, summary_table, write_report,
+};
 
 /// `labelsmooth demo`.
 #[derive(Args, Debug)]
@@ -432,17 +434,7 @@ fn write_tables(out: &Path, s: &Studies) -> Result<()> {
 
 fn print_summary(sweep: &SweepResult, reading: &[String]) {
     println!("label smoothing on digits (MLP 64-128-10, 3-fold CV)");
-    println!(
-        "{:>9} {:>15} {:>8} {:>8}",
-        "smoothing", "accuracy", "NLL", "ECE"
-    );
-    for r in sweep.summary.rows() {
-        let t = &r.stats;
-        println!(
-            "{:>9} {:>8.4} ± {:.4} {:>8.4} {:>8.4}",
-            r.smoothing, t.accuracy_mean, t.accuracy_std, t.nll_mean, t.ece_mean
-        );
-    }
+    print_table("smoothing", 9, sweep.summary.rows());
     for line in reading {
         println!("{line}");
     }

@@ -172,3 +172,19 @@ pub fn summary_csv<R: Row>(key: &str, rows: &[R]) -> Vec<u8> {
 pub fn write_report(path: &Path, page: &Page, figures: &Path) -> Result<()> {
     Ok(write_atomic(path, render(page, figures)?.as_bytes())?)
 }
+
+/// Prints cross-validated rows as an aligned table on stdout, the key column `width` wide.
+pub fn print_table<R: Row>(key: &str, width: usize, rows: &[R]) {
+    println!("{key:>width$} {:>15} {:>8} {:>8}", "accuracy", "NLL", "ECE");
+    for row in rows {
+        let t = row.stats();
+        println!(
+            "{:>width$} {:>8.4} ± {:.4} {:>8.4} {:>8.4}",
+            row.key(),
+            t.accuracy_mean,
+            t.accuracy_std,
+            t.nll_mean,
+            t.ece_mean
+        );
+    }
+}

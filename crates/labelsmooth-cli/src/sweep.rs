@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::args::{Common, parse_alpha};
 use crate::plots;
 use crate::progress::Console;
-use crate::report::{Page, Section, summary_csv, summary_table, write_report};
+use crate::report::{Page, Section, print_table, summary_csv, summary_table, write_report};
 
 fn parse_shard(s: &str) -> Result<(usize, usize), String> {
     let (i, n) = s
@@ -188,17 +188,7 @@ fn print_summary(result: &SweepResult, report: Option<PathBuf>, json: bool) -> R
         "{} / {}, {}-fold stratified cross-validation",
         s.data, s.base.model, s.folds
     );
-    println!(
-        "{:>9} {:>15} {:>8} {:>8}",
-        "smoothing", "accuracy", "NLL", "ECE"
-    );
-    for r in result.summary.rows() {
-        let t = &r.stats;
-        println!(
-            "{:>9} {:>8.4} ± {:.4} {:>8.4} {:>8.4}",
-            r.smoothing, t.accuracy_mean, t.accuracy_std, t.nll_mean, t.ece_mean
-        );
-    }
+    print_table("smoothing", 9, result.summary.rows());
     if let Some(b) = &result.best {
         println!(
             "best: smoothing {} (highest mean accuracy, ties broken by the lower NLL)",

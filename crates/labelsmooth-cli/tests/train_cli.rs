@@ -492,6 +492,22 @@ fn sharded_sweeps_merge_into_the_same_result_and_resume() {
         assert_eq!(a.0, b.0);
         assert_eq!(a.1 == b.1, i != 2, "{}", a.0.display());
     }
+    // Resuming after the data file changed is refused: old and new trials never mix.
+    let csv_path = data.strip_prefix("csv:").unwrap();
+    let original = std::fs::read_to_string(csv_path).unwrap();
+    let shorter: String = original
+        .lines()
+        .take(41)
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(csv_path, shorter).unwrap();
+    let o = sweep(&path("full"), &[]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("ran on other data (60 rows"), "{err}");
+    assert!(err.contains("gives now (40 rows"), "{err}");
+    assert_eq!(trial_files().len(), 6);
+    std::fs::write(csv_path, original).unwrap();
     // A different sweep into the same folder is refused.
     let o = labelsmooth(&[
         "sweep",

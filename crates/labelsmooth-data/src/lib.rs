@@ -106,6 +106,71 @@ impl Dataset {
     }
 }
 
+/// What identifies the content of a data set: its number of rows and a SHA-256 of its samples,
+/// labels and class names. Two loads of the same data give the same fingerprint; a changed
+/// file (a row added, removed or edited, a label renamed) gives another.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Fingerprint {
+    /// Samples.
+    pub rows: usize,
+    /// SHA-256, lowercase hexadecimal.
+    pub sha256: String,
+}
+
+impl std::fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} rows, SHA-256 {}",
+            self.rows,
+            &self.sha256[..12.min(self.sha256.len())]
+        )
+    }
+}
+
+impl Dataset {
+    /// The fingerprint of this data set's content (not of its name).
+    ///
+    /// ```
+    /// let d = labelsmooth_data::bundled::load("digits").unwrap();
+    /// let f = d.fingerprint();
+    /// assert_eq!(f.rows, 1797);
+    /// assert_eq!(f, d.clone().fingerprint());
+    /// assert_ne!(f, d.subset(&(1..1797).collect::<Vec<_>>()).fingerprint());
+    /// ```
+    pub fn fingerprint(&self) -> Fingerprint {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        let len = |h: &mut Sha256, n: usize| h.update((n as u64).to_le_bytes());
+        match &self.features {
+            Features::Dense { values, shape } => {
+                h.update(b"dense");
+                len(&mut h, shape.len());
+                shape.iter().for_each(|&s| len(&mut h, s));
+                values.iter().for_each(|v| h.update(v.to_le_bytes()));
+            }
+            Features::Text(texts) => {
+                h.update(b"text");
+                for t in texts {
+                    len(&mut h, t.len());
+                    h.update(t.as_bytes());
+                }
+            }
+        }
+        len(&mut h, self.labels.len());
+        self.labels.iter().for_each(|&y| len(&mut h, y));
+        len(&mut h, self.class_names.len());
+        for c in &self.class_names {
+            len(&mut h, c.len());
+            h.update(c.as_bytes());
+        }
+        Fingerprint {
+            rows: self.len(),
+            sha256: h.finalize().iter().map(|b| format!("{b:02x}")).collect(),
+        }
+    }
+}
+
 /// Per-feature standardization (x − mean) / std, fitted on a training part only.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Standardizer {

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use labelsmooth::split::stratified_k_fold;
 use labelsmooth_burn::train::Evaluation;
-use labelsmooth_data::Dataset;
+use labelsmooth_data::{Dataset, Fingerprint};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -59,6 +59,8 @@ pub struct TrialRecord {
     pub brier: f64,
     /// Seconds the trial took.
     pub seconds: f64,
+    /// The data it ran on: trials of other data are never mixed into one result.
+    pub data: Fingerprint,
 }
 
 /// What a complete sweep measured.
@@ -173,6 +175,20 @@ impl Sweep {
         keys: Option<&[TrialKey]>,
         observer: &mut dyn Observer,
     ) -> Result<usize> {
+        let data = d.fingerprint();
+        for key in self.trials() {
+            if let Some(r) = store.get(&key)?
+                && r.data != data
+            {
+                return Err(Error::Store(format!(
+                    "the stored trial `{}` ran on other data ({}) than `{}` gives now ({}): use another output folder, or remove this one to start over",
+                    self.label(&key),
+                    r.data,
+                    self.data,
+                    data
+                )));
+            }
+        }
         let folds = stratified_k_fold(&d.labels, self.folds, self.seed)?;
         let all = self.trials();
         self.run_with(store, keys.unwrap_or(&all), observer, |key, spec, obs| {
@@ -186,6 +202,7 @@ impl Sweep {
                 ece: r.eval.ece,
                 brier: r.eval.brier,
                 seconds: r.seconds,
+                data: data.clone(),
             })
         })
     }
@@ -225,6 +242,14 @@ impl Sweep {
                 records.len(),
                 self.trials().len(),
                 names.join(", ")
+            )));
+        }
+        let mut fingerprints = records.values().map(|r| &r.data);
+        if let Some(first) = fingerprints.next()
+            && let Some(other) = fingerprints.find(|f| *f != first)
+        {
+            return Err(Error::Store(format!(
+                "the trials ran on different data ({first} and {other}): they cannot be combined"
             )));
         }
         let rows = self
@@ -280,6 +305,10 @@ mod tests {
             ece: 0.02,
             brier: 0.1,
             seconds: 1.0,
+            data: Fingerprint {
+                rows: 10,
+                sha256: "ab".repeat(32),
+            },
         }
     }
 
@@ -352,6 +381,18 @@ mod tests {
             })
             .unwrap();
         }
+        // A shard of other data does not combine.
+        let mut other = shards[2].clone();
+        for k in s.shard(2, 3).unwrap() {
+            let mut r = other.get(&k).unwrap().unwrap();
+            r.data.rows = 9;
+            other.put(&k, &r).unwrap();
+        }
+        let e = s
+            .result(&s.collect(&[&shards[0], &shards[1], &other]).unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("ran on different data (10 rows"), "{e}");
         let partial = s.collect(&[&shards[0], &shards[1]]).unwrap();
         let e = s.result(&partial).unwrap_err().to_string();
         assert!(
