@@ -1,6 +1,5 @@
-//! The model families of the deck: an MLP for tables (slides 4 and 11), a small CNN and a
-//! MobileNetV2-style CNN for images (slide 6), and Embedding → LSTM → Dense → Dense for text
-//! (slide 10). Each is a `Module` built from its `Config`.
+//! The model families: an MLP for tables, a small CNN and a MobileNetV2-style CNN for images,
+//! and Embedding → LSTM → Dense → Dense for text. Each is a `Module` built from its `Config`.
 
 use burn::config::Config;
 use burn::module::{Module, Param};
