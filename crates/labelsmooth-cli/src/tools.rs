@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use labelsmooth::calibration::{
     Binning, Norm, ReliabilityBin, accuracy, apply_temperature, brier_score, calibration_curve,
-    error_of_bins, fit_temperature, negative_log_likelihood, reliability_bins, softmax,
+    error_of_bins, fit_temperature, logit_nll, negative_log_likelihood, reliability_bins, softmax,
 };
 use labelsmooth::targets::{BinaryConvention, Convention, smooth_binary, smooth_class_ids};
 use serde::Serialize;
@@ -39,6 +39,10 @@ pub struct CalibrateArgs {
     /// Also fit a temperature on these predictions (minimum NLL) and report the metrics after it.
     #[arg(long)]
     fit_temperature: bool,
+    /// Divide each probability row by its sum instead of refusing rows that do not sum to 1
+    /// (within 1e-3).
+    #[arg(long)]
+    renormalize: bool,
     /// Print one JSON object on stdout.
     #[arg(long)]
     json: bool,
@@ -49,7 +53,11 @@ pub struct CalibrateArgs {
 pub struct Metrics {
     n: usize,
     accuracy: f64,
+    /// From logits: −log softmax at the label, exact. From probabilities: −log p with p clipped
+    /// below at `nll_clipped_at`.
     nll: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nll_clipped_at: Option<f64>,
     brier: f64,
     ece: f64,
     mce: f64,
@@ -78,18 +86,44 @@ struct CalibrateOutput {
     after: Option<Metrics>,
 }
 
+/// The smallest probability the NLL of probability files uses (−log of it at most).
+const NLL_FLOOR: f64 = 1e-15;
+/// The smallest probability turned into a logit for temperature scaling of probability files.
+const LOGIT_FLOOR: f64 = 1e-12;
+
+/// Where the NLL comes from: logits (exact log-softmax at a temperature) or probabilities
+/// (clipped below at [`NLL_FLOOR`]).
+enum NllFrom<'a> {
+    Logits {
+        logits: &'a [f32],
+        temperature: f64,
+        clipped_at: Option<f64>,
+    },
+    Probabilities,
+}
+
 fn metrics(
     probs: &[f32],
+    nll_from: NllFrom<'_>,
     labels: &[usize],
     k: usize,
     bins: usize,
     binning: Binning,
 ) -> Result<Metrics> {
     let rb = reliability_bins(probs, labels, k, bins, binning)?;
+    let (nll, nll_clipped_at) = match nll_from {
+        NllFrom::Logits {
+            logits,
+            temperature,
+            clipped_at,
+        } => (logit_nll(logits, labels, k, temperature)?, clipped_at),
+        NllFrom::Probabilities => (negative_log_likelihood(probs, labels, k)?, Some(NLL_FLOOR)),
+    };
     Ok(Metrics {
         n: labels.len(),
         accuracy: accuracy(probs, labels, k)?,
-        nll: negative_log_likelihood(probs, labels, k)?,
+        nll,
+        nll_clipped_at,
         brier: brier_score(probs, labels, k)?,
         ece: error_of_bins(&rb, Norm::L1)?,
         mce: error_of_bins(&rb, Norm::Max)?,
@@ -127,14 +161,15 @@ pub fn calibrate(args: CalibrateArgs) -> Result<()> {
         );
     }
     // Logits for temperature scaling and probabilities for the metrics.
-    let logits: Vec<f32> = if is_logits {
-        if binary {
+    let (logits, given_probs): (Vec<f32>, Option<Vec<f32>>) = if is_logits {
+        let logits = if binary {
             m.values.iter().flat_map(|&x| [0.0, x as f32]).collect()
         } else {
             m.values.iter().map(|&x| x as f32).collect()
-        }
+        };
+        (logits, None)
     } else {
-        let probs: Vec<f64> = if binary {
+        let mut probs: Vec<f64> = if binary {
             m.values.iter().flat_map(|&p| [1.0 - p, p]).collect()
         } else {
             m.values.clone()
@@ -147,19 +182,49 @@ pub fn calibrate(args: CalibrateArgs) -> Result<()> {
                 probs[i]
             );
         }
-        probs.iter().map(|&p| p.max(1e-12).ln() as f32).collect()
+        for (row, p) in probs.chunks_mut(k).enumerate() {
+            let sum: f64 = p.iter().sum();
+            if (sum - 1.0).abs() > 1e-3 {
+                if !args.renormalize || sum <= 0.0 {
+                    bail!(
+                        "{}: row {}: probabilities sum to {sum:.4}, not 1 (give --renormalize to divide each row by its sum)",
+                        path.display(),
+                        row + 1
+                    );
+                }
+                p.iter_mut().for_each(|v| *v /= sum);
+            }
+        }
+        (
+            probs
+                .iter()
+                .map(|&p| p.max(LOGIT_FLOOR).ln() as f32)
+                .collect(),
+            Some(probs.iter().map(|&p| p as f32).collect()),
+        )
     };
-    let probs = if is_logits {
-        softmax(&logits, k)?
-    } else if binary {
-        m.values
-            .iter()
-            .flat_map(|&p| [(1.0 - p) as f32, p as f32])
-            .collect()
-    } else {
-        m.values.iter().map(|&p| p as f32).collect()
+    let probs = match given_probs {
+        Some(p) => p,
+        None => softmax(&logits, k)?,
     };
-    let before = metrics(&probs, &labels, k, bins, args.binning)?;
+    let nll_from = |temperature: f64| {
+        if is_logits {
+            NllFrom::Logits {
+                logits: &logits,
+                temperature,
+                clipped_at: None,
+            }
+        } else if temperature == 1.0 {
+            NllFrom::Probabilities
+        } else {
+            NllFrom::Logits {
+                logits: &logits,
+                temperature,
+                clipped_at: Some(LOGIT_FLOOR),
+            }
+        }
+    };
+    let before = metrics(&probs, nll_from(1.0), &labels, k, bins, args.binning)?;
     let curve = if binary {
         let p1: Vec<f64> = probs.chunks(2).map(|r| f64::from(r[1])).collect();
         Some(calibration_curve(&labels, &p1, bins, args.binning)?)
@@ -171,7 +236,14 @@ pub fn calibrate(args: CalibrateArgs) -> Result<()> {
         let scaled = softmax(&apply_temperature(&logits, fit.temperature)?, k)?;
         Some((
             fit.temperature,
-            metrics(&scaled, &labels, k, bins, args.binning)?,
+            metrics(
+                &scaled,
+                nll_from(fit.temperature),
+                &labels,
+                k,
+                bins,
+                args.binning,
+            )?,
         ))
     } else {
         None
@@ -208,6 +280,11 @@ pub fn calibrate(args: CalibrateArgs) -> Result<()> {
             row("T-scaled", after);
             println!("fitted temperature T = {t:.4}");
         }
+        if let Some(eps) = before.nll_clipped_at {
+            println!(
+                "NLL from probabilities: each clipped below at {eps:e} (give --logits for the exact value)"
+            );
+        }
     }
     Ok(())
 }
@@ -242,14 +319,22 @@ impl SmoothConvention {
     }
 }
 
+fn parse_classes(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(0) => Err("the number of classes must be at least 1".into()),
+        Ok(k) => Ok(k),
+        Err(_) => Err(format!("`{s}` is not a number of classes")),
+    }
+}
+
 /// `labelsmooth smooth`.
 #[derive(Args, Debug)]
 pub struct SmoothArgs {
     /// Smoothing factor α in [0, 1].
     #[arg(long, value_parser = crate::args::parse_alpha)]
     alpha: f32,
-    /// Number of classes K (class-id input).
-    #[arg(long)]
+    /// Number of classes K ≥ 1 (class-id input).
+    #[arg(long, value_parser = parse_classes)]
     classes: Option<usize>,
     /// uniform (a/K, PyTorch/Keras), exclude-true (a/(K-1), fairseq): one class id per input
     /// line; binary (toward 0.5, Keras) or multi-label (a/L): one row of 0/1 labels per line.

@@ -325,6 +325,75 @@ fn calibrate_probabilities_and_logits() {
     assert_eq!(o.status.code(), Some(2));
 }
 
+#[test]
+fn calibrate_nll_is_exact_from_logits_and_says_its_clipping_from_probabilities() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    // Row 1 is wrong by a logit gap of 100: −log softmax = 100 + log(1 + e^−100); row 2 is a tie.
+    let logits = w("l.csv", "0,100\n0,0\n");
+    let labels = w("y.csv", "0\n0\n");
+    let run = |args: &[&str]| {
+        let o = labelsmooth(args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()
+    };
+    let v = run(&[
+        "calibrate",
+        "--logits",
+        &logits,
+        "--labels",
+        &labels,
+        "--json",
+    ]);
+    let exact = (100.0 + 2f64.ln()) / 2.0;
+    assert!((v["nll"].as_f64().unwrap() - exact).abs() < 1e-9, "{v}");
+    assert!(v.get("nll_clipped_at").is_none());
+    // The same predictions as probabilities: the underflowed probability is clipped, and the
+    // output says at which value.
+    let probs = w("p.csv", "0,1\n0.5,0.5\n");
+    let v = run(&[
+        "calibrate",
+        "--probs",
+        &probs,
+        "--labels",
+        &labels,
+        "--json",
+    ]);
+    assert_eq!(v["nll_clipped_at"].as_f64(), Some(1e-15));
+    assert!((v["nll"].as_f64().unwrap() - (-(1e-15f64.ln()) + 2f64.ln()) / 2.0).abs() < 1e-9);
+    let o = labelsmooth(&["calibrate", "--probs", &probs, "--labels", &labels]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("clipped below at 1e-15"));
+    // Rows that do not sum to 1 are refused with their row, or renormalized on request.
+    let off = w("off.csv", "0.2,0.8\n0.3,0.6\n");
+    let o = labelsmooth(&["calibrate", "--probs", &off, "--labels", &labels]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("off.csv: row 2: probabilities sum to 0.9000,"),
+        "{err}"
+    );
+    assert!(err.contains("--renormalize"), "{err}");
+    let v = run(&[
+        "calibrate",
+        "--probs",
+        &off,
+        "--labels",
+        &labels,
+        "--renormalize",
+        "--json",
+    ]);
+    let want = -(0.2f64.ln() + (1.0f64 / 3.0).ln()) / 2.0;
+    assert!((v["nll"].as_f64().unwrap() - want).abs() < 1e-6, "{v}");
+    // `smooth --classes 0` is refused when the flags are read, even on empty input.
+    let o = labelsmooth_stdin(&["smooth", "--alpha", "0.1", "--classes", "0"], "");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("at least 1"));
+}
+
 /// A version-1 `.npy` file of little-endian float32 values with the given shape.
 fn npy_f4(shape: &[usize], values: &[f32]) -> Vec<u8> {
     let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();

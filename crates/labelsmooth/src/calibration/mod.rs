@@ -14,7 +14,7 @@
 mod temperature;
 
 pub use temperature::{
-    TemperatureFit, apply_temperature, fit_temperature, fit_temperature_bounded,
+    TemperatureFit, apply_temperature, fit_temperature, fit_temperature_bounded, logit_nll,
 };
 
 use crate::error::{Error, Result, check_len, rows_of};

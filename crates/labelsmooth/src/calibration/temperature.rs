@@ -50,32 +50,7 @@ pub fn fit_temperature_bounded(
             why: format!("need 0 < lower < upper < inf, got [{lower}, {upper}]"),
         });
     }
-    let n = rows_of("logits (n * k values)", logits.len(), k)?;
-    check_len("labels (one per row of logits)", n, labels.len())?;
-    if n == 0 {
-        return Err(Error::Empty {
-            what: "the logits",
-            why: "fitting a temperature needs at least one sample",
-        });
-    }
-    for (row, &y) in labels.iter().enumerate() {
-        if y >= k {
-            return Err(Error::ClassOutOfRange {
-                row,
-                class: i64::try_from(y).unwrap_or(i64::MAX),
-                k,
-            });
-        }
-    }
-    if let Some(i) = logits.iter().position(|v| !v.is_finite()) {
-        return Err(Error::InvalidLogit {
-            row: i / k,
-            class: i % k,
-            value: logits[i],
-            hint: " (temperature scaling needs finite logits)",
-        });
-    }
-    let x: Vec<f64> = logits.iter().map(|&v| f64::from(v)).collect();
+    let x = checked_logits(logits, labels, k)?;
     let (b_lo, b_hi) = (1.0 / upper, 1.0 / lower);
     let nll_before = nll_terms(&x, labels, k, 1.0).0;
     let (_, d_lo, _) = nll_terms(&x, labels, k, b_lo);
@@ -119,6 +94,59 @@ pub fn fit_temperature_bounded(
         nll_after: nll_terms(&x, labels, k, beta).0,
         iterations,
     })
+}
+
+/// The logits as `f64` after checking shapes, labels and finiteness.
+fn checked_logits(logits: &[f32], labels: &[usize], k: usize) -> Result<Vec<f64>> {
+    let n = rows_of("logits (n * k values)", logits.len(), k)?;
+    check_len("labels (one per row of logits)", n, labels.len())?;
+    if n == 0 {
+        return Err(Error::Empty {
+            what: "the logits",
+            why: "fitting a temperature needs at least one sample",
+        });
+    }
+    for (row, &y) in labels.iter().enumerate() {
+        if y >= k {
+            return Err(Error::ClassOutOfRange {
+                row,
+                class: i64::try_from(y).unwrap_or(i64::MAX),
+                k,
+            });
+        }
+    }
+    if let Some(i) = logits.iter().position(|v| !v.is_finite()) {
+        return Err(Error::InvalidLogit {
+            row: i / k,
+            class: i % k,
+            value: logits[i],
+            hint: " (temperature scaling needs finite logits)",
+        });
+    }
+    Ok(logits.iter().map(|&v| f64::from(v)).collect())
+}
+
+/// Mean negative log-likelihood of `softmax(logits / temperature)` at the labels, computed with
+/// log-softmax in `f64` and no clipping: a label whose probability underflows still counts its
+/// full −log p (PyTorch's `cross_entropy` on the scaled logits).
+///
+/// ```
+/// use labelsmooth::calibration::logit_nll;
+/// // −log softmax([0, 100])[0] = 100 + log(1 + e^−100), far above −log(1e-15) ≈ 34.5.
+/// let nll = logit_nll(&[0.0, 100.0], &[0], 2, 1.0).unwrap();
+/// assert!((nll - 100.0).abs() < 1e-9);
+/// let cooler = logit_nll(&[0.0, 100.0], &[0], 2, 2.0).unwrap();
+/// assert!((cooler - 50.0).abs() < 1e-9);
+/// ```
+pub fn logit_nll(logits: &[f32], labels: &[usize], k: usize, temperature: f64) -> Result<f64> {
+    if !(temperature > 0.0 && temperature.is_finite()) {
+        return Err(Error::InvalidParameter {
+            what: "temperature",
+            why: format!("{temperature} is not finite and > 0"),
+        });
+    }
+    let x = checked_logits(logits, labels, k)?;
+    Ok(nll_terms(&x, labels, k, 1.0 / temperature).0)
 }
 
 /// Mean NLL of softmax(β·x) and its first and second derivatives in β.
