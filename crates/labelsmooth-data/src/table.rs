@@ -99,13 +99,30 @@ fn records(path: &Path, bytes: &[u8], delimiter: u8) -> Result<Vec<(usize, Vec<S
         .flexible(true)
         .delimiter(delimiter)
         .from_reader(bytes);
+    // Line numbers from the byte offsets: the reader's own count is one too low after CRLF line
+    // ends, where it starts a record at the `\n` of the previous line's `\r\n`.
+    let newlines: Vec<usize> = bytes
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| **b == b'\n')
+        .map(|(i, _)| i)
+        .collect();
+    let line_at = |p: Option<&csv::Position>| {
+        p.map_or(0, |p| {
+            let mut byte = usize::try_from(p.byte()).unwrap_or(usize::MAX);
+            while byte < bytes.len() && matches!(bytes[byte], b'\r' | b'\n') {
+                byte += 1;
+            }
+            1 + newlines.partition_point(|&n| n < byte)
+        })
+    };
     let mut out = Vec::new();
     for rec in reader.records() {
         let rec = rec.map_err(|e| {
-            let line = e.position().map_or(0, |p| p.line() as usize);
+            let line = line_at(e.position());
             DataError::at(path, line, format!("not a valid CSV record: {e}"))
         })?;
-        let line = rec.position().map_or(0, |p| p.line() as usize);
+        let line = line_at(rec.position());
         if rec.len() == 1 && rec[0].trim().is_empty() {
             continue;
         }
@@ -259,10 +276,22 @@ pub fn parse_table(path: &Path, bytes: &[u8], opts: &TableOptions) -> Result<Dat
                     let name = header
                         .as_ref()
                         .map_or(format!("column {j}"), |h| format!("column `{}`", h[j]));
+                    // A column of words only is more likely the labels than broken numbers.
+                    let words = rows
+                        .iter()
+                        .all(|(_, r)| r.get(j).is_some_and(|f| f.parse::<f64>().is_err()));
+                    let hint = if words {
+                        let key = header.as_ref().map_or(j.to_string(), |h| h[j].clone());
+                        format!(
+                            "; if {name} holds the labels, name it as the label column (--label-column {key})"
+                        )
+                    } else {
+                        String::new()
+                    };
                     return Err(DataError::at(
                         path,
                         *line,
-                        format!("{name}: `{field}` is not a finite number"),
+                        format!("{name}: `{field}` is not a finite number{hint}"),
                     ));
                 }
             }

@@ -143,6 +143,40 @@ fn malformed_tables_name_file_and_line() {
 }
 
 #[test]
+fn line_numbers_count_crlf_line_ends_and_a_label_column_is_suggested() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = TableOptions::default();
+    let crlf = write(
+        dir.path(),
+        "crlf.csv",
+        b"a,b,label\r\n1,2,x\r\n3,4,y\r\n5,oops,x\r\n",
+    );
+    let e = read_table(&crlf, &opts).unwrap_err().to_string();
+    assert!(
+        e.contains("crlf.csv:4: column `b`: `oops` is not a finite number"),
+        "{e}"
+    );
+    let lf = write(dir.path(), "lf.csv", b"a,b,label\n1,2,x\n3,4,y\n5,oops,x\n");
+    let e = read_table(&lf, &opts).unwrap_err().to_string();
+    assert!(e.contains("lf.csv:4:"), "{e}");
+    assert!(
+        !e.contains("--label-column"),
+        "a number column with one typo: {e}"
+    );
+    // The labels first and numbers last: the first column is words only.
+    let first = write(
+        dir.path(),
+        "first.csv",
+        b"species,x,y\nsetosa,1,2\nvirginica,3,4\n",
+    );
+    let e = read_table(&first, &opts).unwrap_err().to_string();
+    assert!(
+        e.contains("first.csv:2: column `species`: `setosa` is not a finite number; if column `species` holds the labels, name it as the label column (--label-column species)"),
+        "{e}"
+    );
+}
+
+#[test]
 fn standardization_is_fitted_on_training_rows() {
     let train = [1.0f32, 100.0, 3.0, 300.0];
     let s = Standardizer::fit(&train, 2);
