@@ -58,6 +58,15 @@ enum Command {
     /// Calibration of any model's predictions: accuracy, NLL, Brier, ECE, MCE, RMS calibration
     /// error and the reliability bins; with --fit-temperature, the fitted T and the metrics after.
     ///
+    /// NLL: mean −log p(label); exact (log-softmax in float64) from --logits, and from --probs
+    /// with p clipped below at 1e-15 (the output says so). Brier: mean over rows of
+    /// Σ_j (p_j − onehot_j)²; with two classes also brier_binary, mean (P(1) − y)², which is
+    /// scikit-learn's brier_score_loss (half of Brier). ECE, MCE, RMSCE: the bin-size-weighted
+    /// mean, the largest and the root-mean-square gap between mean confidence and accuracy over
+    /// bins of the top-label confidence (torchmetrics' multiclass calibration error); with two
+    /// classes also ece_binary, over bins of P(1) against the fraction of label 1 (torchmetrics'
+    /// binary calibration error).
+    ///
     /// Example: labelsmooth calibrate --logits val_logits.npy --labels val_labels.csv --fit-temperature
     Calibrate(tools::CalibrateArgs),
     /// Smoothed targets: class ids (or 0/1 label rows) on stdin, smoothed rows as CSV on stdout.

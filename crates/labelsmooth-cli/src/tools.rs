@@ -6,8 +6,9 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use labelsmooth::calibration::{
-    Binning, Norm, ReliabilityBin, accuracy, apply_temperature, brier_score, calibration_curve,
-    error_of_bins, fit_temperature, logit_nll, negative_log_likelihood, reliability_bins, softmax,
+    Binning, Norm, ReliabilityBin, accuracy, apply_temperature, binary_brier_score,
+    binary_reliability_bins, brier_score, calibration_curve, error_of_bins, fit_temperature,
+    logit_nll, negative_log_likelihood, reliability_bins, softmax,
 };
 use labelsmooth::targets::{BinaryConvention, Convention, smooth_binary, smooth_class_ids};
 use serde::Serialize;
@@ -58,8 +59,16 @@ pub struct Metrics {
     nll: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     nll_clipped_at: Option<f64>,
+    /// Σ over classes of (p_j − onehot_j)², mean over rows.
     brier: f64,
+    /// Two classes: scikit-learn's `brier_score_loss`, mean (P(1) − y)² (half of `brier`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    brier_binary: Option<f64>,
+    /// Top-label expected calibration error (torchmetrics' multiclass ECE).
     ece: f64,
+    /// Two classes: torchmetrics' binary ECE, on P(class 1) against the fraction of label 1.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ece_binary: Option<f64>,
     mce: f64,
     rmsce: f64,
     bins: Vec<ReliabilityBin>,
@@ -119,13 +128,24 @@ fn metrics(
         } => (logit_nll(logits, labels, k, temperature)?, clipped_at),
         NllFrom::Probabilities => (negative_log_likelihood(probs, labels, k)?, Some(NLL_FLOOR)),
     };
+    let (brier_binary, ece_binary) = if k == 2 {
+        let bins = binary_reliability_bins(probs, labels, bins, binning)?;
+        (
+            Some(binary_brier_score(probs, labels)?),
+            Some(error_of_bins(&bins, Norm::L1)?),
+        )
+    } else {
+        (None, None)
+    };
     Ok(Metrics {
         n: labels.len(),
         accuracy: accuracy(probs, labels, k)?,
         nll,
         nll_clipped_at,
         brier: brier_score(probs, labels, k)?,
+        brier_binary,
         ece: error_of_bins(&rb, Norm::L1)?,
+        ece_binary,
         mce: error_of_bins(&rb, Norm::Max)?,
         rmsce: error_of_bins(&rb, Norm::L2)?,
         bins: rb,

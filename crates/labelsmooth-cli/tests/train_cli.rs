@@ -280,6 +280,17 @@ fn calibrate_probabilities_and_logits() {
         v["calibration_curve"]["prob_true"][0].as_f64().unwrap(),
         0.8
     );
+    // Both Brier conventions: summed over the two classes, and scikit-learn's binary one.
+    let brier_binary = 0.8 * 0.2f64.powi(2) + 0.2 * 0.8f64.powi(2);
+    assert!(
+        (v["brier_binary"].as_f64().unwrap() - brier_binary).abs() < 1e-6,
+        "{v}"
+    );
+    assert!(
+        (v["brier"].as_f64().unwrap() - 2.0 * brier_binary).abs() < 1e-6,
+        "{v}"
+    );
+    assert!(v["ece_binary"].as_f64().unwrap() < 1e-6);
     // Logits with temperature fitting: over-confident logits get T > 1.
     let logits: String = (0..50).map(|_| "0,4\n").collect();
     std::fs::write(dir.path().join("l.csv"), &logits).unwrap();

@@ -148,3 +148,48 @@ fn train_valid_split_is_stratified_and_seeded() {
     assert_eq!(s, stratified_split(&labels, 0.2, 3).unwrap());
     assert_ne!(s, stratified_split(&labels, 0.2, 4).unwrap());
 }
+
+#[test]
+fn binary_calibration_error_bins_the_positive_probability() {
+    use labelsmooth::calibration::{
+        Binning, Norm, binary_brier_score, binary_reliability_bins, error_of_bins,
+    };
+    // Deterministic pseudo-random P(1) and labels; the definition written out with 10 bins.
+    let n = 500;
+    let mut state = 12345u64;
+    let mut next = || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((state >> 33) as f64) / f64::from(1u32 << 31)
+    };
+    let p1: Vec<f32> = (0..n).map(|_| next() as f32).collect();
+    let labels: Vec<usize> = p1
+        .iter()
+        .map(|&p| usize::from(next() < f64::from(p).powf(1.5)))
+        .collect();
+    let probs: Vec<f32> = p1.iter().flat_map(|&p| [1.0 - p, p]).collect();
+    let b = 10;
+    let (mut conf, mut pos, mut count) = (vec![0.0f64; b], vec![0.0f64; b], vec![0usize; b]);
+    for (&p, &y) in p1.iter().zip(&labels) {
+        let i = ((f64::from(p) * b as f64) as usize).min(b - 1);
+        conf[i] += f64::from(p);
+        pos[i] += y as f64;
+        count[i] += 1;
+    }
+    let want: f64 = (0..b)
+        .filter(|&i| count[i] > 0)
+        .map(|i| (conf[i] - pos[i]).abs() / n as f64)
+        .sum();
+    let bins = binary_reliability_bins(&probs, &labels, b, Binning::Uniform).unwrap();
+    let got = error_of_bins(&bins, Norm::L1).unwrap();
+    assert!((got - want).abs() < 1e-9, "{got} vs {want}");
+    let brier: f64 = p1
+        .iter()
+        .zip(&labels)
+        .map(|(&p, &y)| (f64::from(p) - y as f64).powi(2))
+        .sum::<f64>()
+        / n as f64;
+    assert!((binary_brier_score(&probs, &labels).unwrap() - brier).abs() < 1e-9);
+    assert!(binary_reliability_bins(&probs[..4], &[0, 2], b, Binning::Uniform).is_err());
+}

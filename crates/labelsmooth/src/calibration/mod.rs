@@ -393,6 +393,50 @@ pub fn brier_score(probs: &[f32], labels: &[usize], k: usize) -> Result<f64> {
     Ok(sum / labels.len() as f64)
 }
 
+/// Binary Brier score as scikit-learn's `brier_score_loss`: the mean of (P(class 1) − y)² over
+/// rows of two-class probabilities `[n, 2]`; half of [`brier_score`] on the same rows.
+///
+/// ```
+/// use labelsmooth::calibration::{binary_brier_score, brier_score};
+/// let p = [0.2, 0.8, 0.2, 0.8];
+/// assert!((binary_brier_score(&p, &[1, 0]).unwrap() - (0.04 + 0.64) / 2.0).abs() < 1e-7);
+/// assert_eq!(binary_brier_score(&p, &[1, 0]).unwrap() * 2.0, brier_score(&p, &[1, 0], 2).unwrap());
+/// ```
+pub fn binary_brier_score(probs: &[f32], labels: &[usize]) -> Result<f64> {
+    Ok(brier_score(probs, labels, 2)? / 2.0)
+}
+
+/// Reliability bins of two-class probabilities `[n, 2]` as torchmetrics'
+/// `BinaryCalibrationError` forms them: the confidence is P(class 1) (not the top label's
+/// probability) and a bin's accuracy is its fraction of label 1. [`error_of_bins`] on them gives
+/// torchmetrics' binary ECE / RMS / MCE, which differ from the top-label errors of
+/// [`reliability_bins`].
+///
+/// ```
+/// use labelsmooth::calibration::{Binning, Norm, binary_reliability_bins, error_of_bins};
+/// // P(1) = 0.3 and 0.8, both labels 1: bins [0, .5) and [.5, 1].
+/// let bins = binary_reliability_bins(&[0.7, 0.3, 0.2, 0.8], &[1, 1], 2, Binning::Uniform).unwrap();
+/// let ece = error_of_bins(&bins, Norm::L1).unwrap();
+/// assert!((ece - (0.5 * 0.7 + 0.5 * 0.2)).abs() < 1e-7);
+/// ```
+pub fn binary_reliability_bins(
+    probs: &[f32],
+    labels: &[usize],
+    n_bins: usize,
+    binning: Binning,
+) -> Result<Vec<ReliabilityBin>> {
+    if n_bins == 0 {
+        return Err(Error::NoBins);
+    }
+    top_label(probs, labels, 2)?;
+    let positive: Vec<(f32, bool)> = probs
+        .chunks_exact(2)
+        .zip(labels)
+        .map(|(p, &y)| (p[1], y == 1))
+        .collect();
+    Ok(bins_of(&positive, n_bins, binning))
+}
+
 /// Mean negative log-likelihood −log p_label of predicted probabilities, each clipped below at
 /// 1e-15 so that a zero probability on the label gives a large, finite value.
 ///
