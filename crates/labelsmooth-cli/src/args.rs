@@ -149,12 +149,13 @@ impl Common {
         }
     }
 
-    /// The data these flags name.
+    /// The data these flags name; what the reader chose on its own is said on stderr.
     pub(crate) fn load(&self) -> anyhow::Result<labelsmooth_data::Dataset> {
-        Ok(labelsmooth_data::spec::load(
-            &self.data,
-            &self.load_options(),
-        )?)
+        let d = labelsmooth_data::spec::load(&self.data, &self.load_options())?;
+        for note in &d.notes {
+            eprintln!("{note}");
+        }
+        Ok(d)
     }
 
     /// The trial these flags describe, with smoothing factor `smoothing`.

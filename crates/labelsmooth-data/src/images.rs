@@ -77,6 +77,7 @@ pub fn read_image_folder(root: &Path, size: usize, rgb: bool) -> Result<Dataset>
         },
         labels,
         class_names,
+        notes: Vec::new(),
     })
 }
 
@@ -160,6 +161,7 @@ pub fn read_idx(images: &Path, labels: &Path) -> Result<Dataset> {
         },
         labels: labels_v,
         class_names: (0..k).map(|c| c.to_string()).collect(),
+        notes: Vec::new(),
     })
 }
 
@@ -234,5 +236,6 @@ pub fn read_cifar10(dir: &Path) -> Result<Dataset> {
         },
         labels,
         class_names: CIFAR10_CLASSES.iter().map(|s| s.to_string()).collect(),
+        notes: Vec::new(),
     })
 }

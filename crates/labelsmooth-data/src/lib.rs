@@ -46,6 +46,9 @@ pub struct Dataset {
     pub labels: Vec<usize>,
     /// Names of the classes.
     pub class_names: Vec<String>,
+    /// What the reader decided on its own (which columns hold the text and the labels), for the
+    /// user to see.
+    pub notes: Vec<String>,
 }
 
 impl Dataset {
@@ -102,6 +105,7 @@ impl Dataset {
             features,
             labels: rows.iter().map(|&r| self.labels[r]).collect(),
             class_names: self.class_names.clone(),
+            notes: self.notes.clone(),
         }
     }
 }

@@ -262,6 +262,10 @@ pub fn parse_table(path: &Path, bytes: &[u8], opts: &TableOptions) -> Result<Dat
         Some(c) => resolve(path, c, header.as_deref(), width, "label")?,
         None => width - 1,
     };
+    let label_name = header.as_ref().map_or(format!("column {label}"), |h| {
+        format!("column {label} (`{}`)", h[label])
+    });
+    check_label_column(path, &rows, label, &label_name)?;
     let d = width - 1;
     let mut values = Vec::with_capacity(rows.len() * d);
     let mut raw_labels = Vec::with_capacity(rows.len());
@@ -312,7 +316,33 @@ pub fn parse_table(path: &Path, bytes: &[u8], opts: &TableOptions) -> Result<Dat
         },
         labels,
         class_names,
+        notes: Vec::new(),
     })
+}
+
+/// Refuses a label column with about one distinct value per row (at least 20 rows, more distinct
+/// values than half the rows): such a column holds texts, ids or measurements, not classes.
+fn check_label_column(
+    path: &Path,
+    rows: &[(usize, Vec<String>)],
+    label: usize,
+    name: &str,
+) -> Result<()> {
+    let mut v: Vec<&str> = rows
+        .iter()
+        .filter_map(|(_, r)| r.get(label).map(String::as_str))
+        .collect();
+    v.sort_unstable();
+    v.dedup();
+    if rows.len() >= 20 && 2 * v.len() > rows.len() {
+        return Err(DataError::Unknown(format!(
+            "{}: the labels would come from {name}, which has {} distinct values in {} rows: that is not a class column; name the label column (--label-column 0?)",
+            path.display(),
+            v.len(),
+            rows.len()
+        )));
+    }
+    Ok(())
 }
 
 /// Reads a text table (a text column and a label column) from a file.
@@ -342,9 +372,37 @@ pub fn parse_text_table(path: &Path, bytes: &[u8], opts: &TableOptions) -> Resul
     }
     let named = matches!(opts.label_column, Some(Column::Name(_)))
         || matches!(opts.text_column, Some(Column::Name(_)));
+    // Without a label column, the labels are the column with the fewest distinct values (rows
+    // after the first, which may be a header); without a text column, the text is the column
+    // with the longest values among the others.
+    let (distinct, total_len): (Vec<usize>, Vec<usize>) = {
+        let body = if rows.len() > 1 {
+            &rows[1..]
+        } else {
+            &rows[..]
+        };
+        (0..width)
+            .map(|j| {
+                let mut v: Vec<&str> = body
+                    .iter()
+                    .filter_map(|(_, r)| r.get(j).map(String::as_str))
+                    .collect();
+                let chars = v.iter().map(|f| f.chars().count()).sum::<usize>();
+                v.sort_unstable();
+                v.dedup();
+                (v.len(), chars)
+            })
+            .unzip()
+    };
+    let detected_label = (0..width)
+        .filter(|&j| !matches!(opts.text_column, Some(Column::Index(t)) if t == j))
+        .rev()
+        .min_by_key(|&j| distinct[j])
+        .unwrap_or(width - 1);
     let label_guess = match &opts.label_column {
         Some(Column::Index(i)) => *i,
-        _ => width - 1,
+        Some(Column::Name(_)) => width - 1,
+        None => detected_label,
     };
     let has_header = match opts.header {
         Header::Yes => true,
@@ -365,19 +423,44 @@ pub fn parse_text_table(path: &Path, bytes: &[u8], opts: &TableOptions) -> Resul
         }
     };
     let header = take_header(path, &mut rows, has_header, width)?;
+    let column_name = |j: usize| {
+        header.as_ref().map_or(format!("column {j}"), |h| {
+            format!("column {j} (`{}`)", h[j])
+        })
+    };
+    let mut notes = Vec::new();
     let label = match &opts.label_column {
         Some(c) => resolve(path, c, header.as_deref(), width, "label")?,
-        None => width - 1,
+        None => {
+            notes.push(format!(
+                "{}: labels from {}, the column with the fewest distinct values",
+                path.display(),
+                column_name(label_guess)
+            ));
+            label_guess
+        }
     };
     let text = match &opts.text_column {
         Some(c) => resolve(path, c, header.as_deref(), width, "text")?,
-        None => (0..width).find(|&j| j != label).unwrap_or(0),
+        None => {
+            let j = (0..width)
+                .filter(|&j| j != label)
+                .max_by_key(|&j| (total_len[j], std::cmp::Reverse(j)))
+                .unwrap_or(0);
+            notes.push(format!(
+                "{}: text from {}, the column with the longest values",
+                path.display(),
+                column_name(j)
+            ));
+            j
+        }
     };
     if text == label {
         return Err(DataError::Unknown(
             "the text column and the label column are the same".into(),
         ));
     }
+    check_label_column(path, &rows, label, &column_name(label))?;
     let mut texts = Vec::with_capacity(rows.len());
     let mut raw = Vec::with_capacity(rows.len());
     for (line, r) in rows {
@@ -395,5 +478,6 @@ pub fn parse_text_table(path: &Path, bytes: &[u8], opts: &TableOptions) -> Resul
         features: Features::Text(texts),
         labels,
         class_names,
+        notes,
     })
 }

@@ -177,6 +177,58 @@ fn line_numbers_count_crlf_line_ends_and_a_label_column_is_suggested() {
 }
 
 #[test]
+fn text_and_label_columns_are_detected_and_a_column_of_unique_values_is_no_label() {
+    let dir = tempfile::tempdir().unwrap();
+    // An SMS-like file: label first, message second, no header.
+    let mut tsv = String::new();
+    for i in 0..40 {
+        let label = if i % 4 == 0 { "spam" } else { "ham" };
+        tsv.push_str(&format!(
+            "{label}\tmessage number {i} with some words in it\n"
+        ));
+    }
+    let p = write(dir.path(), "sms.tsv", tsv.as_bytes());
+    let d = read_text_table(&p, &TableOptions::default()).unwrap();
+    assert_eq!(d.class_names, ["ham", "spam"]);
+    assert_eq!(d.len(), 40, "no row taken as a header");
+    assert_eq!(d.labels.iter().filter(|&&y| y == 1).count(), 10);
+    let Features::Text(t) = &d.features else {
+        panic!()
+    };
+    assert!(t[3].starts_with("message number 3"));
+    assert_eq!(d.notes.len(), 2, "{:?}", d.notes);
+    assert!(d.notes[0].contains("labels from column 0"), "{:?}", d.notes);
+    assert!(d.notes[1].contains("text from column 1"), "{:?}", d.notes);
+    // Naming the message column as the label is refused: one distinct value per row.
+    let opts = TableOptions {
+        label_column: Some(Column::Index(1)),
+        text_column: Some(Column::Index(0)),
+        ..Default::default()
+    };
+    let e = read_text_table(&p, &opts).unwrap_err().to_string();
+    assert!(e.contains("has 40 distinct values in 40 rows"), "{e}");
+    assert!(e.contains("--label-column 0?"), "{e}");
+    // The same for a table whose last column is an id.
+    let mut csv = String::from("kind,x,id\n");
+    for i in 0..30 {
+        csv.push_str(&format!("{},{},{}\n", ["a", "b"][i % 2], i, 1000 + i));
+    }
+    let p = write(dir.path(), "ids.csv", csv.as_bytes());
+    let e = read_table(&p, &TableOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("column 2 (`id`), which has 30 distinct values in 30 rows"),
+        "{e}"
+    );
+    let named = TableOptions {
+        label_column: Some(Column::Name("kind".into())),
+        ..Default::default()
+    };
+    assert_eq!(read_table(&p, &named).unwrap().class_names, ["a", "b"]);
+}
+
+#[test]
 fn standardization_is_fitted_on_training_rows() {
     let train = [1.0f32, 100.0, 3.0, 300.0];
     let s = Standardizer::fit(&train, 2);
