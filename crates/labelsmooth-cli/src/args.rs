@@ -102,6 +102,13 @@ pub struct Common {
     /// Dropout probability in the model.
     #[arg(long, default_value_t = 0.0)]
     pub(crate) dropout: f64,
+    /// Hidden layer sizes of the MLP, input side first (default: 128).
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) hidden: Option<Vec<usize>>,
+    /// Threads for training and the kernels (default: every core). Results are reproducible at
+    /// a fixed thread count.
+    #[arg(long)]
+    pub(crate) threads: Option<std::num::NonZeroUsize>,
     /// Stop when the held-out NLL has not improved for this many epochs, and keep the model of
     /// the best epoch.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
@@ -149,8 +156,15 @@ impl Common {
         }
     }
 
-    /// The data these flags name; what the reader chose on its own is said on stderr.
+    /// The data these flags name; what the reader chose on its own is said on stderr. Also sets
+    /// the thread count of `--threads` (before any work, as every command that trains loads
+    /// first).
     pub(crate) fn load(&self) -> anyhow::Result<labelsmooth_data::Dataset> {
+        if let Some(t) = self.threads {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(t.get())
+                .build_global()?;
+        }
         let d = labelsmooth_data::spec::load(&self.data, &self.load_options())?;
         for note in &d.notes {
             eprintln!("{note}");
@@ -171,6 +185,9 @@ impl Common {
         spec.train.convention = self.convention.into();
         spec.train.early_stopping = self.early_stopping.map(|p| p as usize);
         spec.dropout = self.dropout;
+        if let Some(h) = &self.hidden {
+            spec.hidden = h.clone();
+        }
         spec.vocab = self.vocab;
         spec.max_len = self.max_len;
         spec

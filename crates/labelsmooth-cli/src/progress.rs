@@ -65,6 +65,15 @@ impl TrainObserver for Console {
 }
 
 impl Observer for Console {
+    fn run_started(&mut self, done: usize, to_run: usize) {
+        if self.trials && done > 0 {
+            eprintln!(
+                "{done} of {} trials done already, running {to_run}",
+                done + to_run
+            );
+        }
+    }
+
     fn trial_finished(&mut self, label: &str, eval: &Evaluation) {
         if self.trials {
             eprintln!("{label}: accuracy {:.4}", eval.accuracy);

@@ -754,3 +754,48 @@ fn train_on_an_image_folder_and_a_text_file() {
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("text data needs the lstm model"));
 }
+
+#[test]
+fn model_size_threads_and_early_stopping_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = format!("csv:{}", table(dir.path()));
+    let out = dir.path().join("run");
+    let o = labelsmooth(&[
+        "train",
+        "--data",
+        &data,
+        "--model",
+        "mlp",
+        "--hidden",
+        "16,8",
+        "--threads",
+        "1",
+        "--epochs",
+        "40",
+        "--early-stopping",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("metrics.json")).unwrap()).unwrap();
+    assert_eq!(m["config"]["hidden"], serde_json::json!([16, 8]));
+    assert_eq!(m["config"]["train"]["early_stopping"], 2);
+    let o = labelsmooth(&[
+        "train", "--data", &data, "--model", "mlp", "--hidden", "8,0",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("each must be at least 1"));
+    let o = labelsmooth(&[
+        "train",
+        "--data",
+        &data,
+        "--model",
+        "mlp",
+        "--early-stopping",
+        "0",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+}

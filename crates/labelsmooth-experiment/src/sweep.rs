@@ -142,10 +142,16 @@ impl Sweep {
         observer: &mut dyn Observer,
         mut trial: impl FnMut(&TrialKey, &TrialSpec, &mut dyn Observer) -> Result<TrialRecord>,
     ) -> Result<usize> {
-        let mut ran = 0;
+        let mut stored = Vec::with_capacity(keys.len());
         for key in keys {
+            stored.push(store.get(key)?.is_some());
+        }
+        let done = stored.iter().filter(|&&s| s).count();
+        observer.run_started(done, keys.len() - done);
+        let mut ran = 0;
+        for (key, stored) in keys.iter().zip(stored) {
             let label = self.label(key);
-            if store.get(key)?.is_some() {
+            if stored {
                 observer.trial_reused(&label);
                 continue;
             }
@@ -350,6 +356,53 @@ mod tests {
         let mut sorted = calls.clone();
         sorted.sort();
         assert_eq!(sorted, s.trials(), "each trial ran exactly once");
+    }
+
+    /// Records what a run tells its observer.
+    #[derive(Default)]
+    struct Recorder {
+        started: Vec<(usize, usize)>,
+        reused: Vec<String>,
+        finished: Vec<String>,
+    }
+
+    impl labelsmooth_burn::train::TrainObserver for Recorder {}
+
+    impl Observer for Recorder {
+        fn run_started(&mut self, done: usize, to_run: usize) {
+            self.started.push((done, to_run));
+        }
+        fn trial_reused(&mut self, label: &str) {
+            self.reused.push(label.to_string());
+        }
+        fn trial_finished(&mut self, label: &str, _: &Evaluation) {
+            self.finished.push(label.to_string());
+        }
+    }
+
+    #[test]
+    fn the_observer_hears_what_is_done_and_what_runs() {
+        let s = sweep();
+        let mut store = MemoryStore::default();
+        let mut rec = Recorder::default();
+        s.run_with(
+            &mut store,
+            &s.shard(1, 3).unwrap(),
+            &mut rec,
+            |k, spec, _| Ok(fake(k, spec)),
+        )
+        .unwrap();
+        s.run_with(&mut store, &s.trials(), &mut rec, |k, spec, _| {
+            Ok(fake(k, spec))
+        })
+        .unwrap();
+        assert_eq!(rec.started, [(0, 2), (2, 4)]);
+        assert_eq!(
+            rec.reused,
+            ["smoothing 0: fold 2/2", "smoothing 0.2: fold 1/2"]
+        );
+        assert_eq!(rec.finished.len(), 6);
+        assert_eq!(rec.finished[0], "smoothing 0: fold 2/2");
     }
 
     #[test]
