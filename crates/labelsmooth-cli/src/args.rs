@@ -41,7 +41,7 @@ fn parse_delimiter(s: &str) -> Result<u8, String> {
 /// Model families, as flags name them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum ModelArg {
-    /// Fully connected network (one hidden layer of 128).
+    /// Fully connected network (hidden layers of --hidden, default one of 128).
     Mlp,
     /// Small CNN on square images.
     Cnn,
@@ -102,15 +102,17 @@ pub struct Common {
     /// Dropout probability in the model.
     #[arg(long, default_value_t = 0.0)]
     pub(crate) dropout: f64,
-    /// Hidden layer sizes of the MLP, input side first (default: 128).
+    /// Hidden layer sizes of the MLP, input side first (default: 128; the other models have
+    /// fixed sizes).
     #[arg(long, value_delimiter = ',')]
     pub(crate) hidden: Option<Vec<usize>>,
     /// Threads for training and the kernels (default: every core). Results are reproducible at
     /// a fixed thread count.
     #[arg(long)]
     pub(crate) threads: Option<std::num::NonZeroUsize>,
-    /// Stop when the held-out NLL has not improved for this many epochs, and keep the model of
-    /// the best epoch.
+    /// Stop when the NLL on an inner validation split (a stratified 10% of the training rows,
+    /// not the held-out rows) has not improved for this many epochs, and keep the model of the
+    /// best epoch.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub(crate) early_stopping: Option<u64>,
     /// Seed of splits, initialization and shuffling.

@@ -139,7 +139,7 @@ fn compare_outputs(
         ),
         &plots::points(rows),
     )?;
-    write_atomic(&out.join("compare.csv"), &summary_csv("regularizer", rows))?;
+    write_atomic(&out.join("compare.csv"), &summary_csv("regularizer", rows)?)?;
     write_json(
         &out.join("results.json"),
         &CompareResults {

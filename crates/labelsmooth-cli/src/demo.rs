@@ -388,11 +388,11 @@ fn draw(figures: &Path, d: &Dataset, s: &Studies) -> Result<()> {
 fn write_tables(out: &Path, s: &Studies) -> Result<()> {
     write_atomic(
         &out.join("sweep.csv"),
-        &summary_csv("smoothing", s.sweep.summary.rows()),
+        &summary_csv("smoothing", s.sweep.summary.rows())?,
     )?;
     write_atomic(
         &out.join("compare.csv"),
-        &summary_csv("regularizer", s.compare.summary.rows()),
+        &summary_csv("regularizer", s.compare.summary.rows())?,
     )?;
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record([

@@ -143,29 +143,28 @@ pub fn summary_table<R: Row>(key: &str, rows: &[R], folds: bool) -> Table {
 }
 
 /// The same rows as CSV: `key,accuracy_mean,accuracy_std,nll_mean,ece_mean,folds`.
-pub fn summary_csv<R: Row>(key: &str, rows: &[R]) -> Vec<u8> {
+pub fn summary_csv<R: Row>(key: &str, rows: &[R]) -> Result<Vec<u8>> {
     let mut w = csv::Writer::from_writer(Vec::new());
-    let header = [
+    w.write_record([
         key,
         "accuracy_mean",
         "accuracy_std",
         "nll_mean",
         "ece_mean",
         "folds",
-    ];
-    let _ = w.write_record(header);
+    ])?;
     for row in rows {
         let r = row.stats();
-        let _ = w.write_record([
+        w.write_record([
             row.key(),
             r.accuracy_mean.to_string(),
             r.accuracy_std.to_string(),
             r.nll_mean.to_string(),
             r.ece_mean.to_string(),
             r.folds.to_string(),
-        ]);
+        ])?;
     }
-    w.into_inner().unwrap_or_default()
+    w.into_inner().context("cannot format the summary CSV")
 }
 
 /// Renders `page` with the figures in `figures` and writes it to `path`, atomically.

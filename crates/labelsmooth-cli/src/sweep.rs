@@ -218,7 +218,7 @@ fn write_outputs(out: &Path, result: &SweepResult) -> Result<()> {
         ),
         &plots::points(rows),
     )?;
-    write_atomic(&out.join("sweep.csv"), &summary_csv("smoothing", rows))?;
+    write_atomic(&out.join("sweep.csv"), &summary_csv("smoothing", rows)?)?;
     write_json(&out.join("results.json"), result)?;
     let zero = rows.iter().find(|r| r.smoothing == 0.0);
     let mut reading = Vec::new();

@@ -205,7 +205,14 @@ pub fn calibrate(args: CalibrateArgs) -> Result<()> {
         for (row, p) in probs.chunks_mut(k).enumerate() {
             let sum: f64 = p.iter().sum();
             if (sum - 1.0).abs() > 1e-3 {
-                if !args.renormalize || sum <= 0.0 {
+                if sum <= 0.0 {
+                    bail!(
+                        "{}: row {}: probabilities sum to {sum}: nothing to renormalize",
+                        path.display(),
+                        row + 1
+                    );
+                }
+                if !args.renormalize {
                     bail!(
                         "{}: row {}: probabilities sum to {sum:.4}, not 1 (give --renormalize to divide each row by its sum)",
                         path.display(),

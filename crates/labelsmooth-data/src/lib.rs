@@ -127,7 +127,7 @@ impl std::fmt::Display for Fingerprint {
             f,
             "{} rows, SHA-256 {}",
             self.rows,
-            &self.sha256[..12.min(self.sha256.len())]
+            self.sha256.get(..12).unwrap_or(&self.sha256)
         )
     }
 }

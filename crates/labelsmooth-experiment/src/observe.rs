@@ -14,7 +14,7 @@ pub trait Observer: TrainObserver {
     fn trial_finished(&mut self, label: &str, eval: &Evaluation) {
         let _ = (label, eval);
     }
-    /// A run of `keys` trials starts: `done` of them are in the store already, `to_run` will run.
+    /// A run of trials starts: `done` of them are in the store already, `to_run` will run.
     fn run_started(&mut self, done: usize, to_run: usize) {
         let _ = (done, to_run);
     }

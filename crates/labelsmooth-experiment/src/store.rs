@@ -8,6 +8,20 @@ use crate::error::{Error, Result};
 use crate::io::{read_json, writable_dir, write_json};
 use crate::sweep::{Sweep, TrialKey, TrialRecord};
 
+/// The sweep described by `path`; a description this version cannot read (such as one written
+/// by an older labelsmooth) is an error that says so.
+fn read_sweep(path: &Path) -> Result<Sweep> {
+    read_json(path).map_err(|e| match e {
+        Error::Format { path, message } => Error::Format {
+            path,
+            message: format!(
+                "not a sweep description of this labelsmooth version ({message}); write the sweep to a new folder"
+            ),
+        },
+        other => other,
+    })
+}
+
 /// Finished trials of one sweep, by key.
 pub trait TrialStore {
     /// The record of `key`, if that trial has finished.
@@ -49,7 +63,7 @@ impl FolderStore {
         std::fs::create_dir_all(&trials).map_err(|e| Error::io(&trials, "cannot create", e))?;
         let config = dir.join("sweep.json");
         if config.exists() {
-            let existing: Sweep = read_json(&config)?;
+            let existing = read_sweep(&config)?;
             if existing != *sweep {
                 return Err(Error::Store(format!(
                     "{}: holds a different sweep (see its sweep.json)",
@@ -74,7 +88,7 @@ impl FolderStore {
                 dir.display()
             )));
         }
-        let sweep: Sweep = read_json(&config)?;
+        let sweep = read_sweep(&config)?;
         Ok((
             FolderStore {
                 dir: dir.to_path_buf(),

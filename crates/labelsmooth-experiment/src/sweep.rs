@@ -133,6 +133,41 @@ impl Sweep {
         )
     }
 
+    /// Checks the grid: at least one factor, each in [0, 1] and given once, at least 2 folds.
+    pub fn validate(&self) -> Result<()> {
+        if self.factors.is_empty() {
+            return Err(Error::Invalid(
+                "a sweep needs at least one smoothing factor".into(),
+            ));
+        }
+        for (i, a) in self.factors.iter().enumerate() {
+            labelsmooth::targets::check_smoothing(*a)?;
+            if self.factors[..i].contains(a) {
+                return Err(Error::Invalid(format!(
+                    "smoothing factor {a} is given twice"
+                )));
+            }
+        }
+        if self.folds < 2 {
+            return Err(Error::Invalid(format!(
+                "{} folds: cross-validation needs at least 2",
+                self.folds
+            )));
+        }
+        Ok(())
+    }
+
+    fn check_key(&self, key: &TrialKey) -> Result<()> {
+        if key.factor >= self.factors.len() || key.fold >= self.folds {
+            return Err(Error::Invalid(format!(
+                "trial {key:?} is outside this sweep's {} factors × {} folds",
+                self.factors.len(),
+                self.folds
+            )));
+        }
+        Ok(())
+    }
+
     /// Runs the trials `keys` that `store` does not hold yet with `trial`, storing each as it
     /// finishes; returns how many ran. A trial found in the store is not run again (resume).
     pub fn run_with(
@@ -142,8 +177,10 @@ impl Sweep {
         observer: &mut dyn Observer,
         mut trial: impl FnMut(&TrialKey, &TrialSpec, &mut dyn Observer) -> Result<TrialRecord>,
     ) -> Result<usize> {
+        self.validate()?;
         let mut stored = Vec::with_capacity(keys.len());
         for key in keys {
+            self.check_key(key)?;
             stored.push(store.get(key)?.is_some());
         }
         let done = stored.iter().filter(|&&s| s).count();
@@ -181,6 +218,7 @@ impl Sweep {
         keys: Option<&[TrialKey]>,
         observer: &mut dyn Observer,
     ) -> Result<usize> {
+        self.validate()?;
         let data = d.fingerprint();
         for key in self.trials() {
             if let Some(r) = store.get(&key)?
@@ -237,6 +275,7 @@ impl Sweep {
 
     /// The summary of a complete set of records; an error names the missing trials.
     pub fn result(&self, records: &BTreeMap<TrialKey, TrialRecord>) -> Result<SweepResult> {
+        self.validate()?;
         let missing = self.missing(records);
         if !missing.is_empty() {
             let names: Vec<String> = missing
@@ -336,6 +375,35 @@ mod tests {
         );
         assert!(s.shard(3, 3).is_err());
         assert!(s.shard(0, 0).is_err());
+    }
+
+    #[test]
+    fn a_bad_grid_or_a_key_outside_it_is_an_error() {
+        let mut twice = sweep();
+        twice.factors = vec![0.1, 0.2, 0.1];
+        let mut store = MemoryStore::default();
+        let e = twice
+            .run_with(&mut store, &twice.trials(), &mut (), |k, spec, _| {
+                Ok(fake(k, spec))
+            })
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("0.1 is given twice"), "{e}");
+        let mut one_fold = sweep();
+        one_fold.folds = 1;
+        assert!(one_fold.validate().is_err());
+        let s = sweep();
+        let outside = [TrialKey { factor: 3, fold: 0 }];
+        let e = s
+            .run_with(&mut store, &outside, &mut (), |k, spec, _| {
+                Ok(fake(k, spec))
+            })
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("outside this sweep's 3 factors × 2 folds"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! One trial: prepare a split's inputs (with preprocessing fitted on its training rows only),
 //! train, and measure on the held-out rows.
 
+use labelsmooth::split::stratified_split;
 use labelsmooth_burn::burn::tensor::Device;
 use labelsmooth_burn::models::{ConvNetConfig, MlpConfig, TextClassifierConfig};
 use labelsmooth_burn::train::{
@@ -194,7 +195,15 @@ pub struct TrialResult {
     pub seconds: f64,
 }
 
+/// Share of the training rows held out to decide early stopping.
+pub const EARLY_STOPPING_FRACTION: f64 = 0.1;
+
 /// Trains `spec` on `train_rows` of `d` and measures it on `valid_rows`, on the CPU.
+///
+/// The per-epoch validation metrics are on `valid_rows`, except with early stopping: then a
+/// stratified [`EARLY_STOPPING_FRACTION`] of `train_rows` (seeded by the training seed) is set
+/// aside to choose the epoch, the model trains on the rest, and `valid_rows` stay unseen until the
+/// final measurement.
 pub fn run_trial(
     d: &Dataset,
     train_rows: &[usize],
@@ -203,14 +212,33 @@ pub fn run_trial(
     observer: &mut dyn TrainObserver,
 ) -> Result<TrialResult> {
     let started = std::time::Instant::now();
-    let (model, xt, xv) = prepare(d, train_rows, valid_rows, spec)?;
-    let yt: Vec<usize> = train_rows.iter().map(|&r| d.labels[r]).collect();
-    let yv: Vec<usize> = valid_rows.iter().map(|&r| d.labels[r]).collect();
+    let (fit_rows, watch_rows): (Vec<usize>, Vec<usize>) = if spec.train.early_stopping.is_some() {
+        let labels: Vec<usize> = train_rows.iter().map(|&r| d.labels[r]).collect();
+        let inner = stratified_split(&labels, EARLY_STOPPING_FRACTION, spec.train.seed)?;
+        (
+            inner.train.iter().map(|&i| train_rows[i]).collect(),
+            inner.valid.iter().map(|&i| train_rows[i]).collect(),
+        )
+    } else {
+        (train_rows.to_vec(), valid_rows.to_vec())
+    };
+    let (model, xt, xw) = prepare(d, &fit_rows, &watch_rows, spec)?;
+    let xv = if spec.train.early_stopping.is_some() {
+        prepare(d, &fit_rows, valid_rows, spec)?.2
+    } else {
+        xw.clone()
+    };
+    let label_of = |rows: &[usize]| -> Vec<usize> { rows.iter().map(|&r| d.labels[r]).collect() };
+    let (yt, yw, yv) = (
+        label_of(&fit_rows),
+        label_of(&watch_rows),
+        label_of(valid_rows),
+    );
     let k = d.n_classes();
     let trained = train_observed(
         &model,
         (&xt, &yt),
-        Some((&xv, &yv)),
+        Some((&xw, &yw)),
         k,
         &spec.train,
         &Device::flex(),
