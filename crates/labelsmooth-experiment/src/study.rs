@@ -7,7 +7,8 @@ use labelsmooth::calibration::{
 use labelsmooth::split::stratified_split;
 use labelsmooth_burn::burn::tensor::Device;
 use labelsmooth_burn::train::{
-    EpochMetrics, Evaluation, evaluation_of, predict_features, predict_logits, train_observed,
+    EpochMetrics, Evaluation, Inputs, evaluation_of, predict_features, predict_logits,
+    train_observed,
 };
 use labelsmooth_data::Dataset;
 use serde::{Deserialize, Serialize};
@@ -88,8 +89,8 @@ impl CalibrationStudy {
                 format!("smoothing {a}")
             };
             let spec = self.base.clone().with_smoothing(a);
-            let (model_spec, x_train, x_calib) = prepare(d, &split.train, &calib, &spec)?;
-            let (_, _, x_test) = prepare(d, &split.train, &test, &spec)?;
+            let (model_spec, x_train, sets) = prepare(d, &split.train, &[&calib, &test], &spec)?;
+            let [x_calib, x_test]: [Inputs; 2] = sets.try_into().expect("one set per row list");
             let label = format!("calibration: {name}");
             observer.trial_started(&label);
             let trained = train_observed(

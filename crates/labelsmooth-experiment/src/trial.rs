@@ -105,14 +105,15 @@ impl TrialSpec {
     }
 }
 
-/// Inputs of a split, transformed with what was fitted on its training rows only (feature
-/// standardization of tables, the vocabulary of texts), and the model that takes them.
+/// The model that takes `d`, the inputs of its training rows, and the inputs of each set of
+/// `other_rows`, all transformed with what was fitted once on the training rows only (feature
+/// standardization of tables, the vocabulary of texts).
 pub fn prepare(
     d: &Dataset,
     train_rows: &[usize],
-    valid_rows: &[usize],
+    other_rows: &[&[usize]],
     spec: &TrialSpec,
-) -> Result<(ModelSpec, Inputs, Inputs)> {
+) -> Result<(ModelSpec, Inputs, Vec<Inputs>)> {
     let k = d.n_classes();
     match (&d.features, spec.model) {
         (Features::Dense { values, shape }, ModelKind::Mlp | ModelKind::Cnn) => {
@@ -123,11 +124,12 @@ pub fn prepare(
                     .for_each(|&r| v.extend_from_slice(&values[r * dim..(r + 1) * dim]));
                 v
             };
-            let (mut xt, mut xv) = (pick(train_rows), pick(valid_rows));
+            let mut xt = pick(train_rows);
+            let mut others: Vec<Vec<f32>> = other_rows.iter().map(|rows| pick(rows)).collect();
             if shape.len() == 1 {
                 let s = Standardizer::fit(&xt, dim);
                 s.apply(&mut xt);
-                s.apply(&mut xv);
+                others.iter_mut().for_each(|x| s.apply(x));
             }
             let model = match spec.model {
                 ModelKind::Mlp => {
@@ -156,11 +158,12 @@ pub fn prepare(
                 values,
                 shape: shape.clone(),
             };
-            Ok((model, dense(xt), dense(xv)))
+            Ok((model, dense(xt), others.into_iter().map(dense).collect()))
         }
         (Features::Text(texts), ModelKind::Lstm) => {
-            let train_texts: Vec<&str> = train_rows.iter().map(|&r| texts[r].as_str()).collect();
-            let valid_texts: Vec<&str> = valid_rows.iter().map(|&r| texts[r].as_str()).collect();
+            let texts_of =
+                |rows: &[usize]| -> Vec<&str> { rows.iter().map(|&r| texts[r].as_str()).collect() };
+            let train_texts = texts_of(train_rows);
             let tok = Tokenizer::fit(&train_texts, spec.vocab, spec.max_len);
             let model = ModelSpec::Text(
                 TextClassifierConfig::new(tok.vocab_size(), k).with_dropout(spec.dropout),
@@ -169,7 +172,11 @@ pub fn prepare(
                 ids: tok.encode_all(texts),
                 steps: spec.max_len,
             };
-            Ok((model, tokens(&train_texts), tokens(&valid_texts)))
+            let others = other_rows
+                .iter()
+                .map(|rows| tokens(&texts_of(rows)))
+                .collect();
+            Ok((model, tokens(&train_texts), others))
         }
         (Features::Text(_), _) => Err(Error::Invalid(format!(
             "{}: text data needs the lstm model",
@@ -212,7 +219,8 @@ pub fn run_trial(
     observer: &mut dyn TrainObserver,
 ) -> Result<TrialResult> {
     let started = std::time::Instant::now();
-    let (fit_rows, watch_rows): (Vec<usize>, Vec<usize>) = if spec.train.early_stopping.is_some() {
+    let early = spec.train.early_stopping.is_some();
+    let (fit_rows, watch_rows): (Vec<usize>, Vec<usize>) = if early {
         let labels: Vec<usize> = train_rows.iter().map(|&r| d.labels[r]).collect();
         let inner = stratified_split(&labels, EARLY_STOPPING_FRACTION, spec.train.seed)?;
         (
@@ -220,25 +228,33 @@ pub fn run_trial(
             inner.valid.iter().map(|&i| train_rows[i]).collect(),
         )
     } else {
-        (train_rows.to_vec(), valid_rows.to_vec())
+        (train_rows.to_vec(), Vec::new())
     };
-    let (model, xt, xw) = prepare(d, &fit_rows, &watch_rows, spec)?;
-    let xv = if spec.train.early_stopping.is_some() {
-        prepare(d, &fit_rows, valid_rows, spec)?.2
+    let eval_sets: Vec<&[usize]> = if early {
+        vec![&watch_rows, valid_rows]
     } else {
-        xw.clone()
+        vec![valid_rows]
     };
+    let (model, xt, mut sets) = prepare(d, &fit_rows, &eval_sets, spec)?;
+    let xv = sets
+        .pop()
+        .expect("prepare returns one input set per row set");
+    let xw = sets.pop();
     let label_of = |rows: &[usize]| -> Vec<usize> { rows.iter().map(|&r| d.labels[r]).collect() };
-    let (yt, yw, yv) = (
+    let (yt, yv, yw) = (
         label_of(&fit_rows),
-        label_of(&watch_rows),
         label_of(valid_rows),
+        label_of(&watch_rows),
     );
+    let watch = match &xw {
+        Some(x) => (x, yw.as_slice()),
+        None => (&xv, yv.as_slice()),
+    };
     let k = d.n_classes();
     let trained = train_observed(
         &model,
         (&xt, &yt),
-        Some((&xw, &yw)),
+        Some(watch),
         k,
         &spec.train,
         &Device::flex(),
