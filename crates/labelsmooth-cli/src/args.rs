@@ -6,6 +6,16 @@ use labelsmooth_data::spec::LoadOptions;
 use labelsmooth_data::table::{Column, Header, TableOptions};
 use labelsmooth_experiment::{ModelKind, TrialSpec};
 
+/// Sets the number of threads of the global pool (every core when `None`).
+pub(crate) fn set_threads(threads: Option<std::num::NonZeroUsize>) -> anyhow::Result<()> {
+    if let Some(t) = threads {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(t.get())
+            .build_global()?;
+    }
+    Ok(())
+}
+
 /// A smoothing factor α in [0, 1].
 pub(crate) fn parse_alpha(s: &str) -> Result<f32, String> {
     let a: f32 = s
@@ -31,7 +41,6 @@ fn parse_column(s: &str) -> Result<Column, String> {
 fn parse_delimiter(s: &str) -> Result<u8, String> {
     let mut chars = s.chars();
     match (chars.next(), chars.next()) {
-        (Some('\t'), None) => Ok(b'\t'),
         (Some(c), None) if c.is_ascii() => Ok(c as u8),
         _ if s == "\\t" || s == "tab" => Ok(b'\t'),
         _ => Err(format!("delimiter `{s}` is not a single-byte character")),
@@ -158,15 +167,8 @@ impl Common {
         }
     }
 
-    /// The data these flags name; what the reader chose on its own is said on stderr. Also sets
-    /// the thread count of `--threads` (before any work, as every command that trains loads
-    /// first).
+    /// The data these flags name; what the reader chose on its own is said on stderr.
     pub(crate) fn load(&self) -> anyhow::Result<labelsmooth_data::Dataset> {
-        if let Some(t) = self.threads {
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(t.get())
-                .build_global()?;
-        }
         let d = labelsmooth_data::spec::load(&self.data, &self.load_options())?;
         for note in &d.notes {
             eprintln!("{note}");

@@ -77,6 +77,7 @@ struct CompareResults<'a> {
 /// Runs `labelsmooth compare`.
 pub fn compare(args: CompareArgs) -> Result<()> {
     let c = &args.common;
+    crate::args::set_threads(c.threads)?;
     if let Some(out) = &args.out {
         writable_dir(out)?;
     }

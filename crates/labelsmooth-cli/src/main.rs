@@ -18,6 +18,8 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
+use crate::args::set_threads;
+
 #[global_allocator]
 static GLOBAL: alloc::Counting = alloc::Counting;
 
@@ -176,15 +178,6 @@ enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
-}
-
-fn set_threads(threads: Option<std::num::NonZeroUsize>) -> Result<()> {
-    if let Some(t) = threads {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(t.get())
-            .build_global()?;
-    }
-    Ok(())
 }
 
 fn run(cli: Cli) -> Result<()> {

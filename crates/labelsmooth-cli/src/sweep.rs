@@ -82,6 +82,7 @@ struct Partial<'a> {
 /// Runs `labelsmooth sweep`.
 pub fn sweep(args: SweepArgs) -> Result<()> {
     let c = &args.common;
+    crate::args::set_threads(c.threads)?;
     let sweep = Sweep {
         data: c.data.clone(),
         factors: args.smoothing.clone(),

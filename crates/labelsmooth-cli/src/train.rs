@@ -60,6 +60,7 @@ struct TrainReport<'a> {
 
 /// Runs `labelsmooth train`.
 pub fn train(args: TrainArgs) -> Result<()> {
+    crate::args::set_threads(args.common.threads)?;
     if let Some(out) = &args.out {
         writable_dir(out)?;
     }
