@@ -1,13 +1,16 @@
 //! `labelsmooth sweep` and `labelsmooth merge`: the cross-validated grid over smoothing factors
 //! of [`labelsmooth_experiment::Sweep`], with a folder of trials that shards, resumes and merges.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use labelsmooth_experiment::io::{write_atomic, write_json};
 use labelsmooth_experiment::summary::{FactorRow, Summary};
-use labelsmooth_experiment::{FolderStore, MemoryStore, Sweep, SweepResult, TrialStore};
+use labelsmooth_experiment::{
+    FolderStore, MemoryStore, Sweep, SweepResult, TrialKey, TrialRecord, TrialStore,
+};
 use serde::Serialize;
 
 use crate::args::{Common, parse_alpha};
@@ -100,7 +103,7 @@ pub fn sweep(args: SweepArgs) -> Result<()> {
             let mut store = FolderStore::create(out, &sweep)?;
             let d = c.load()?;
             sweep.run(&d, &mut store, Some(&keys), &mut console)?;
-            finish(out, &sweep, &[&store], c.json)
+            finish(out, &sweep, &sweep.collect(&[&store])?, c.json)
         }
         None => {
             let d = c.load()?;
@@ -133,18 +136,22 @@ pub fn merge(args: MergeArgs) -> Result<()> {
     let refs: Vec<&dyn TrialStore> = stores.iter().map(|s| s as &dyn TrialStore).collect();
     let records = sweep.collect(&refs)?;
     // Complete before anything is written.
-    sweep.result(&records)?;
+    let result = sweep.result(&records)?;
     let out = args.out.clone().unwrap_or_else(|| args.dirs[0].clone());
     let mut merged = FolderStore::create(&out, &sweep)?;
     for (key, r) in &records {
         merged.put(key, r)?;
     }
-    finish(&out, &sweep, &[&merged], args.json)
+    complete(&out, &result, args.json)
 }
 
 /// Writes the result of a complete sweep into `out` and prints it, or says what is missing.
-fn finish(out: &Path, sweep: &Sweep, stores: &[&dyn TrialStore], json: bool) -> Result<()> {
-    let records = sweep.collect(stores)?;
+fn finish(
+    out: &Path,
+    sweep: &Sweep,
+    records: &BTreeMap<TrialKey, TrialRecord>,
+    json: bool,
+) -> Result<()> {
     let total = sweep.trials().len();
     if records.len() < total {
         if json {
@@ -164,10 +171,14 @@ fn finish(out: &Path, sweep: &Sweep, stores: &[&dyn TrialStore], json: bool) -> 
         }
         return Ok(());
     }
-    let result = sweep.result(&records)?;
+    complete(out, &sweep.result(records)?, json)
+}
+
+/// Writes `result` into `out` (results.json, sweep.csv, the figure, the report) and prints it.
+fn complete(out: &Path, result: &SweepResult, json: bool) -> Result<()> {
     let report = out.join("report.html");
-    write_outputs(out, &result)?;
-    print_summary(&result, Some(report.clone()), json)?;
+    write_outputs(out, result)?;
+    print_summary(result, Some(report.clone()), json)?;
     if !json {
         println!("report: {}", report.display());
     }
