@@ -1,8 +1,6 @@
 //! Reading numeric matrices and label vectors from CSV or NumPy `.npy` files.
 //!
-//! The `.npy` reader handles what prediction files hold: format versions 1 to 3, little-endian
-//! `f4`, `f8`, `i4`, `i8`, `u1`, `b1`, C order, 1 or 2 dimensions. It is a few lines over the
-//! documented header, with one clear error for anything else.
+//! `.npy` files are read by [`labelsmooth_data::npy`]; here they must have 1 or 2 dimensions.
 
 use std::path::Path;
 
@@ -73,87 +71,20 @@ pub fn read_matrix(path: &Path) -> Result<Matrix> {
 }
 
 fn read_npy(path: &Path) -> Result<Matrix> {
-    let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
-    let err = |m: &str| anyhow::anyhow!("{}: {m}", path.display());
-    if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
-        return Err(err("not a .npy file (bad magic)"));
-    }
-    let (header_len, start) = match bytes[6] {
-        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
-        2 | 3 if bytes.len() >= 12 => (
-            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
-            12,
-        ),
-        v => return Err(err(&format!("unsupported .npy version {v}"))),
-    };
-    let header = std::str::from_utf8(
-        bytes
-            .get(start..start + header_len)
-            .ok_or_else(|| err("truncated header"))?,
-    )
-    .map_err(|_| err("header is not text"))?;
-    let field = |name: &str| -> Result<&str> {
-        let i = header
-            .find(&format!("'{name}'"))
-            .ok_or_else(|| err(&format!("header has no '{name}'")))?;
-        Ok(header[i + name.len() + 2..].trim_start_matches([':', ' ']))
-    };
-    let descr = field("descr")?;
-    let descr = descr
-        .trim_start_matches('\'')
-        .split('\'')
-        .next()
-        .unwrap_or("");
-    if field("fortran_order")?.starts_with("True") {
-        return Err(err("Fortran-ordered arrays are not supported"));
-    }
-    let shape_text = field("shape")?;
-    let shape_text = shape_text
-        .trim_start_matches('(')
-        .split(')')
-        .next()
-        .unwrap_or("");
-    let shape: Vec<usize> = shape_text
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| s.parse::<usize>().map_err(|_| err("bad shape")))
-        .collect::<Result<_>>()?;
-    let (rows, cols) = match shape.as_slice() {
+    let a = labelsmooth_data::npy::read(path)?;
+    let (rows, cols) = match a.shape.as_slice() {
         [n] => (*n, 1),
         [n, k] => (*n, *k),
-        other => return Err(err(&format!("shape {other:?}: 1 or 2 dimensions expected"))),
+        other => bail!(
+            "{}: shape {other:?}: 1 or 2 dimensions expected",
+            path.display()
+        ),
     };
-    let data = &bytes[start + header_len..];
-    let (size, conv): (usize, fn(&[u8]) -> f64) = match descr {
-        "<f4" => (4, |b| {
-            f64::from(f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        }),
-        "<f8" => (8, |b| f64::from_le_bytes(b.try_into().unwrap_or([0; 8]))),
-        "<i4" => (4, |b| {
-            f64::from(i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        }),
-        "<i8" => (8, |b| {
-            i64::from_le_bytes(b.try_into().unwrap_or([0; 8])) as f64
-        }),
-        "|u1" | "|b1" => (1, |b| f64::from(b[0])),
-        other => {
-            return Err(err(&format!(
-                "dtype {other} is not supported (f4, f8, i4, i8, u1, b1)"
-            )));
-        }
-    };
-    if data.len() != rows * cols * size {
-        return Err(err(&format!(
-            "{} data bytes for shape {shape:?} of {descr}",
-            data.len()
-        )));
-    }
-    let values: Vec<f64> = data.chunks_exact(size).map(conv).collect();
-    if let Some(i) = values.iter().position(|v| !v.is_finite()) {
-        return Err(err(&format!("element {i} is not finite")));
-    }
-    Ok(Matrix { values, rows, cols })
+    Ok(Matrix {
+        values: a.values,
+        rows,
+        cols,
+    })
 }
 
 /// Reads class ids: a one-column matrix of non-negative integers.

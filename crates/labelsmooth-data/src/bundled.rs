@@ -51,6 +51,7 @@ fn images_from_csv(name: &str, gz: &[u8], side: usize, max: f32) -> Result<Datas
         *shape = vec![1, side, side];
     }
     d.name = name.to_string();
+    d.layout = None;
     Ok(d)
 }
 

@@ -27,16 +27,9 @@ pub fn read_image_folder(root: &Path, size: usize, rgb: bool) -> Result<Dataset>
     let mut values = Vec::new();
     let mut labels = Vec::new();
     let mut class_names = Vec::new();
+    let mut ids = Vec::new();
     for (class, dir) in classes.iter().enumerate() {
-        let mut files: Vec<PathBuf> = list(dir)?
-            .into_iter()
-            .filter(|p| {
-                p.extension().and_then(|e| e.to_str()).is_some_and(|e| {
-                    matches!(e.to_ascii_lowercase().as_str(), "png" | "jpg" | "jpeg")
-                })
-            })
-            .collect();
-        files.sort();
+        let files = image_files(dir)?;
         if files.is_empty() {
             return Err(DataError::at(
                 dir,
@@ -45,22 +38,9 @@ pub fn read_image_folder(root: &Path, size: usize, rgb: bool) -> Result<Dataset>
             ));
         }
         for f in files {
-            let img = image::open(&f)
-                .map_err(|e| DataError::at(&f, 0, format!("cannot decode image: {e}")))?;
-            let img = img.resize_exact(
-                size as u32,
-                size as u32,
-                image::imageops::FilterType::Triangle,
-            );
-            if rgb {
-                let px = img.to_rgb8();
-                for c in 0..3 {
-                    values.extend(px.pixels().map(|p| f32::from(p.0[c]) / 255.0));
-                }
-            } else {
-                values.extend(img.to_luma8().pixels().map(|p| f32::from(p.0[0]) / 255.0));
-            }
+            decode_into(&f, size, rgb, &mut values)?;
             labels.push(class);
+            ids.push(relative(root, &f));
         }
         class_names.push(
             dir.file_name()
@@ -78,7 +58,54 @@ pub fn read_image_folder(root: &Path, size: usize, rgb: bool) -> Result<Dataset>
         labels,
         class_names,
         notes: Vec::new(),
+        ids: Some(ids),
+        layout: None,
     })
+}
+
+/// The PNG and JPEG files in `dir` (not in its sub-folders), in name order.
+pub(crate) fn image_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = list(dir)?
+        .into_iter()
+        .filter(|p| {
+            p.is_file()
+                && p.extension().and_then(|e| e.to_str()).is_some_and(|e| {
+                    matches!(e.to_ascii_lowercase().as_str(), "png" | "jpg" | "jpeg")
+                })
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// `file`'s path below `root`, with `/` between parts.
+pub(crate) fn relative(root: &Path, file: &Path) -> String {
+    let rel = file.strip_prefix(root).unwrap_or(file);
+    rel.components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Decodes `file`, resizes it to `size × size` (bilinear) and appends its pixels scaled to
+/// [0, 1], channel by channel: 3 channels (RGB) or 1 (grey).
+pub(crate) fn decode_into(file: &Path, size: usize, rgb: bool, out: &mut Vec<f32>) -> Result<()> {
+    let img =
+        image::open(file).map_err(|e| DataError::at(file, 0, format!("cannot decode image: {e}")))?;
+    let img = img.resize_exact(
+        size as u32,
+        size as u32,
+        image::imageops::FilterType::Triangle,
+    );
+    if rgb {
+        let px = img.to_rgb8();
+        for c in 0..3 {
+            out.extend(px.pixels().map(|p| f32::from(p.0[c]) / 255.0));
+        }
+    } else {
+        out.extend(img.to_luma8().pixels().map(|p| f32::from(p.0[0]) / 255.0));
+    }
+    Ok(())
 }
 
 fn list(dir: &Path) -> Result<Vec<PathBuf>> {
@@ -162,6 +189,8 @@ pub fn read_idx(images: &Path, labels: &Path) -> Result<Dataset> {
         labels: labels_v,
         class_names: (0..k).map(|c| c.to_string()).collect(),
         notes: Vec::new(),
+        ids: None,
+        layout: None,
     })
 }
 
@@ -237,5 +266,7 @@ pub fn read_cifar10(dir: &Path) -> Result<Dataset> {
         labels,
         class_names: CIFAR10_CLASSES.iter().map(|s| s.to_string()).collect(),
         notes: Vec::new(),
+        ids: None,
+        layout: None,
     })
 }

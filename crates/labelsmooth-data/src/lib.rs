@@ -14,6 +14,8 @@
 pub mod bundled;
 mod error;
 pub mod images;
+pub mod input;
+pub mod npy;
 pub mod spec;
 pub mod table;
 pub mod text;
@@ -49,6 +51,43 @@ pub struct Dataset {
     /// What the reader decided on its own (which columns hold the text and the labels), for the
     /// user to see.
     pub notes: Vec<String>,
+    /// Identifier of each sample where the position is not enough: the path of each image
+    /// (relative to the folder read). `None`: the 0-based data row (header excluded).
+    pub ids: Option<Vec<String>>,
+    /// Which columns of a table held what, so that new data can be read the same way.
+    pub layout: Option<TableLayout>,
+}
+
+/// The columns of a table a data set was read from.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TableLayout {
+    /// Field delimiter.
+    pub delimiter: u8,
+    /// Column names, when the table has a header row.
+    pub header: Option<Vec<String>>,
+    /// Feature columns in order (0-based), for numeric tables; empty for text tables.
+    pub features: Vec<usize>,
+    /// The text column of a text table.
+    pub text: Option<usize>,
+    /// The label column.
+    pub label: usize,
+    /// Columns in each row.
+    pub width: usize,
+}
+
+impl TableLayout {
+    /// The name of column `j`: its header name, or its 0-based index without a header.
+    pub fn name(&self, j: usize) -> String {
+        match &self.header {
+            Some(h) => h.get(j).cloned().unwrap_or_else(|| j.to_string()),
+            None => j.to_string(),
+        }
+    }
+
+    /// The names of the feature columns, in order.
+    pub fn feature_names(&self) -> Vec<String> {
+        self.features.iter().map(|&j| self.name(j)).collect()
+    }
 }
 
 impl Dataset {
@@ -106,6 +145,19 @@ impl Dataset {
             labels: rows.iter().map(|&r| self.labels[r]).collect(),
             class_names: self.class_names.clone(),
             notes: self.notes.clone(),
+            ids: self
+                .ids
+                .as_ref()
+                .map(|ids| rows.iter().map(|&r| ids[r].clone()).collect()),
+            layout: self.layout.clone(),
+        }
+    }
+
+    /// The identifier of sample `row`: its entry in [`Dataset::ids`], or the row number.
+    pub fn id(&self, row: usize) -> String {
+        match &self.ids {
+            Some(ids) => ids[row].clone(),
+            None => row.to_string(),
         }
     }
 }
@@ -176,7 +228,7 @@ impl Dataset {
 }
 
 /// Per-feature standardization (x − mean) / std, fitted on a training part only.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Standardizer {
     /// Mean of each feature.
     pub mean: Vec<f32>,
@@ -233,8 +285,9 @@ impl Standardizer {
     }
 }
 
-/// Class names and ids from string labels: numbers sort numerically, other names alphabetically.
-pub(crate) fn class_ids(raw: &[String]) -> (Vec<usize>, Vec<String>) {
+/// Class ids and class names from string labels: numbers sort numerically, other names
+/// alphabetically.
+pub fn class_ids(raw: &[String]) -> (Vec<usize>, Vec<String>) {
     let mut names: Vec<String> = raw.to_vec();
     names.sort();
     names.dedup();

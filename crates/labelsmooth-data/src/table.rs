@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use crate::{DataError, Dataset, Features, Result, class_ids};
+use crate::{DataError, Dataset, Features, Result, TableLayout, class_ids};
 
 /// Whether the first row names the columns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -67,7 +67,7 @@ pub struct TableOptions {
 }
 
 /// The delimiter among `,` `;` and tab that the first line holds most of (outside quotes).
-fn detect_delimiter(bytes: &[u8]) -> u8 {
+pub(crate) fn detect_delimiter(bytes: &[u8]) -> u8 {
     let line = bytes
         .split(|&b| b == b'\n')
         .find(|l| !l.is_empty())
@@ -93,7 +93,7 @@ fn detect_delimiter(bytes: &[u8]) -> u8 {
 }
 
 /// Rows of fields with their 1-based line numbers.
-fn records(path: &Path, bytes: &[u8], delimiter: u8) -> Result<Vec<(usize, Vec<String>)>> {
+pub(crate) fn records(path: &Path, bytes: &[u8], delimiter: u8) -> Result<Vec<(usize, Vec<String>)>> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -205,7 +205,7 @@ fn is_number(s: &str) -> bool {
     s.parse::<f64>().is_ok_and(|v| v.is_finite())
 }
 
-fn read_file(path: &Path) -> Result<Vec<u8>> {
+pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| DataError::io(path, e))
 }
 
@@ -317,6 +317,15 @@ pub fn parse_table(path: &Path, bytes: &[u8], opts: &TableOptions) -> Result<Dat
         labels,
         class_names,
         notes: Vec::new(),
+        ids: None,
+        layout: Some(TableLayout {
+            delimiter,
+            header,
+            features: (0..width).filter(|&j| j != label).collect(),
+            text: None,
+            label,
+            width,
+        }),
     })
 }
 
@@ -463,9 +472,9 @@ pub fn parse_text_table(path: &Path, bytes: &[u8], opts: &TableOptions) -> Resul
     check_label_column(path, &rows, label, &column_name(label))?;
     let mut texts = Vec::with_capacity(rows.len());
     let mut raw = Vec::with_capacity(rows.len());
-    for (line, r) in rows {
+    for (line, r) in &rows {
         if r[label].is_empty() {
-            return Err(DataError::at(path, line, "the label is empty"));
+            return Err(DataError::at(path, *line, "the label is empty"));
         }
         texts.push(r[text].clone());
         raw.push(r[label].clone());
@@ -479,5 +488,14 @@ pub fn parse_text_table(path: &Path, bytes: &[u8], opts: &TableOptions) -> Resul
         labels,
         class_names,
         notes,
+        ids: None,
+        layout: Some(TableLayout {
+            delimiter,
+            header,
+            features: Vec::new(),
+            text: Some(text),
+            label,
+            width,
+        }),
     })
 }

@@ -21,8 +21,10 @@ pub fn words(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// A vocabulary fitted on training texts.
-#[derive(Debug, Clone, PartialEq)]
+/// A vocabulary fitted on training texts. It serializes as its vocabulary and `max_len` (the
+/// word index is rebuilt on reading).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "TokenizerParts", into = "TokenizerParts")]
 pub struct Tokenizer {
     /// Words by id: index 0 is padding, 1 out-of-vocabulary, then the words by falling count
     /// (ties alphabetical).
@@ -58,6 +60,10 @@ impl Tokenizer {
                 .take(vocab_size.saturating_sub(2))
                 .map(|(w, _)| w),
         );
+        Tokenizer::from_vocabulary(vocabulary, max_len)
+    }
+
+    fn from_vocabulary(vocabulary: Vec<String>, max_len: usize) -> Tokenizer {
         let index = vocabulary
             .iter()
             .enumerate()
@@ -91,5 +97,55 @@ impl Tokenizer {
     /// Token ids of many texts, `[n, max_len]` row-major.
     pub fn encode_all<S: AsRef<str>>(&self, texts: &[S]) -> Vec<u32> {
         texts.iter().flat_map(|t| self.encode(t.as_ref())).collect()
+    }
+}
+
+/// What a [`Tokenizer`] is saved as.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct TokenizerParts {
+    /// How texts are cut into words.
+    words: String,
+    max_len: usize,
+    vocabulary: Vec<String>,
+}
+
+/// The only word rule there is: lower-case runs of letters, digits and apostrophes.
+const WORDS: &str = "lowercase-alphanumeric-apostrophe";
+
+impl From<Tokenizer> for TokenizerParts {
+    fn from(t: Tokenizer) -> Self {
+        TokenizerParts {
+            words: WORDS.into(),
+            max_len: t.max_len,
+            vocabulary: t.vocabulary,
+        }
+    }
+}
+
+impl TryFrom<TokenizerParts> for Tokenizer {
+    type Error = String;
+    fn try_from(p: TokenizerParts) -> Result<Self, String> {
+        if p.words != WORDS {
+            return Err(format!("unknown word rule `{}`", p.words));
+        }
+        if p.vocabulary.len() < 2 || p.max_len == 0 {
+            return Err("a vocabulary needs the padding and unknown-word entries and max_len ≥ 1".into());
+        }
+        Ok(Tokenizer::from_vocabulary(p.vocabulary, p.max_len))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tokenizer_read_back_encodes_the_same() {
+        let t = Tokenizer::fit(&["the cat sat", "the dog ran", "a cat"], 6, 4);
+        let json = serde_json::to_string(&t).unwrap();
+        let back: Tokenizer = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, t);
+        assert_eq!(back.encode("the cat ran far"), t.encode("the cat ran far"));
+        assert!(serde_json::from_str::<Tokenizer>(&json.replace(WORDS, "bytes")).is_err());
     }
 }
