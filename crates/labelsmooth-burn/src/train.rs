@@ -38,6 +38,16 @@ pub enum ModelSpec {
 }
 
 impl ModelSpec {
+    /// Number of classes (outputs) of the model.
+    pub fn classes(&self) -> usize {
+        match self {
+            ModelSpec::Mlp(c) => c.classes,
+            ModelSpec::ConvNet(c) => c.classes,
+            ModelSpec::MobileNet(c) => c.classes,
+            ModelSpec::Text(c) => c.classes,
+        }
+    }
+
     /// Builds the model on `device` with weights drawn from `seed`.
     pub fn init(&self, device: &Device, seed: u64) -> Classifier {
         device.seed(seed);

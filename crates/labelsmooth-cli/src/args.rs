@@ -28,7 +28,7 @@ pub(crate) fn parse_alpha(s: &str) -> Result<f32, String> {
     Ok(a)
 }
 
-fn parse_header(s: &str) -> Result<Header, String> {
+pub(crate) fn parse_header(s: &str) -> Result<Header, String> {
     s.parse()
         .map_err(|e: labelsmooth_data::DataError| e.to_string())
 }
@@ -38,7 +38,7 @@ fn parse_column(s: &str) -> Result<Column, String> {
         .map_err(|e: labelsmooth_data::DataError| e.to_string())
 }
 
-fn parse_delimiter(s: &str) -> Result<u8, String> {
+pub(crate) fn parse_delimiter(s: &str) -> Result<u8, String> {
     let mut chars = s.chars();
     match (chars.next(), chars.next()) {
         (Some(c), None) if c.is_ascii() => Ok(c as u8),

@@ -6,6 +6,7 @@ mod arrays;
 mod bench;
 mod compare;
 mod demo;
+mod models;
 mod plots;
 mod progress;
 mod report;
@@ -37,6 +38,17 @@ enum Command {
     ///
     /// Example: labelsmooth train --data digits --model mlp --smoothing 0.1 --out runs/digits
     Train(train::TrainArgs),
+    /// Apply a saved model (a folder written by `train --out` or `import`) to new data, labelled
+    /// or not: one row per sample with the predicted class and a probability per class.
+    ///
+    /// Example: labelsmooth predict --model runs/digits --data csv:new.csv --out predictions.csv
+    Predict(models::PredictArgs),
+    /// Measure a saved model on labelled data: accuracy, NLL, Brier, ECE/MCE/RMSCE, per-class
+    /// precision/recall/F1, the confusion matrix and the reliability diagram; with
+    /// --fit-temperature, fit T on this data and save it in the model folder.
+    ///
+    /// Example: labelsmooth evaluate --model runs/digits --data csv:test.csv --out runs/eval --fit-temperature
+    Evaluate(models::EvaluateArgs),
     /// Cross-validated search of the smoothing factor: per factor, mean ± std over stratified
     /// folds of accuracy, NLL and ECE, and the best factor.
     ///
@@ -183,6 +195,8 @@ enum BenchCommand {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Train(args) => train::train(args)?,
+        Command::Predict(args) => models::predict(args)?,
+        Command::Evaluate(args) => models::evaluate(args)?,
         Command::Sweep(args) => sweep::sweep(args)?,
         Command::Merge(args) => sweep::merge(args)?,
         Command::Compare(args) => compare::compare(args)?,

@@ -507,3 +507,79 @@ fn bars(
             .map_err(err)?;
     })
 }
+
+/// Confusion matrix as a grid: rows the true classes, columns the predicted ones, each cell
+/// shaded by the fraction of its row (the recall on the diagonal) and labelled with its count.
+pub fn confusion_matrix(
+    dir: &Path,
+    name: &str,
+    class_names: &[String],
+    counts: &[usize],
+) -> Result<()> {
+    let k = class_names.len();
+    let side = (120 + 60 * k as u32).clamp(420, 1100);
+    let short = |s: &String| -> String {
+        if s.chars().count() > 14 {
+            format!("{}…", s.chars().take(13).collect::<String>())
+        } else {
+            s.clone()
+        }
+    };
+    both!(dir, name, (side + 80, side), |root| {
+        let mut chart = ChartBuilder::on(&root)
+            .caption("Confusion matrix (rows: true class)", ("sans-serif", 18))
+            .margin(10)
+            .x_label_area_size(60)
+            .y_label_area_size(110)
+            .build_cartesian_2d(0.0..k as f64, 0.0..k as f64)
+            .map_err(err)?;
+        let label = |v: &f64| -> String {
+            let i = v.floor() as usize;
+            if (v - v.floor() - 0.5).abs() < 1e-9 && i < k {
+                short(&class_names[i])
+            } else {
+                String::new()
+            }
+        };
+        // Row 0 at the top, as tables read.
+        let y_label = |v: &f64| -> String {
+            let flipped = k as f64 - v;
+            label(&flipped)
+        };
+        chart
+            .configure_mesh()
+            .disable_mesh()
+            .x_labels(2 * k + 1)
+            .y_labels(2 * k + 1)
+            .x_label_formatter(&label)
+            .y_label_formatter(&y_label)
+            .x_desc("predicted class")
+            .y_desc("true class")
+            .label_style(("sans-serif", 12))
+            .draw()
+            .map_err(err)?;
+        for t in 0..k {
+            let row: usize = counts[t * k..(t + 1) * k].iter().sum();
+            for p in 0..k {
+                let c = counts[t * k + p];
+                let share = if row == 0 { 0.0 } else { c as f64 / row as f64 };
+                let y0 = (k - 1 - t) as f64;
+                let x0 = p as f64;
+                chart
+                    .draw_series(std::iter::once(Rectangle::new(
+                        [(x0, y0), (x0 + 1.0, y0 + 1.0)],
+                        BLUE.mix(0.08 + 0.85 * share).filled(),
+                    )))
+                    .map_err(err)?;
+                let colour = if share > 0.5 { WHITE } else { BLACK };
+                chart
+                    .draw_series(std::iter::once(Text::new(
+                        c.to_string(),
+                        (x0 + 0.42, y0 + 0.55),
+                        ("sans-serif", 14).into_font().color(&colour),
+                    )))
+                    .map_err(err)?;
+            }
+        }
+    })
+}

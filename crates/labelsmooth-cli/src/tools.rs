@@ -52,26 +52,26 @@ pub struct CalibrateArgs {
 /// Calibration metrics of one set of predictions.
 #[derive(Debug, Serialize)]
 pub struct Metrics {
-    n: usize,
-    accuracy: f64,
+    pub(crate) n: usize,
+    pub(crate) accuracy: f64,
     /// From logits: −log softmax at the label, exact. From probabilities: −log p with p clipped
     /// below at `nll_clipped_at`.
-    nll: f64,
+    pub(crate) nll: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
-    nll_clipped_at: Option<f64>,
+    pub(crate) nll_clipped_at: Option<f64>,
     /// Σ over classes of (p_j − onehot_j)², mean over rows.
-    brier: f64,
+    pub(crate) brier: f64,
     /// Two classes: scikit-learn's `brier_score_loss`, mean (P(1) − y)² (half of `brier`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    brier_binary: Option<f64>,
+    pub(crate) brier_binary: Option<f64>,
     /// Top-label expected calibration error (torchmetrics' multiclass ECE).
-    ece: f64,
+    pub(crate) ece: f64,
     /// Two classes: torchmetrics' binary ECE, on P(class 1) against the fraction of label 1.
     #[serde(skip_serializing_if = "Option::is_none")]
-    ece_binary: Option<f64>,
-    mce: f64,
-    rmsce: f64,
-    bins: Vec<ReliabilityBin>,
+    pub(crate) ece_binary: Option<f64>,
+    pub(crate) mce: f64,
+    pub(crate) rmsce: f64,
+    pub(crate) bins: Vec<ReliabilityBin>,
 }
 
 /// scikit-learn's calibration curve of binary predictions.
@@ -102,7 +102,7 @@ const LOGIT_FLOOR: f64 = 1e-12;
 
 /// Where the NLL comes from: logits (exact log-softmax at a temperature) or probabilities
 /// (clipped below at [`NLL_FLOOR`]).
-enum NllFrom<'a> {
+pub(crate) enum NllFrom<'a> {
     Logits {
         logits: &'a [f32],
         temperature: f64,
@@ -111,7 +111,7 @@ enum NllFrom<'a> {
     Probabilities,
 }
 
-fn metrics(
+pub(crate) fn metrics(
     probs: &[f32],
     nll_from: NllFrom<'_>,
     labels: &[usize],

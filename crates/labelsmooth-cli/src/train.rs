@@ -7,10 +7,10 @@ use anyhow::{Context, Result};
 use clap::Args;
 use labelsmooth::calibration::{Binning, reliability_bins, top_label};
 use labelsmooth::split::stratified_split;
-use labelsmooth_burn::train::{EpochMetrics, save_checkpoint};
+use labelsmooth_burn::train::EpochMetrics;
 use labelsmooth_experiment::io::{predictions_csv, writable_dir, write_atomic, write_json};
 use labelsmooth_experiment::trial::TrialResult;
-use labelsmooth_experiment::{TrialSpec, run_trial};
+use labelsmooth_experiment::{SavedModel, TrialSpec, run_trial};
 use serde::Serialize;
 
 use crate::args::{Common, parse_alpha};
@@ -29,8 +29,8 @@ pub struct TrainArgs {
     /// Fraction of each class held out for evaluation.
     #[arg(long, default_value_t = 0.2)]
     valid_fraction: f64,
-    /// Folder for metrics.json, predictions.csv, the checkpoint model.bpk, figures/ and
-    /// report.html.
+    /// Folder for the model (model.json and its weights, read by `predict` and `evaluate`),
+    /// metrics.json, predictions.csv (the held-out rows, by data row), figures/ and report.html.
     #[arg(long)]
     out: Option<PathBuf>,
 }
@@ -94,12 +94,19 @@ pub fn train(args: TrainArgs) -> Result<()> {
         };
         write_json(&out.join("metrics.json"), &report)?;
         let labels: Vec<usize> = split.valid.iter().map(|&i| d.labels[i]).collect();
-        let ids: Vec<usize> = (0..labels.len()).collect();
+        let ids: Vec<String> = split.valid.iter().map(|&i| d.id(i)).collect();
+        let truth: Vec<String> = labels.iter().map(|&y| d.class_names[y].clone()).collect();
         write_atomic(
             &out.join("predictions.csv"),
-            &predictions_csv(&ids, &labels, &r.probs, &d.class_names)?,
+            &predictions_csv(&ids, Some(&truth), &r.probs, &d.class_names)?,
         )?;
-        save_checkpoint(&r.trained.model, &out.join("model.bpk"))?;
+        let held_out = format!(
+            "held-out {}% ({} rows, seed {})",
+            (100.0 * args.valid_fraction).round(),
+            split.valid.len(),
+            c.seed
+        );
+        SavedModel::from_trial(&r, &d, &c.data, &spec, split.train.len(), &held_out).save(out)?;
         train_report(out, &c.data, args.smoothing, &labels, &r, d.n_classes())?;
     }
     if c.json {

@@ -51,31 +51,32 @@ pub fn writable_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Predictions as CSV, `id,true_class,predicted_class,p_<class>...`, one row per sample of
-/// `probs` `[n, k]` with the data row ids `ids`; quoted where a class name needs it.
+/// Predictions as CSV, `id[,true_class],predicted_class,p_<class>...`, one row per sample of
+/// `probs` `[n, k]` with the ids `ids` (data rows or image paths) and, when given, the true
+/// class of each; quoted where a class name needs it.
 pub fn predictions_csv(
-    ids: &[usize],
-    labels: &[usize],
+    ids: &[String],
+    truth: Option<&[String]>,
     probs: &[f32],
     class_names: &[String],
 ) -> Result<Vec<u8>> {
     let k = class_names.len();
     let mut w = csv::Writer::from_writer(Vec::new());
     let csv_err = |e: csv::Error| Error::Invalid(format!("cannot format predictions: {e}"));
-    let mut header = vec![
-        "id".to_string(),
-        "true_class".to_string(),
-        "predicted_class".to_string(),
-    ];
+    let mut header = vec!["id".to_string()];
+    if truth.is_some() {
+        header.push("true_class".into());
+    }
+    header.push("predicted_class".into());
     header.extend(class_names.iter().map(|n| format!("p_{n}")));
     w.write_record(&header).map_err(csv_err)?;
-    for ((p, &y), id) in probs.chunks_exact(k.max(1)).zip(labels).zip(ids) {
+    for (i, (p, id)) in probs.chunks_exact(k.max(1)).zip(ids).enumerate() {
         let pred = labelsmooth::calibration::argmax(p);
-        let mut row = vec![
-            id.to_string(),
-            class_names[y].clone(),
-            class_names[pred].clone(),
-        ];
+        let mut row = vec![id.clone()];
+        if let Some(t) = truth {
+            row.push(t[i].clone());
+        }
+        row.push(class_names[pred].clone());
         row.extend(p.iter().map(|v| v.to_string()));
         w.write_record(&row).map_err(csv_err)?;
     }
@@ -113,7 +114,10 @@ mod tests {
     #[test]
     fn class_names_with_commas_and_quotes_are_quoted() {
         let names = vec!["New York, NY".to_string(), "Paris \"FR\"".to_string()];
-        let csv = predictions_csv(&[4, 7], &[0, 1], &[0.75, 0.25, 0.5, 0.5], &names).unwrap();
+        let ids = ["4".to_string(), "7".to_string()];
+        let truth = [names[0].clone(), names[1].clone()];
+        let csv =
+            predictions_csv(&ids, Some(&truth), &[0.75, 0.25, 0.5, 0.5], &names).unwrap();
         let text = String::from_utf8(csv).unwrap();
         let mut r = csv::Reader::from_reader(text.as_bytes());
         let h = r.headers().unwrap().clone();

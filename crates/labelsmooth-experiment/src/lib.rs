@@ -41,6 +41,7 @@
 pub mod cv;
 mod error;
 pub mod io;
+pub mod model;
 pub mod observe;
 pub mod regularizer;
 pub mod store;
@@ -50,6 +51,7 @@ pub mod sweep;
 pub mod trial;
 
 pub use error::{Error, Result};
+pub use model::{InputSchema, ModelCard, SavedModel};
 pub use observe::Observer;
 pub use regularizer::{Comparison, Regularizer, RegularizerSettings, Regularizers};
 pub use store::{FolderStore, MemoryStore, TrialStore};

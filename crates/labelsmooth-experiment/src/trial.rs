@@ -4,12 +4,15 @@
 use labelsmooth::split::stratified_split;
 use labelsmooth_burn::burn::tensor::Device;
 use labelsmooth_burn::models::{ConvNetConfig, MlpConfig, TextClassifierConfig};
+use labelsmooth::calibration::softmax;
 use labelsmooth_burn::train::{
     Evaluation, Inputs, ModelSpec, TrainConfig, TrainObserver, Trained, evaluation_of,
-    predict_proba, train_observed,
+    predict_logits, train_observed,
 };
 use labelsmooth_data::text::Tokenizer;
 use labelsmooth_data::{Dataset, Features, Standardizer};
+
+use crate::model::InputSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -105,6 +108,21 @@ impl TrialSpec {
     }
 }
 
+/// A split made ready for training: the model to build, the input preprocessing fitted on the
+/// training rows, and the transformed inputs.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// The model for this data.
+    pub model: ModelSpec,
+    /// The preprocessing fitted on the training rows (feature standardization of tables, the
+    /// vocabulary of texts), as saved with the model.
+    pub input: InputSchema,
+    /// The training rows' inputs.
+    pub train: Inputs,
+    /// The inputs of each other set of rows, in the order given.
+    pub others: Vec<Inputs>,
+}
+
 /// The model that takes `d`, the inputs of its training rows, and the inputs of each set of
 /// `other_rows`, all transformed with what was fitted once on the training rows only (feature
 /// standardization of tables, the vocabulary of texts).
@@ -113,24 +131,31 @@ pub fn prepare(
     train_rows: &[usize],
     other_rows: &[&[usize]],
     spec: &TrialSpec,
-) -> Result<(ModelSpec, Inputs, Vec<Inputs>)> {
+) -> Result<Prepared> {
     let k = d.n_classes();
-    match (&d.features, spec.model) {
-        (Features::Dense { values, shape }, ModelKind::Mlp | ModelKind::Cnn) => {
+    let train_part = d.subset(train_rows);
+    let (model, input) = match (&d.features, spec.model) {
+        (Features::Dense { shape, .. }, ModelKind::Mlp | ModelKind::Cnn) => {
             let dim: usize = shape.iter().product();
-            let pick = |rows: &[usize]| {
-                let mut v = Vec::with_capacity(rows.len() * dim);
-                rows.iter()
-                    .for_each(|&r| v.extend_from_slice(&values[r * dim..(r + 1) * dim]));
-                v
+            let input = match shape.as_slice() {
+                &[features] => {
+                    let Features::Dense { values, .. } = &train_part.features else {
+                        unreachable!("a subset keeps the kind of features")
+                    };
+                    InputSchema::Table {
+                        layout: d.layout.clone(),
+                        features,
+                        standardizer: Standardizer::fit(values, features),
+                    }
+                }
+                &[channels, height, width] => InputSchema::images(channels, height, width),
+                other => {
+                    return Err(Error::Invalid(format!(
+                        "{}: samples of shape {other:?} are neither table rows nor images",
+                        d.name
+                    )));
+                }
             };
-            let mut xt = pick(train_rows);
-            let mut others: Vec<Vec<f32>> = other_rows.iter().map(|rows| pick(rows)).collect();
-            if shape.len() == 1 {
-                let s = Standardizer::fit(&xt, dim);
-                s.apply(&mut xt);
-                others.iter_mut().for_each(|x| s.apply(x));
-            }
             let model = match spec.model {
                 ModelKind::Mlp => {
                     if spec.hidden.contains(&0) {
@@ -154,39 +179,46 @@ pub fn prepare(
                     }
                 },
             };
-            let dense = |values| Inputs::Dense {
-                values,
-                shape: shape.clone(),
-            };
-            Ok((model, dense(xt), others.into_iter().map(dense).collect()))
+            (model, input)
         }
         (Features::Text(texts), ModelKind::Lstm) => {
-            let texts_of =
-                |rows: &[usize]| -> Vec<&str> { rows.iter().map(|&r| texts[r].as_str()).collect() };
-            let train_texts = texts_of(train_rows);
+            let train_texts: Vec<&str> = train_rows.iter().map(|&r| texts[r].as_str()).collect();
             let tok = Tokenizer::fit(&train_texts, spec.vocab, spec.max_len);
             let model = ModelSpec::Text(
                 TextClassifierConfig::new(tok.vocab_size(), k).with_dropout(spec.dropout),
             );
-            let tokens = |texts: &[&str]| Inputs::Tokens {
-                ids: tok.encode_all(texts),
-                steps: spec.max_len,
-            };
-            let others = other_rows
-                .iter()
-                .map(|rows| tokens(&texts_of(rows)))
-                .collect();
-            Ok((model, tokens(&train_texts), others))
+            (
+                model,
+                InputSchema::Text {
+                    layout: d.layout.clone(),
+                    tokenizer: tok,
+                },
+            )
         }
-        (Features::Text(_), _) => Err(Error::Invalid(format!(
-            "{}: text data needs the lstm model",
-            d.name
-        ))),
-        (Features::Dense { .. }, ModelKind::Lstm) => Err(Error::Invalid(format!(
-            "{}: the lstm model needs text data (text:PATH or rt-polarity)",
-            d.name
-        ))),
-    }
+        (Features::Text(_), _) => {
+            return Err(Error::Invalid(format!(
+                "{}: text data needs the lstm model",
+                d.name
+            )));
+        }
+        (Features::Dense { .. }, ModelKind::Lstm) => {
+            return Err(Error::Invalid(format!(
+                "{}: the lstm model needs text data (text:PATH or rt-polarity)",
+                d.name
+            )));
+        }
+    };
+    let train = input.transform(&train_part.features)?;
+    let others = other_rows
+        .iter()
+        .map(|rows| input.transform(&d.subset(rows).features))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Prepared {
+        model,
+        input,
+        train,
+        others,
+    })
 }
 
 /// The outcome of one trial.
@@ -194,9 +226,15 @@ pub fn prepare(
 pub struct TrialResult {
     /// The trained model and its history.
     pub trained: Trained,
+    /// The model's configuration.
+    pub model: ModelSpec,
+    /// The input preprocessing fitted on the training rows.
+    pub input: InputSchema,
     /// Held-out metrics.
     pub eval: Evaluation,
-    /// Held-out probabilities `[n, classes]`.
+    /// Held-out logits `[n, classes]`.
+    pub logits: Vec<f32>,
+    /// Held-out probabilities `[n, classes]` (the softmax of `logits`).
     pub probs: Vec<f32>,
     /// Seconds spent preparing, training and measuring.
     pub seconds: f64,
@@ -235,7 +273,12 @@ pub fn run_trial(
     } else {
         vec![valid_rows]
     };
-    let (model, xt, mut sets) = prepare(d, &fit_rows, &eval_sets, spec)?;
+    let Prepared {
+        model,
+        input,
+        train: xt,
+        others: mut sets,
+    } = prepare(d, &fit_rows, &eval_sets, spec)?;
     let xv = sets
         .pop()
         .expect("prepare returns one input set per row set");
@@ -260,11 +303,15 @@ pub fn run_trial(
         &Device::flex(),
         observer,
     )?;
-    let probs = predict_proba(&trained.model, &xv);
+    let logits = predict_logits(&trained.model, &xv);
+    let probs = softmax(&logits, k)?;
     let eval = evaluation_of(&probs, &yv, k, spec.train.ece_bins)?;
     Ok(TrialResult {
         trained,
+        model,
+        input,
         eval,
+        logits,
         probs,
         seconds: started.elapsed().as_secs_f64(),
     })

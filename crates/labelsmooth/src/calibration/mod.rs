@@ -11,8 +11,10 @@
 //! assert!(ece > 0.2);
 //! ```
 
+mod classes;
 mod temperature;
 
+pub use classes::{ClassScores, confusion_matrix, per_class_scores};
 pub use temperature::{
     TemperatureFit, apply_temperature, fit_temperature, fit_temperature_bounded, logit_nll,
 };

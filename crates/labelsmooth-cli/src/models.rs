@@ -1,0 +1,432 @@
+//! `labelsmooth predict` and `labelsmooth evaluate`: a saved model folder on new data.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use labelsmooth::calibration::{
+    Binning, ClassScores, apply_temperature, confusion_matrix, fit_temperature, per_class_scores,
+    softmax,
+};
+use labelsmooth_data::npy;
+use labelsmooth_data::spec::LoadOptions;
+use labelsmooth_data::table::{Header, TableOptions};
+use labelsmooth_experiment::SavedModel;
+use labelsmooth_experiment::io::{predictions_csv, writable_dir, write_atomic, write_json};
+use serde::Serialize;
+
+use crate::args::{parse_delimiter, parse_header, set_threads};
+use crate::plots;
+use crate::report::{Page, Section, Table, f4, write_report};
+use crate::tools::{Metrics, NllFrom, metrics};
+
+/// How the data files are read (the model knows its columns and image size).
+#[derive(Args, Debug, Clone)]
+pub struct DataArgs {
+    /// The model folder (written by `train --out` or `import`).
+    #[arg(long)]
+    model: PathBuf,
+    /// Data: csv:PATH or text:PATH (columns matched by name), lines:PATH (one text per line),
+    /// images:DIR (flat or class folders), npy:PATH (an array of samples; images in it are taken
+    /// as already preprocessed), or a bundled set.
+    #[arg(long)]
+    data: String,
+    /// Field delimiter of a table (default: detected among , ; tab).
+    #[arg(long, value_parser = parse_delimiter)]
+    delimiter: Option<u8>,
+    /// Whether the table has a header: yes, no, auto.
+    #[arg(long, value_parser = parse_header, default_value = "auto")]
+    header: Header,
+    /// Threads (default: every core).
+    #[arg(long)]
+    threads: Option<std::num::NonZeroUsize>,
+}
+
+impl DataArgs {
+    fn load(&self) -> Result<(SavedModel, labelsmooth_data::input::Samples, Vec<f32>)> {
+        set_threads(self.threads)?;
+        let m = SavedModel::load(&self.model)?;
+        let opts = LoadOptions {
+            table: TableOptions {
+                delimiter: self.delimiter,
+                header: self.header,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let (samples, inputs) = m.read(&self.data, &opts)?;
+        for note in &samples.notes {
+            eprintln!("{note}");
+        }
+        let logits = m.logits(&inputs)?;
+        Ok((m, samples, logits))
+    }
+}
+
+/// `labelsmooth predict`.
+#[derive(Args, Debug)]
+pub struct PredictArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    /// CSV of predictions: id, predicted_class, one probability column p_<class> per class
+    /// (and true_class when the data has labels). Default: standard output.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Also write the logits `[n, classes]` as float32 `.npy`.
+    #[arg(long)]
+    logits: Option<PathBuf>,
+    /// Probabilities without the model's fitted temperature.
+    #[arg(long)]
+    raw: bool,
+    /// Print a JSON summary on stdout (with --out).
+    #[arg(long, requires = "out")]
+    json: bool,
+}
+
+#[derive(Serialize)]
+struct PredictSummary<'a> {
+    n: usize,
+    temperature: Option<f64>,
+    predicted: Vec<(&'a str, usize)>,
+}
+
+/// Runs `labelsmooth predict`.
+pub fn predict(args: PredictArgs) -> Result<()> {
+    for path in [&args.out, &args.logits].into_iter().flatten() {
+        if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            writable_dir(dir)?;
+        }
+    }
+    let (m, samples, logits) = args.data.load()?;
+    let probs = m.probabilities(&logits, args.raw)?;
+    let csv = predictions_csv(
+        &samples.ids,
+        samples.labels.as_deref(),
+        &probs,
+        m.classes(),
+    )?;
+    if let Some(path) = &args.logits {
+        write_atomic(
+            path,
+            &npy::to_bytes_f32(&logits, &[samples.len(), m.classes().len()]),
+        )?;
+    }
+    match &args.out {
+        Some(path) => {
+            write_atomic(path, &csv)?;
+            let k = m.classes().len();
+            let mut counts = vec![0usize; k];
+            probs
+                .chunks_exact(k)
+                .for_each(|p| counts[labelsmooth::calibration::argmax(p)] += 1);
+            let temperature = m.card.temperature.filter(|_| !args.raw);
+            if args.json {
+                let s = PredictSummary {
+                    n: samples.len(),
+                    temperature,
+                    predicted: m.classes().iter().map(String::as_str).zip(counts).collect(),
+                };
+                println!("{}", serde_json::to_string(&s)?);
+            } else {
+                println!(
+                    "{} predictions written to {}{}",
+                    samples.len(),
+                    path.display(),
+                    temperature.map_or(String::new(), |t| format!(
+                        " (probabilities at the fitted temperature {t:.4}; --raw for the uncalibrated ones)"
+                    ))
+                );
+            }
+        }
+        None => {
+            use std::io::Write as _;
+            std::io::stdout().write_all(&csv)?;
+        }
+    }
+    Ok(())
+}
+
+/// `labelsmooth evaluate`.
+#[derive(Args, Debug)]
+pub struct EvaluateArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    /// Folder for metrics.json, predictions.csv, figures/ and report.html.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Fit a temperature on this data (minimum NLL) and save it in the model folder, so that
+    /// `predict` gives calibrated probabilities.
+    #[arg(long)]
+    fit_temperature: bool,
+    /// Bins of the calibration errors and the reliability diagram.
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..))]
+    bins: u64,
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Precision, recall, F1 and support of a named class.
+#[derive(Serialize)]
+struct NamedScores<'a> {
+    class: &'a str,
+    precision: f64,
+    recall: f64,
+    f1: f64,
+    support: usize,
+}
+
+/// What `evaluate --json` prints and `metrics.json` holds.
+#[derive(Serialize)]
+struct Evaluation<'a> {
+    model: String,
+    data: &'a str,
+    /// The temperature the metrics are at (the saved one, before any fit here).
+    temperature: Option<f64>,
+    #[serde(flatten)]
+    metrics: &'a Metrics,
+    per_class: Vec<NamedScores<'a>>,
+    macro_f1: f64,
+    confusion_matrix: Vec<Vec<usize>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fitted_temperature: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    after: Option<&'a Metrics>,
+}
+
+/// Runs `labelsmooth evaluate`.
+pub fn evaluate(args: EvaluateArgs) -> Result<()> {
+    if let Some(out) = &args.out {
+        writable_dir(out)?;
+    }
+    let (mut m, samples, logits) = args.data.load()?;
+    let Some(labels) = m.class_ids(&samples)? else {
+        bail!(
+            "{}: the data has no labels to evaluate against (use `predict` for unlabelled data)",
+            args.data.data
+        );
+    };
+    let k = m.classes().len();
+    let bins = args.bins as usize;
+    let t = m.card.temperature.unwrap_or(1.0);
+    let probs = m.probabilities(&logits, false)?;
+    let before = metrics(
+        &probs,
+        NllFrom::Logits {
+            logits: &logits,
+            temperature: t,
+            clipped_at: None,
+        },
+        &labels,
+        k,
+        bins,
+        Binning::Uniform,
+    )?;
+    let confusion = confusion_matrix(&probs, &labels, k)?;
+    let scores = per_class_scores(&confusion, k)?;
+    let fitted = if args.fit_temperature {
+        let fit = fit_temperature(&logits, &labels, k)?;
+        let scaled = softmax(&apply_temperature(&logits, fit.temperature)?, k)?;
+        let after = metrics(
+            &scaled,
+            NllFrom::Logits {
+                logits: &logits,
+                temperature: fit.temperature,
+                clipped_at: None,
+            },
+            &labels,
+            k,
+            bins,
+            Binning::Uniform,
+        )?;
+        Some((fit.temperature, after))
+    } else {
+        None
+    };
+    let classes = m.classes().to_vec();
+    let report = Evaluation {
+        model: args.data.model.display().to_string(),
+        data: &args.data.data,
+        temperature: m.card.temperature,
+        metrics: &before,
+        per_class: named(&classes, &scores),
+        macro_f1: scores.iter().map(|s| s.f1).sum::<f64>() / k as f64,
+        confusion_matrix: confusion.chunks(k).map(<[usize]>::to_vec).collect(),
+        fitted_temperature: fitted.as_ref().map(|f| f.0),
+        after: fitted.as_ref().map(|f| &f.1),
+    };
+    if let Some(out) = &args.out {
+        write_json(&out.join("metrics.json"), &report)?;
+        let truth: Vec<String> = labels.iter().map(|&y| classes[y].clone()).collect();
+        write_atomic(
+            &out.join("predictions.csv"),
+            &predictions_csv(&samples.ids, Some(&truth), &probs, &classes)?,
+        )?;
+        evaluate_report(out, &args.data.data, &report, &before, &classes, &confusion)?;
+    }
+    if let Some((t, _)) = &fitted {
+        m.card.temperature = Some(*t);
+        m.save_card(&args.data.model)?;
+    }
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print_evaluation(&report, &before, &classes, &scores, fitted.as_ref());
+    }
+    Ok(())
+}
+
+fn named<'a>(classes: &'a [String], scores: &[ClassScores]) -> Vec<NamedScores<'a>> {
+    classes
+        .iter()
+        .zip(scores)
+        .map(|(c, s)| NamedScores {
+            class: c,
+            precision: s.precision,
+            recall: s.recall,
+            f1: s.f1,
+            support: s.support,
+        })
+        .collect()
+}
+
+fn print_evaluation(
+    report: &Evaluation<'_>,
+    m: &Metrics,
+    classes: &[String],
+    scores: &[ClassScores],
+    fitted: Option<&(f64, Metrics)>,
+) {
+    println!(
+        "{} samples: accuracy {:.4}, NLL {:.4}, Brier {:.4}, ECE {:.4}, MCE {:.4}, RMSCE {:.4}{}",
+        m.n,
+        m.accuracy,
+        m.nll,
+        m.brier,
+        m.ece,
+        m.mce,
+        m.rmsce,
+        report
+            .temperature
+            .map_or(String::new(), |t| format!(" (at the saved temperature {t:.4})"))
+    );
+    let width = classes.iter().map(|c| c.chars().count()).max().unwrap_or(5).max(5);
+    println!(
+        "{:<width$} {:>9} {:>7} {:>7} {:>8}",
+        "class", "precision", "recall", "F1", "support"
+    );
+    for (c, s) in classes.iter().zip(scores) {
+        println!(
+            "{c:<width$} {:>9.4} {:>7.4} {:>7.4} {:>8}",
+            s.precision, s.recall, s.f1, s.support
+        );
+    }
+    println!("macro F1 {:.4}", report.macro_f1);
+    if let Some((t, after)) = fitted {
+        println!(
+            "fitted temperature T = {t:.4}, saved in the model folder; after it: NLL {:.4}, ECE {:.4}, Brier {:.4}",
+            after.nll, after.ece, after.brier
+        );
+    }
+}
+
+fn evaluate_report(
+    out: &Path,
+    data: &str,
+    report: &Evaluation<'_>,
+    m: &Metrics,
+    classes: &[String],
+    confusion: &[usize],
+) -> Result<()> {
+    let figures = out.join("figures");
+    std::fs::create_dir_all(&figures)
+        .with_context(|| format!("{}: cannot create", figures.display()))?;
+    plots::reliability_diagram(&figures, "reliability", "Reliability", &m.bins, m.ece)?;
+    plots::confusion_matrix(&figures, "confusion_matrix", classes, confusion)?;
+    let mut reading = vec![format!(
+        "Accuracy {:.2}%, NLL {:.3}, Brier {:.3}, ECE {:.3} on {} samples.",
+        100.0 * m.accuracy,
+        m.nll,
+        m.brier,
+        m.ece,
+        m.n
+    )];
+    let mean_conf = m
+        .bins
+        .iter()
+        .map(|b| b.mean_confidence * b.count as f64)
+        .sum::<f64>()
+        / m.n.max(1) as f64;
+    reading.push(format!(
+        "Mean confidence {:.3} against accuracy {:.3}: the model is {} on this data.",
+        mean_conf,
+        m.accuracy,
+        if mean_conf > m.accuracy + 0.01 {
+            "over-confident"
+        } else if mean_conf < m.accuracy - 0.01 {
+            "under-confident"
+        } else {
+            "about calibrated"
+        }
+    ));
+    if let (Some(t), Some(after)) = (report.fitted_temperature, report.after) {
+        reading.push(format!(
+            "Temperature scaling fitted T = {t:.3} here (NLL {:.3} → {:.3}, ECE {:.3} → {:.3}).",
+            m.nll, after.nll, m.ece, after.ece
+        ));
+    }
+    let page = Page {
+        title: format!("Evaluation: {data}"),
+        intro: format!("Model {} on {data}.", report.model),
+        reading,
+        sections: vec![
+            Section {
+                heading: "Metrics".into(),
+                table: Some(Table {
+                    header: ["n", "accuracy", "NLL", "Brier", "ECE", "MCE", "RMSCE"]
+                        .map(String::from)
+                        .to_vec(),
+                    rows: vec![vec![
+                        m.n.to_string(),
+                        f4(m.accuracy),
+                        f4(m.nll),
+                        f4(m.brier),
+                        f4(m.ece),
+                        f4(m.mce),
+                        f4(m.rmsce),
+                    ]],
+                }),
+                figures: vec![(
+                    "reliability".into(),
+                    "Reliability diagram: accuracy per confidence bin".into(),
+                )],
+            },
+            Section {
+                heading: "Per class".into(),
+                table: Some(Table {
+                    header: ["class", "precision", "recall", "F1", "support"]
+                        .map(String::from)
+                        .to_vec(),
+                    rows: report
+                        .per_class
+                        .iter()
+                        .map(|s| {
+                            vec![
+                                s.class.to_string(),
+                                f4(s.precision),
+                                f4(s.recall),
+                                f4(s.f1),
+                                s.support.to_string(),
+                            ]
+                        })
+                        .collect(),
+                }),
+                figures: vec![(
+                    "confusion_matrix".into(),
+                    "Confusion matrix: rows are the true classes".into(),
+                )],
+            },
+        ],
+    };
+    write_report(&out.join("report.html"), &page, &figures)
+}
