@@ -99,12 +99,7 @@ pub fn predict(args: PredictArgs) -> Result<()> {
     }
     let (m, samples, logits) = args.data.load()?;
     let probs = m.probabilities(&logits, args.raw)?;
-    let csv = predictions_csv(
-        &samples.ids,
-        samples.labels.as_deref(),
-        &probs,
-        m.classes(),
-    )?;
+    let csv = predictions_csv(&samples.ids, samples.labels.as_deref(), &probs, m.classes())?;
     if let Some(path) = &args.logits {
         write_atomic(
             path,
@@ -306,11 +301,16 @@ fn print_evaluation(
         m.ece,
         m.mce,
         m.rmsce,
-        report
-            .temperature
-            .map_or(String::new(), |t| format!(" (at the saved temperature {t:.4})"))
+        report.temperature.map_or(String::new(), |t| format!(
+            " (at the saved temperature {t:.4})"
+        ))
     );
-    let width = classes.iter().map(|c| c.chars().count()).max().unwrap_or(5).max(5);
+    let width = classes
+        .iter()
+        .map(|c| c.chars().count())
+        .max()
+        .unwrap_or(5)
+        .max(5);
     println!(
         "{:<width$} {:>9} {:>7} {:>7} {:>8}",
         "class", "precision", "recall", "F1", "support"

@@ -60,7 +60,7 @@ fn train_on_a_user_csv_writes_its_outputs() {
     let preds = std::fs::read_to_string(out.join("predictions.csv")).unwrap();
     assert!(preds.starts_with("id,true_class,predicted_class,p_left,p_right\n"));
     assert_eq!(preds.lines().count(), 1 + 12);
-    assert!(out.join("model.bpk").is_file());
+    assert!(out.join("model.json").is_file());
     let report = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert_eq!(report.matches("<img ").count(), 4);
     for f in [

@@ -90,8 +90,8 @@ pub(crate) fn relative(root: &Path, file: &Path) -> String {
 /// Decodes `file`, resizes it to `size × size` (bilinear) and appends its pixels scaled to
 /// [0, 1], channel by channel: 3 channels (RGB) or 1 (grey).
 pub(crate) fn decode_into(file: &Path, size: usize, rgb: bool, out: &mut Vec<f32>) -> Result<()> {
-    let img =
-        image::open(file).map_err(|e| DataError::at(file, 0, format!("cannot decode image: {e}")))?;
+    let img = image::open(file)
+        .map_err(|e| DataError::at(file, 0, format!("cannot decode image: {e}")))?;
     let img = img.resize_exact(
         size as u32,
         size as u32,

@@ -438,12 +438,23 @@ mod tests {
         )
         .unwrap();
         assert_eq!(with.labels, Some(vec!["8".to_string()]));
-        let without =
-            parse_table(Path::new("n.csv"), b"1,7\n", &layout, &TableOptions::default()).unwrap();
+        let without = parse_table(
+            Path::new("n.csv"),
+            b"1,7\n",
+            &layout,
+            &TableOptions::default(),
+        )
+        .unwrap();
         assert_eq!(without.features, with.features);
         assert_eq!(without.labels, None);
         assert!(
-            parse_table(Path::new("n.csv"), b"7\n", &layout, &TableOptions::default()).is_err()
+            parse_table(
+                Path::new("n.csv"),
+                b"7\n",
+                &layout,
+                &TableOptions::default()
+            )
+            .is_err()
         );
     }
 }

@@ -66,7 +66,10 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Array> {
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .map(|s| s.parse::<usize>().map_err(|_| err(format!("bad shape `{s}`"))))
+        .map(|s| {
+            s.parse::<usize>()
+                .map_err(|_| err(format!("bad shape `{s}`")))
+        })
         .collect::<Result<_>>()?;
     let count = shape
         .iter()
@@ -111,8 +114,7 @@ pub fn to_bytes_f32(values: &[f32], shape: &[usize]) -> Vec<u8> {
         1 => format!("({},)", dims[0]),
         _ => format!("({})", dims.join(", ")),
     };
-    let mut header =
-        format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape_text}, }}");
+    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape_text}, }}");
     // The header ends with a newline and pads the data to a 64-byte boundary.
     while (10 + header.len() + 1) % 64 != 0 {
         header.push(' ');

@@ -93,7 +93,11 @@ pub(crate) fn detect_delimiter(bytes: &[u8]) -> u8 {
 }
 
 /// Rows of fields with their 1-based line numbers.
-pub(crate) fn records(path: &Path, bytes: &[u8], delimiter: u8) -> Result<Vec<(usize, Vec<String>)>> {
+pub(crate) fn records(
+    path: &Path,
+    bytes: &[u8],
+    delimiter: u8,
+) -> Result<Vec<(usize, Vec<String>)>> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)

@@ -129,7 +129,9 @@ impl TryFrom<TokenizerParts> for Tokenizer {
             return Err(format!("unknown word rule `{}`", p.words));
         }
         if p.vocabulary.len() < 2 || p.max_len == 0 {
-            return Err("a vocabulary needs the padding and unknown-word entries and max_len ≥ 1".into());
+            return Err(
+                "a vocabulary needs the padding and unknown-word entries and max_len ≥ 1".into(),
+            );
         }
         Ok(Tokenizer::from_vocabulary(p.vocabulary, p.max_len))
     }

@@ -116,8 +116,7 @@ mod tests {
         let names = vec!["New York, NY".to_string(), "Paris \"FR\"".to_string()];
         let ids = ["4".to_string(), "7".to_string()];
         let truth = [names[0].clone(), names[1].clone()];
-        let csv =
-            predictions_csv(&ids, Some(&truth), &[0.75, 0.25, 0.5, 0.5], &names).unwrap();
+        let csv = predictions_csv(&ids, Some(&truth), &[0.75, 0.25, 0.5, 0.5], &names).unwrap();
         let text = String::from_utf8(csv).unwrap();
         let mut r = csv::Reader::from_reader(text.as_bytes());
         let h = r.headers().unwrap().clone();

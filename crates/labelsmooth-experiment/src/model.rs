@@ -317,8 +317,7 @@ impl SavedModel {
         };
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            if name.starts_with("weights-") && name.ends_with(".bpk") && name != self.card.weights
-            {
+            if name.starts_with("weights-") && name.ends_with(".bpk") && name != self.card.weights {
                 std::fs::remove_file(e.path()).ok();
             }
         }
@@ -405,7 +404,10 @@ impl SavedModel {
             ))
         };
         let samples = match (kind, &self.card.input) {
-            ("csv" | "text", InputSchema::Table { layout, .. } | InputSchema::Text { layout, .. }) => {
+            (
+                "csv" | "text",
+                InputSchema::Table { layout, .. } | InputSchema::Text { layout, .. },
+            ) => {
                 match layout {
                     Some(l) => input::table(path, l, &opts.table)?,
                     None => {
@@ -419,9 +421,15 @@ impl SavedModel {
             }
             ("lines", InputSchema::Text { .. }) => input::lines(path)?,
             ("lines", _) => return Err(no_layout("a text file")),
-            ("images", InputSchema::Images {
-                channels, height, width, ..
-            }) => {
+            (
+                "images",
+                InputSchema::Images {
+                    channels,
+                    height,
+                    width,
+                    ..
+                },
+            ) => {
                 if height != width {
                     return Err(Error::Invalid(format!(
                         "the model takes {height}×{width} images; folders are resized to squares"
@@ -495,12 +503,7 @@ impl SavedModel {
 fn dataset_samples(d: labelsmooth_data::Dataset) -> Samples {
     Samples {
         ids: (0..d.len()).map(|i| d.id(i)).collect(),
-        labels: Some(
-            d.labels
-                .iter()
-                .map(|&l| d.class_names[l].clone())
-                .collect(),
-        ),
+        labels: Some(d.labels.iter().map(|&l| d.class_names[l].clone()).collect()),
         features: d.features,
         notes: d.notes,
     }

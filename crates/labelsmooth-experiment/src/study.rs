@@ -91,8 +91,7 @@ impl CalibrationStudy {
             let spec = self.base.clone().with_smoothing(a);
             let p = prepare(d, &split.train, &[&calib, &test], &spec)?;
             let (model_spec, x_train) = (p.model, p.train);
-            let [x_calib, x_test]: [Inputs; 2] =
-                p.others.try_into().expect("one set per row list");
+            let [x_calib, x_test]: [Inputs; 2] = p.others.try_into().expect("one set per row list");
             let label = format!("calibration: {name}");
             observer.trial_started(&label);
             let trained = train_observed(

@@ -1,10 +1,10 @@
 //! One trial: prepare a split's inputs (with preprocessing fitted on its training rows only),
 //! train, and measure on the held-out rows.
 
+use labelsmooth::calibration::softmax;
 use labelsmooth::split::stratified_split;
 use labelsmooth_burn::burn::tensor::Device;
 use labelsmooth_burn::models::{ConvNetConfig, MlpConfig, TextClassifierConfig};
-use labelsmooth::calibration::softmax;
 use labelsmooth_burn::train::{
     Evaluation, Inputs, ModelSpec, TrainConfig, TrainObserver, Trained, evaluation_of,
     predict_logits, train_observed,

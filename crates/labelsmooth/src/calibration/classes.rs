@@ -98,7 +98,15 @@ mod tests {
         assert_eq!(s[0].recall, 2.0 / 3.0);
         assert!((s[0].f1 - 2.0 * 0.5 * (2.0 / 3.0) / (0.5 + 2.0 / 3.0)).abs() < 1e-15);
         assert_eq!((s[1].precision, s[1].recall), (0.5, 0.5));
-        assert_eq!(s[2], ClassScores { precision: 0.0, recall: 0.0, f1: 0.0, support: 1 });
+        assert_eq!(
+            s[2],
+            ClassScores {
+                precision: 0.0,
+                recall: 0.0,
+                f1: 0.0,
+                support: 1
+            }
+        );
         let total: usize = s.iter().map(|c| c.support).sum();
         assert_eq!(total, labels.len());
     }

@@ -1,0 +1,541 @@
+//! Model folders end to end: `train --out` → `predict` and `evaluate`, on a table, texts and
+//! images, and every way a model folder or its data can be wrong.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn labelsmooth(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_labelsmooth"))
+        .args(args)
+        .output()
+        .expect("run labelsmooth")
+}
+
+fn ok(args: &[&str]) -> Output {
+    let o = labelsmooth(args);
+    assert!(
+        o.status.success(),
+        "labelsmooth {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o
+}
+
+/// Fails with exit code 1, one line on stderr containing `needle`, no panic.
+fn fails(args: &[&str], needle: &str) {
+    let o = labelsmooth(args);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "labelsmooth {args:?}: {err}");
+    assert!(err.contains(needle), "`{needle}` not in: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Rows of a predictions CSV by id: the probability fields as written.
+fn probabilities(path: &Path) -> HashMap<String, Vec<String>> {
+    let mut r = csv::Reader::from_path(path).unwrap();
+    let h = r.headers().unwrap().clone();
+    let first_p = h.iter().position(|c| c.starts_with("p_")).unwrap();
+    r.records()
+        .map(|rec| {
+            let rec = rec.unwrap();
+            (
+                rec[0].to_string(),
+                rec.iter().skip(first_p).map(String::from).collect(),
+            )
+        })
+        .collect()
+}
+
+/// Every held-out row of `train`'s predictions.csv has the same probabilities, written the
+/// same way, in `predict`'s output.
+fn assert_same_probabilities(train_preds: &Path, predicted: &Path) {
+    let held_out = probabilities(train_preds);
+    let all = probabilities(predicted);
+    assert!(!held_out.is_empty());
+    for (id, p) in &held_out {
+        assert_eq!(all.get(id), Some(p), "row {id}");
+    }
+}
+
+/// Three classes (names with a comma and quotes) in two informative features and one noise
+/// feature; 150 rows.
+fn write_table(dir: &Path) -> (PathBuf, PathBuf) {
+    let names = ["New York, NY", "Paris \"FR\"", "Tokyo"];
+    let mut train = String::from("x1,x2,noise,city\n");
+    let mut shuffled = String::from("noise,comment,x2,x1\n");
+    for i in 0..150usize {
+        let c = i % 3;
+        let x1 = c as f64 * 2.0 + ((i * 7) % 11) as f64 * 0.15;
+        let x2 = -(c as f64) + ((i * 5) % 13) as f64 * 0.1;
+        let noise = ((i * 31) % 17) as f64 / 17.0;
+        let name = names[c].replace('"', "\"\"");
+        train.push_str(&format!("{x1},{x2},{noise},\"{name}\"\n"));
+        shuffled.push_str(&format!("{noise},\"row {i}, unused\",{x2},{x1}\n"));
+    }
+    let (a, b) = (dir.join("cities.csv"), dir.join("shuffled.csv"));
+    std::fs::write(&a, train).unwrap();
+    std::fs::write(&b, shuffled).unwrap();
+    (a, b)
+}
+
+#[test]
+fn a_table_model_predicts_by_column_name_as_it_did_in_training() {
+    let dir = tempfile::tempdir().unwrap();
+    let (train, shuffled) = write_table(dir.path());
+    let run = dir.path().join("run");
+    ok(&[
+        "train",
+        "--data",
+        &format!("csv:{}", s(&train)),
+        "--model",
+        "mlp",
+        "--epochs",
+        "15",
+        "--out",
+        s(&run),
+    ]);
+    let card: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("model.json")).unwrap()).unwrap();
+    assert_eq!(card["format"], 1);
+    assert_eq!(card["classes"][0], "New York, NY");
+    assert_eq!(card["input"]["kind"], "table");
+    assert_eq!(
+        card["input"]["standardizer"]["mean"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    assert_eq!(card["training"]["fingerprint"]["rows"], 150);
+    assert_eq!(card["training"]["spec"]["train"]["smoothing"], 0.1);
+
+    let out = dir.path().join("p.csv");
+    let o = ok(&[
+        "predict",
+        "--model",
+        s(&run),
+        "--data",
+        &format!("csv:{}", s(&shuffled)),
+        "--out",
+        s(&out),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(err.matches("comment").count(), 1, "{err}");
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        text.starts_with("id,predicted_class,\"p_New York, NY\",\"p_Paris \"\"FR\"\"\",p_Tokyo\n")
+    );
+    assert_eq!(text.lines().count(), 151);
+    assert_same_probabilities(&run.join("predictions.csv"), &out);
+
+    // The same rows with their labels, through evaluate and through calibrate.
+    let ev = dir.path().join("eval");
+    let o = ok(&[
+        "evaluate",
+        "--model",
+        s(&run),
+        "--data",
+        &format!("csv:{}", s(&train)),
+        "--out",
+        s(&ev),
+        "--json",
+    ]);
+    let e: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let logits = dir.path().join("logits.npy");
+    ok(&[
+        "predict",
+        "--model",
+        s(&run),
+        "--data",
+        &format!("csv:{}", s(&train)),
+        "--out",
+        s(&dir.path().join("p2.csv")),
+        "--logits",
+        s(&logits),
+    ]);
+    let labels = dir.path().join("labels.csv");
+    let ids: String = (0..150).map(|i| format!("{}\n", i % 3)).collect();
+    std::fs::write(&labels, ids).unwrap();
+    let o = ok(&[
+        "calibrate",
+        "--logits",
+        s(&logits),
+        "--labels",
+        s(&labels),
+        "--json",
+    ]);
+    let c: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    for m in [
+        "n", "accuracy", "nll", "brier", "ece", "mce", "rmsce", "bins",
+    ] {
+        assert_eq!(e[m], c[m], "{m}");
+    }
+    let support: u64 = e["per_class"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["support"].as_u64().unwrap())
+        .sum();
+    assert_eq!(support, 150);
+    let cm: u64 = e["confusion_matrix"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r.as_array().unwrap().iter().map(|v| v.as_u64().unwrap()))
+        .sum();
+    assert_eq!(cm, 150);
+    for f in ["metrics.json", "predictions.csv", "report.html"] {
+        assert!(ev.join(f).is_file(), "{f}");
+    }
+    for f in [
+        "confusion_matrix.png",
+        "confusion_matrix.svg",
+        "reliability.png",
+    ] {
+        assert!(ev.join("figures").join(f).is_file(), "{f}");
+    }
+}
+
+#[test]
+fn a_fitted_temperature_is_saved_and_used_unless_raw() {
+    let dir = tempfile::tempdir().unwrap();
+    let (train, _) = write_table(dir.path());
+    let data = format!("csv:{}", s(&train));
+    let run = dir.path().join("run");
+    ok(&[
+        "train",
+        "--data",
+        &data,
+        "--model",
+        "mlp",
+        "--epochs",
+        "5",
+        "--out",
+        s(&run),
+    ]);
+    let before = dir.path().join("before.csv");
+    ok(&[
+        "predict",
+        "--model",
+        s(&run),
+        "--data",
+        &data,
+        "--out",
+        s(&before),
+    ]);
+    let o = ok(&[
+        "evaluate",
+        "--model",
+        s(&run),
+        "--data",
+        &data,
+        "--fit-temperature",
+        "--json",
+    ]);
+    let e: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let t = e["fitted_temperature"].as_f64().unwrap();
+    assert!(e["after"]["nll"].as_f64().unwrap() <= e["nll"].as_f64().unwrap());
+    let card: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("model.json")).unwrap()).unwrap();
+    assert_eq!(card["temperature"].as_f64(), Some(t));
+    let (cal, raw) = (dir.path().join("cal.csv"), dir.path().join("raw.csv"));
+    ok(&[
+        "predict",
+        "--model",
+        s(&run),
+        "--data",
+        &data,
+        "--out",
+        s(&cal),
+    ]);
+    ok(&[
+        "predict",
+        "--model",
+        s(&run),
+        "--data",
+        &data,
+        "--out",
+        s(&raw),
+        "--raw",
+    ]);
+    assert_eq!(probabilities(&raw), probabilities(&before));
+    assert_ne!(probabilities(&cal), probabilities(&before));
+    // Evaluating again reports the metrics at the saved temperature: the fitted NLL.
+    let o = ok(&["evaluate", "--model", s(&run), "--data", &data, "--json"]);
+    let again: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let gap = (again["nll"].as_f64().unwrap() - e["after"]["nll"].as_f64().unwrap()).abs();
+    assert!(gap < 1e-9, "{gap}");
+}
+
+#[test]
+fn a_text_model_predicts_texts_one_per_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = [
+        "great fun film",
+        "loved every minute",
+        "a joy to watch",
+        "wonderful acting",
+    ];
+    let bad = [
+        "dull and slow",
+        "a waste of time",
+        "boring plot",
+        "terrible acting",
+    ];
+    let mut csv = String::from("review,label\n");
+    let mut lines = String::new();
+    for i in 0..80 {
+        let (t, l) = if i % 2 == 0 {
+            (good[i / 2 % 4], "pos")
+        } else {
+            (bad[i / 2 % 4], "neg")
+        };
+        let text = format!("{t}, take {i}");
+        csv.push_str(&format!("\"{text}\",{l}\n"));
+        lines.push_str(&text);
+        lines.push('\n');
+    }
+    let (table, plain) = (dir.path().join("reviews.csv"), dir.path().join("new.txt"));
+    std::fs::write(&table, csv).unwrap();
+    std::fs::write(&plain, lines).unwrap();
+    let run = dir.path().join("run");
+    ok(&[
+        "train",
+        "--data",
+        &format!("text:{}", s(&table)),
+        "--model",
+        "lstm",
+        "--epochs",
+        "2",
+        "--out",
+        s(&run),
+    ]);
+    let out = dir.path().join("p.csv");
+    ok(&[
+        "predict",
+        "--model",
+        s(&run),
+        "--data",
+        &format!("lines:{}", s(&plain)),
+        "--out",
+        s(&out),
+    ]);
+    assert_same_probabilities(&run.join("predictions.csv"), &out);
+    // A table model does not take texts.
+    let (t, _) = write_table(dir.path());
+    let table_run = dir.path().join("table_run");
+    ok(&[
+        "train",
+        "--data",
+        &format!("csv:{}", s(&t)),
+        "--model",
+        "mlp",
+        "--epochs",
+        "1",
+        "--out",
+        s(&table_run),
+    ]);
+    fails(
+        &[
+            "predict",
+            "--model",
+            s(&table_run),
+            "--data",
+            &format!("lines:{}", s(&plain)),
+        ],
+        "the model takes table rows of 3 features",
+    );
+}
+
+/// `root/<class>/i.png`, 8 per class: dark squares and bright squares, 12 × 12.
+fn write_images(root: &Path) {
+    for (class, level) in [("dark", 40u8), ("bright", 210u8)] {
+        std::fs::create_dir_all(root.join(class)).unwrap();
+        for i in 0..8u8 {
+            let img = image::GrayImage::from_fn(12, 12, |x, y| {
+                image::Luma([level.wrapping_add(((x + y) as u8 + i) % 20)])
+            });
+            img.save(root.join(class).join(format!("{i}.png"))).unwrap();
+        }
+    }
+}
+
+#[test]
+fn an_image_model_predicts_by_image_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("shapes");
+    write_images(&root);
+    let run = dir.path().join("run");
+    ok(&[
+        "train",
+        "--data",
+        &format!("images:{}", s(&root)),
+        "--image-size",
+        "8",
+        "--model",
+        "cnn",
+        "--epochs",
+        "2",
+        "--valid-fraction",
+        "0.25",
+        "--out",
+        s(&run),
+    ]);
+    let preds = std::fs::read_to_string(run.join("predictions.csv")).unwrap();
+    assert!(
+        preds
+            .lines()
+            .skip(1)
+            .all(|l| l.starts_with("bright/") || l.starts_with("dark/")),
+        "{preds}"
+    );
+    let out = dir.path().join("p.csv");
+    ok(&[
+        "predict",
+        "--model",
+        s(&run),
+        "--data",
+        &format!("images:{}", s(&root)),
+        "--out",
+        s(&out),
+    ]);
+    assert_same_probabilities(&run.join("predictions.csv"), &out);
+    // A flat folder has no labels; a file that is not an image is an error naming it.
+    let flat = dir.path().join("flat");
+    std::fs::create_dir_all(&flat).unwrap();
+    std::fs::copy(root.join("dark/0.png"), flat.join("a.png")).unwrap();
+    let o = ok(&[
+        "predict",
+        "--model",
+        s(&run),
+        "--data",
+        &format!("images:{}", s(&flat)),
+    ]);
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert!(
+        text.starts_with("id,predicted_class,p_bright,p_dark\na.png,"),
+        "{text}"
+    );
+    fails(
+        &[
+            "evaluate",
+            "--model",
+            s(&run),
+            "--data",
+            &format!("images:{}", s(&flat)),
+        ],
+        "no labels",
+    );
+    std::fs::write(flat.join("b.png"), b"not a png").unwrap();
+    let out2 = dir.path().join("never.csv");
+    fails(
+        &[
+            "predict",
+            "--model",
+            s(&run),
+            "--data",
+            &format!("images:{}", s(&flat)),
+            "--out",
+            s(&out2),
+        ],
+        "b.png: cannot decode image",
+    );
+    assert!(!out2.exists());
+}
+
+#[test]
+fn broken_model_folders_and_mismatched_data_are_one_line_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let (train, _) = write_table(dir.path());
+    let data = format!("csv:{}", s(&train));
+    let run = dir.path().join("run");
+    ok(&[
+        "train",
+        "--data",
+        &data,
+        "--model",
+        "mlp",
+        "--epochs",
+        "1",
+        "--out",
+        s(&run),
+    ]);
+    let card_path = run.join("model.json");
+    let card = std::fs::read_to_string(&card_path).unwrap();
+    let out = dir.path().join("p.csv");
+    let predict = |model: &Path, data: &str| {
+        vec![
+            "predict".to_string(),
+            "--model".into(),
+            s(model).into(),
+            "--data".into(),
+            data.into(),
+            "--out".into(),
+            s(&out).into(),
+        ]
+    };
+    let run_fails = |args: Vec<String>, needle: &str| {
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        fails(&a, needle);
+        assert!(!out.exists(), "{needle}: output written");
+    };
+    // Not a model folder.
+    run_fails(predict(dir.path(), &data), "not a model folder");
+    // A newer format.
+    std::fs::write(
+        &card_path,
+        card.replacen("\"format\": 1", "\"format\": 7", 1),
+    )
+    .unwrap();
+    run_fails(predict(&run, &data), "model format 7 is newer");
+    std::fs::write(&card_path, &card).unwrap();
+    // Missing and corrupt weights.
+    let card_v: serde_json::Value = serde_json::from_str(&card).unwrap();
+    let weights = run.join(card_v["weights"].as_str().unwrap());
+    let saved = std::fs::read(&weights).unwrap();
+    std::fs::remove_file(&weights).unwrap();
+    run_fails(
+        predict(&run, &data),
+        "weights file named in model.json is missing",
+    );
+    std::fs::write(&weights, &saved[..saved.len() / 2]).unwrap();
+    run_fails(predict(&run, &data), "cannot read the checkpoint");
+    std::fs::write(&weights, &saved).unwrap();
+    // A missing column, named.
+    let partial = dir.path().join("partial.csv");
+    std::fs::write(&partial, "x1,noise\n1,2\n").unwrap();
+    run_fails(
+        predict(&run, &format!("csv:{}", s(&partial))),
+        "missing column `x2`",
+    );
+    // Images into a table model.
+    let imgs = dir.path().join("imgs");
+    write_images(&imgs);
+    run_fails(
+        predict(&run, &format!("images:{}", s(&imgs))),
+        "the model takes table rows of 3 features",
+    );
+    // Labels the model does not know.
+    let other = dir.path().join("other.csv");
+    std::fs::write(&other, "x1,x2,noise,city\n1,2,3,Lima\n").unwrap();
+    fails(
+        &[
+            "evaluate",
+            "--model",
+            s(&run),
+            "--data",
+            &format!("csv:{}", s(&other)),
+        ],
+        "label `Lima` is not one of the model's classes",
+    );
+    // The folder still works after all this.
+    ok(&predict(&run, &data)
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>());
+}
