@@ -6,7 +6,9 @@
 #![warn(missing_docs)]
 
 pub mod fused;
+pub mod import;
 pub mod loss;
+pub mod mobilenet;
 pub mod models;
 pub mod optim;
 pub mod train;

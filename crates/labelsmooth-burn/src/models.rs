@@ -1,13 +1,14 @@
-//! The model families: an MLP for tables, a small CNN and a MobileNetV2-style CNN for images,
-//! and Embedding → LSTM → Dense → Dense for text. Each is a `Module` built from its `Config`.
+//! The model families: an MLP for tables, a small CNN for images, and Embedding → LSTM → Dense
+//! → Dense for text (MobileNetV2 is in [`crate::mobilenet`]). Each is a `Module` built from its
+//! `Config`.
 
 use burn::config::Config;
 use burn::module::{Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
+use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{
-    BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Embedding, EmbeddingConfig, Initializer,
-    Linear, LinearConfig, PaddingConfig2d,
+    Dropout, DropoutConfig, Embedding, EmbeddingConfig, Initializer, Linear, LinearConfig,
+    PaddingConfig2d,
 };
 use burn::tensor::activation::{relu, sigmoid};
 use burn::tensor::{Device, Int, Tensor};
@@ -164,162 +165,6 @@ impl ConvNet {
         let x = self.conv_block(&self.conv2, x);
         let x: Tensor<2> = x.flatten(1, 3);
         self.dropout.forward(dense(&self.dense, x, true))
-    }
-}
-
-/// Configuration of [`MobileNet`]: a MobileNetV2-style network sized for small images.
-#[derive(Config, Debug)]
-pub struct MobileNetConfig {
-    /// Input channels.
-    pub channels: usize,
-    /// Classes.
-    pub classes: usize,
-    /// Width multiplier applied to every layer's channels (MobileNetV2's α).
-    #[config(default = 1.0)]
-    pub width: f64,
-    /// Inverted residual stages: (expansion t, output channels c, repeats n, first stride s).
-    #[config(default = "vec![(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 2, 2), (6, 64, 2, 1)]")]
-    pub stages: Vec<(usize, usize, usize, usize)>,
-    /// Channels of the last 1×1 convolution before pooling.
-    #[config(default = 256)]
-    pub last_channels: usize,
-    /// Dropout before the classifier.
-    #[config(default = 0.0)]
-    pub dropout: f64,
-}
-
-fn scaled(c: usize, width: f64) -> usize {
-    // Rounded to a multiple of 8 as MobileNetV2 does, never below 8.
-    (((c as f64 * width) / 8.0).round() as usize * 8).max(8)
-}
-
-impl MobileNetConfig {
-    /// Builds the network.
-    pub fn init(&self, device: &Device) -> MobileNet {
-        let stem_out = scaled(32, self.width);
-        let mut blocks = Vec::new();
-        let mut c_in = stem_out;
-        for &(t, c, n, s) in &self.stages {
-            let c_out = scaled(c, self.width);
-            for i in 0..n {
-                let stride = if i == 0 { s } else { 1 };
-                blocks.push(InvertedResidual::new(c_in, c_out, t, stride, device));
-                c_in = c_out;
-            }
-        }
-        let last = scaled(self.last_channels, self.width.max(1.0));
-        MobileNet {
-            stem: ConvBn::new(self.channels, stem_out, 3, 1, 1, device),
-            blocks,
-            head: ConvBn::new(c_in, last, 1, 1, 1, device),
-            pool: AdaptiveAvgPool2dConfig::new([1, 1]).init(),
-            dropout: DropoutConfig::new(self.dropout).init(),
-            output: LinearConfig::new(last, self.classes).init(device),
-        }
-    }
-}
-
-/// Convolution + batch norm (ReLU6 applied by the caller).
-#[derive(Module, Debug)]
-pub struct ConvBn {
-    conv: Conv2d,
-    bn: BatchNorm,
-}
-
-impl ConvBn {
-    fn new(
-        i: usize,
-        o: usize,
-        kernel: usize,
-        stride: usize,
-        groups: usize,
-        device: &Device,
-    ) -> Self {
-        let pad = kernel / 2;
-        ConvBn {
-            conv: Conv2dConfig::new([i, o], [kernel, kernel])
-                .with_stride([stride, stride])
-                .with_groups(groups)
-                .with_padding(PaddingConfig2d::Explicit(pad, pad, pad, pad))
-                .with_bias(false)
-                .init(device),
-            bn: BatchNormConfig::new(o).init(device),
-        }
-    }
-
-    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.bn.forward(self.conv.forward(x))
-    }
-}
-
-fn relu6(x: Tensor<4>) -> Tensor<4> {
-    x.clamp(0.0, 6.0)
-}
-
-/// MobileNetV2's inverted residual block: 1×1 expansion, 3×3 depthwise, 1×1 linear projection,
-/// with a skip connection when shapes allow.
-#[derive(Module, Debug)]
-pub struct InvertedResidual {
-    expand: Option<ConvBn>,
-    depthwise: ConvBn,
-    project: ConvBn,
-    residual: bool,
-}
-
-impl InvertedResidual {
-    fn new(c_in: usize, c_out: usize, t: usize, stride: usize, device: &Device) -> Self {
-        let hidden = c_in * t.max(1);
-        InvertedResidual {
-            expand: (t != 1).then(|| ConvBn::new(c_in, hidden, 1, 1, 1, device)),
-            depthwise: ConvBn::new(hidden, hidden, 3, stride, hidden, device),
-            project: ConvBn::new(hidden, c_out, 1, 1, 1, device),
-            residual: stride == 1 && c_in == c_out,
-        }
-    }
-
-    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let mut h = x.clone();
-        if let Some(e) = &self.expand {
-            h = relu6(e.forward(h));
-        }
-        h = relu6(self.depthwise.forward(h));
-        h = self.project.forward(h);
-        if self.residual { h + x } else { h }
-    }
-}
-
-/// MobileNetV2-style CNN: stem, inverted residual stages, 1×1 head, global average pooling,
-/// dropout, linear classifier.
-#[derive(Module, Debug)]
-pub struct MobileNet {
-    stem: ConvBn,
-    blocks: Vec<InvertedResidual>,
-    head: ConvBn,
-    pool: AdaptiveAvgPool2d,
-    dropout: Dropout,
-    output: Linear,
-}
-
-impl MobileNet {
-    /// The output layer (its weight columns are the class templates).
-    pub fn output_layer(&self) -> &Linear {
-        &self.output
-    }
-
-    /// Logits `[n, classes]` of images `[n, channels, h, w]`.
-    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        self.output.forward(self.features(x))
-    }
-
-    /// Pooled features (the penultimate layer).
-    pub fn features(&self, x: Tensor<4>) -> Tensor<2> {
-        let mut x = relu6(self.stem.forward(x));
-        for b in &self.blocks {
-            x = b.forward(x);
-        }
-        let x = relu6(self.head.forward(x));
-        let x: Tensor<2> = self.pool.forward(x).flatten(1, 3);
-        self.dropout.forward(x)
     }
 }
 

@@ -18,10 +18,8 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::loss::{ConfidencePenaltyConfig, SmoothedCrossEntropyConfig};
-use crate::models::{
-    ConvNet, ConvNetConfig, Mlp, MlpConfig, MobileNet, MobileNetConfig, TextClassifier,
-    TextClassifierConfig,
-};
+use crate::mobilenet::{MobileNetV2, MobileNetV2Config};
+use crate::models::{ConvNet, ConvNetConfig, Mlp, MlpConfig, TextClassifier, TextClassifierConfig};
 use crate::optim::FusedAdamConfig;
 
 /// Which model to build, with its configuration.
@@ -31,8 +29,8 @@ pub enum ModelSpec {
     Mlp(MlpConfig),
     /// [`ConvNet`].
     ConvNet(ConvNetConfig),
-    /// [`MobileNet`].
-    MobileNet(MobileNetConfig),
+    /// [`MobileNetV2`].
+    MobileNet(MobileNetV2Config),
     /// [`TextClassifier`].
     Text(TextClassifierConfig),
 }
@@ -131,8 +129,8 @@ pub enum Classifier {
     Mlp(Mlp),
     /// Small CNN on images.
     ConvNet(ConvNet),
-    /// MobileNetV2-style CNN on images.
-    MobileNet(MobileNet),
+    /// MobileNetV2 (torchvision's) on RGB images.
+    MobileNet(MobileNetV2),
     /// Embedding + LSTM on token ids.
     Text(TextClassifier),
 }
@@ -559,7 +557,7 @@ impl Classifier {
         let layer = match self {
             Classifier::Mlp(m) => &m.output,
             Classifier::ConvNet(m) => m.output_layer(),
-            Classifier::MobileNet(m) => m.output_layer(),
+            Classifier::MobileNet(m) => &m.classifier,
             Classifier::Text(m) => m.output_layer(),
         };
         // Burn stores a linear weight as [inputs, outputs]: templates are its columns.
