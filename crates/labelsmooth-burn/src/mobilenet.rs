@@ -136,8 +136,63 @@ fn batch_norm(c: usize, device: &Device) -> BatchNorm {
         .init(device)
 }
 
+/// ReLU6: one fused operation on the CPU backend, Burn's clamp elsewhere.
 fn relu6(x: Tensor<4>) -> Tensor<4> {
-    x.clamp(0.0, 6.0)
+    if crate::fused::fusable(&x) {
+        crate::fused::relu6(x)
+    } else {
+        x.clamp(0.0, 6.0)
+    }
+}
+
+/// The convolution without bias: the fused pointwise or depthwise operation on the CPU backend
+/// when it is one of those, Burn's `conv2d` otherwise.
+fn convolve(conv: &Conv2d, weight: Tensor<4>, x: Tensor<4>) -> Tensor<4> {
+    let [out, per_group, kh, kw] = weight.dims();
+    let [_, channels, ..] = x.dims();
+    if crate::fused::fusable(&x) && conv.dilation == [1, 1] && conv.stride[0] == conv.stride[1] {
+        if [kh, kw] == [1, 1] && conv.groups == 1 && conv.stride == [1, 1] {
+            return crate::fused::pointwise_conv(x, weight);
+        }
+        if [kh, kw] == [3, 3] && conv.groups == channels && per_group == 1 && out == channels {
+            return crate::fused::depthwise_conv(x, weight, conv.stride[0]);
+        }
+    }
+    // Every convolution here pads (k − 1) / 2 on each side, as torchvision's.
+    let (pad_rows, pad_cols) = ((kh - 1) / 2, (kw - 1) / 2);
+    burn::tensor::module::conv2d(
+        x,
+        weight,
+        None,
+        burn::tensor::ops::ConvOptions::new_with_padding(
+            conv.stride,
+            [(pad_rows, pad_rows), (pad_cols, pad_cols)],
+            conv.dilation,
+            conv.groups,
+        ),
+    )
+}
+
+/// Batch norm on its running statistics folded into the convolution before it: the weights
+/// scaled by γ/√(σ² + ε) per output channel and a bias β − μ·γ/√(σ² + ε), one pass over the
+/// activations instead of two.
+fn folded_conv_bn(conv: &Conv2d, bn: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
+    let scale = bn.gamma.val() / (bn.running_var.value() + bn.epsilon).sqrt();
+    let [out, ..] = conv.weight.dims();
+    let weight = conv.weight.val() * scale.clone().reshape([out, 1, 1, 1]);
+    let bias = bn.beta.val() - bn.running_mean.value() * scale;
+    convolve(conv, weight, x) + bias.reshape([1, out, 1, 1])
+}
+
+/// Convolution then batch norm: folded into one convolution when the batch norm uses its
+/// running statistics (inference, or a frozen backbone).
+fn conv_bn(conv: &Conv2d, bn: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
+    let batch_statistics = x.device().is_autodiff() && bn.training.is_enabled();
+    if batch_statistics {
+        bn.forward(convolve(conv, conv.weight.val(), x))
+    } else {
+        folded_conv_bn(conv, bn, x)
+    }
 }
 
 /// Convolution (no bias), batch norm, ReLU6: torchvision's `Conv2dNormActivation`.
@@ -166,7 +221,7 @@ impl ConvBnAct {
 
     /// ReLU6(BN(conv(x))).
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        relu6(self.bn.forward(self.conv.forward(x)))
+        relu6(conv_bn(&self.conv, &self.bn, x))
     }
 }
 
@@ -187,7 +242,7 @@ impl Layer {
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         match self {
             Layer::ConvBnAct(l) => l.forward(x),
-            Layer::Conv(c) => c.forward(x),
+            Layer::Conv(c) => convolve(c, c.weight.val(), x),
             Layer::Norm(b) => b.forward(x),
         }
     }
@@ -224,8 +279,15 @@ impl InvertedResidual {
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let mut h = x.clone();
-        for l in &self.conv {
-            h = l.forward(h);
+        let mut layers = self.conv.iter().peekable();
+        while let Some(l) = layers.next() {
+            h = match (l, layers.peek()) {
+                (Layer::Conv(c), Some(Layer::Norm(b))) => {
+                    layers.next();
+                    conv_bn(c, b, h)
+                }
+                _ => l.forward(h),
+            };
         }
         if self.residual { h + x } else { h }
     }

@@ -36,6 +36,16 @@ pub enum ModelSpec {
 }
 
 impl ModelSpec {
+    /// The family's name: `mlp`, `cnn`, `mobilenet-v2`, `lstm`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ModelSpec::Mlp(_) => "mlp",
+            ModelSpec::ConvNet(_) => "cnn",
+            ModelSpec::MobileNet(_) => "mobilenet-v2",
+            ModelSpec::Text(_) => "lstm",
+        }
+    }
+
     /// Number of classes (outputs) of the model.
     pub fn classes(&self) -> usize {
         match self {
@@ -170,6 +180,17 @@ impl Classifier {
         }
     }
 
+    /// The model with its convolutional backbone frozen (only the classifier trains; batch norm
+    /// uses its running statistics) or unfrozen. Only MobileNetV2 has a backbone to freeze.
+    pub fn with_frozen_backbone(self, frozen: bool) -> Result<Classifier, TrainError> {
+        match self {
+            Classifier::MobileNet(m) => Ok(Classifier::MobileNet(m.with_frozen_backbone(frozen))),
+            _ => Err(TrainError::Invalid(
+                "only mobilenet-v2 has a backbone to freeze".into(),
+            )),
+        }
+    }
+
     /// Whether this model takes `inputs` (flat or image features, or token ids).
     pub fn accepts(&self, inputs: &Inputs) -> bool {
         match (self, inputs) {
@@ -238,6 +259,17 @@ pub struct TrainConfig {
     pub early_stopping: Option<usize>,
     /// Bins of the expected calibration error in the metrics.
     pub ece_bins: usize,
+    /// Epochs (from the first) during which a MobileNetV2 backbone is frozen: only the
+    /// classifier trains, batch norm uses its running statistics. `None`: nothing is frozen.
+    #[serde(default)]
+    pub frozen_epochs: Option<usize>,
+    /// Learning rate once the backbone is unfrozen (default: `learning_rate`).
+    #[serde(default)]
+    pub fine_tune_learning_rate: Option<f64>,
+    /// Random horizontal flips and shifts (up to an eighth of the side, edges repeated) of
+    /// training images.
+    #[serde(default)]
+    pub augment: bool,
 }
 
 impl Default for TrainConfig {
@@ -254,6 +286,9 @@ impl Default for TrainConfig {
             l2: None,
             early_stopping: None,
             ece_bins: 15,
+            frozen_epochs: None,
+            fine_tune_learning_rate: None,
+            augment: false,
         }
     }
 }
@@ -363,6 +398,15 @@ fn check(
     if cfg.early_stopping.is_some_and(|p| p == 0) {
         return bad("early-stopping patience must be at least 1".into());
     }
+    if cfg
+        .fine_tune_learning_rate
+        .is_some_and(|lr| !(lr > 0.0 && lr.is_finite()))
+    {
+        return bad("the fine-tuning learning rate must be finite and > 0".into());
+    }
+    if cfg.augment && !matches!(train, Inputs::Dense { shape, .. } if shape.len() == 3) {
+        return bad("augmentation (flips and shifts) needs images".into());
+    }
     Ok(())
 }
 
@@ -410,13 +454,39 @@ pub fn train_observed(
     device: &Device,
     observer: &mut dyn TrainObserver,
 ) -> Result<Trained, TrainError> {
+    train_from(None, spec, train, valid, classes, cfg, device, observer)
+}
+
+/// [`train_observed`] starting from the weights of `initial` (fine-tuning) instead of a fresh
+/// initialization of `spec`, when given.
+#[allow(clippy::too_many_arguments)]
+pub fn train_from(
+    initial: Option<Classifier>,
+    spec: &ModelSpec,
+    train: (&Inputs, &[usize]),
+    valid: Option<(&Inputs, &[usize])>,
+    classes: usize,
+    cfg: &TrainConfig,
+    device: &Device,
+    observer: &mut dyn TrainObserver,
+) -> Result<Trained, TrainError> {
     check(cfg, train.0, train.1, classes)?;
     // Burn's CPU backend seeds one random generator for the whole process: two trainings at once
     // would draw from it in an unpredictable order. One at a time keeps runs reproducible.
     static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let device = device.clone().autodiff();
-    let mut model = spec.init(&device, cfg.seed).train();
+    let mut model = match initial {
+        Some(m) => {
+            device.seed(cfg.seed);
+            m.to_device(&device).train()
+        }
+        None => spec.init(&device, cfg.seed).train(),
+    };
+    let frozen_epochs = cfg.frozen_epochs.unwrap_or(0);
+    if frozen_epochs > 0 {
+        model = model.with_frozen_backbone(true)?;
+    }
     if !model.accepts(train.0) {
         return Err(TrainError::Invalid(
             "the model does not take this kind of input".into(),
@@ -448,12 +518,25 @@ pub fn train_observed(
     let mut best: Option<(f64, Classifier)> = None;
     let mut since_best = 0;
     let mut order: Vec<usize> = (0..n).collect();
+    let mut augment_rng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_add(0x5eed_a0a0));
+    let mut learning_rate = cfg.learning_rate;
     for epoch in 1..=cfg.epochs {
+        if frozen_epochs > 0 && epoch == frozen_epochs + 1 {
+            model = model.with_frozen_backbone(false)?;
+            learning_rate = cfg.fine_tune_learning_rate.unwrap_or(cfg.learning_rate);
+        }
         order.shuffle(&mut rng);
         let started = std::time::Instant::now();
         let mut total = 0.0;
         for rows in order.chunks(cfg.batch_size) {
-            let batch = batch_of(&model, train.0, rows, &device);
+            let batch = if cfg.augment {
+                let mut x = train.0.select(rows);
+                augment(&mut x, &mut augment_rng);
+                let all: Vec<usize> = (0..rows.len()).collect();
+                batch_of(&model, &x, &all, &device)
+            } else {
+                batch_of(&model, train.0, rows, &device)
+            };
             let ids: Vec<i64> = rows.iter().map(|&r| train.1[r] as i64).collect();
             let targets = Tensor::<1, Int>::from_data(TensorData::new(ids, [rows.len()]), &device);
             let logits = model.forward(batch);
@@ -470,7 +553,7 @@ pub fn train_observed(
             }
             total += f64::from(objective.clone().into_scalar::<f32>());
             let grads = GradientsParams::from_grads(objective.backward(), &model);
-            model = optim.step(cfg.learning_rate, model, grads);
+            model = optim.step(learning_rate, model, grads);
             observer.step();
         }
         let seconds = started.elapsed().as_secs_f64();
@@ -509,6 +592,36 @@ pub fn train_observed(
         model: model.valid(),
         history,
     })
+}
+
+/// Flips each image horizontally with probability ½ and shifts it by up to an eighth of its
+/// side in each direction, repeating the edge pixels.
+fn augment(inputs: &mut Inputs, rng: &mut ChaCha8Rng) {
+    use rand::Rng;
+    let Inputs::Dense { values, shape } = inputs else {
+        return;
+    };
+    let &[c, h, w] = shape.as_slice() else {
+        return;
+    };
+    let max_shift = (h.min(w) / 8).max(1) as i32;
+    let mut source = vec![0f32; c * h * w];
+    for image in values.chunks_exact_mut(c * h * w) {
+        source.copy_from_slice(image);
+        let flip = rng.random_bool(0.5);
+        let dy = rng.random_range(-max_shift..=max_shift);
+        let dx = rng.random_range(-max_shift..=max_shift);
+        for ch in 0..c {
+            for y in 0..h {
+                let sy = (y as i32 + dy).clamp(0, h as i32 - 1) as usize;
+                for x in 0..w {
+                    let fx = if flip { w - 1 - x } else { x };
+                    let sx = (fx as i32 + dx).clamp(0, w as i32 - 1) as usize;
+                    image[(ch * h + y) * w + x] = source[(ch * h + sy) * w + sx];
+                }
+            }
+        }
+    }
 }
 
 /// Runs `f` over `inputs` in batches of 256 without autodiff and concatenates the row-major

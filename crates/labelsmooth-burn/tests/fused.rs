@@ -8,7 +8,9 @@ use labelsmooth_burn::burn::tensor::activation::{relu, sigmoid};
 use labelsmooth_burn::burn::tensor::module::{conv2d, max_pool2d};
 use labelsmooth_burn::burn::tensor::ops::{ConvOptions, MaxPoolOptions};
 use labelsmooth_burn::burn::tensor::{Device, Tensor, TensorData};
-use labelsmooth_burn::fused::{conv_relu_pool, dense, lstm_last_hidden};
+use labelsmooth_burn::fused::{
+    conv_relu_pool, dense, depthwise_conv, lstm_last_hidden, pointwise_conv, relu6,
+};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -332,5 +334,67 @@ fn fused_adam_steps_equal_burn_adam() {
             .map(|(p, s)| (p - s).abs())
             .fold(0.0, f32::max);
         assert!(moved > 0.05, "the steps moved the outputs by {moved} only");
+    }
+}
+
+/// Burn's own convolution without bias, padding (k − 1) / 2.
+fn conv_plain(x: Tensor<4>, w: Tensor<4>, stride: usize, groups: usize) -> Tensor<4> {
+    let k = w.dims()[2];
+    let p = (k - 1) / 2;
+    conv2d(x, w, None, ConvOptions::new([stride, stride], [p, p], [1, 1], groups))
+}
+
+#[test]
+fn mobilenet_convolutions_and_relu6_equal_burns_with_their_gradients() {
+    // (batch, channels in, channels out, height, width, stride): pointwise when the kernel is
+    // 1 × 1, depthwise (channels out = channels in) when 3 × 3; odd sides and stride 2.
+    for (seed, (batch, cin, cout, height, width, stride, kernel)) in [
+        (3, 8, 5, 7, 9, 1, 1),
+        (1, 24, 16, 12, 12, 1, 1),
+        (2, 6, 6, 9, 7, 1, 3),
+        (3, 5, 5, 8, 8, 2, 3),
+        (2, 4, 4, 5, 3, 2, 3),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut rng = ChaCha8Rng::seed_from_u64(200 + seed as u64);
+        let groups = if kernel == 3 { cin } else { 1 };
+        let x = random(&mut rng, batch * cin * height * width, 8.0);
+        let w = random(&mut rng, cout * (cin / groups) * kernel * kernel, 1.0);
+        let run = |fused: bool| {
+            let tx = leaf(&x, [batch, cin, height, width]);
+            let tw = leaf(&w, [cout, cin / groups, kernel, kernel]);
+            let y = if fused && kernel == 1 {
+                pointwise_conv(tx.clone(), tw.clone())
+            } else if fused {
+                depthwise_conv(tx.clone(), tw.clone(), stride)
+            } else {
+                conv_plain(tx.clone(), tw.clone(), stride, groups)
+            };
+            let y = if fused { relu6(y) } else { y.clamp(0.0, 6.0) };
+            let out = y.dims();
+            let mut r = ChaCha8Rng::seed_from_u64(9);
+            let weights = Tensor::<4>::from_data(
+                TensorData::new(random(&mut r, out.iter().product(), 1.0), out),
+                &y.device(),
+            );
+            let grads = (y.clone() * weights).sum().backward();
+            (
+                values(&y),
+                values(&tx.grad(&grads).unwrap()),
+                values(&tw.grad(&grads).unwrap()),
+            )
+        };
+        let fused = run(true);
+        let reference = run(false);
+        let case = format!("b{batch} {cin}->{cout} {height}x{width} s{stride} k{kernel}");
+        assert!(
+            fused.0.contains(&0.0) && fused.0.contains(&6.0),
+            "{case}: ReLU6 clips at both ends"
+        );
+        assert_close(&format!("{case} y"), &fused.0, &reference.0, 1e-5);
+        assert_close(&format!("{case} dx"), &fused.1, &reference.1, 2e-5);
+        assert_close(&format!("{case} dW"), &fused.2, &reference.2, 2e-5);
     }
 }

@@ -56,6 +56,9 @@ pub(crate) enum ModelArg {
     Cnn,
     /// Embedding + LSTM on text.
     Lstm,
+    /// MobileNetV2 as torchvision builds it, on RGB images (--width; --init to fine-tune).
+    #[value(name = "mobilenet-v2")]
+    MobilenetV2,
 }
 
 impl From<ModelArg> for ModelKind {
@@ -64,8 +67,16 @@ impl From<ModelArg> for ModelKind {
             ModelArg::Mlp => ModelKind::Mlp,
             ModelArg::Cnn => ModelKind::Cnn,
             ModelArg::Lstm => ModelKind::Lstm,
+            ModelArg::MobilenetV2 => ModelKind::MobileNetV2,
         }
     }
+}
+
+/// What `--freeze` holds still.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum FreezeArg {
+    /// Every layer but the classifier (batch norm on its running statistics).
+    Backbone,
 }
 
 /// Smoothing conventions of class-id targets, as flags name them.
@@ -99,18 +110,38 @@ pub struct Common {
     /// Smoothing convention: uniform (PyTorch, Keras) or exclude-true (fairseq).
     #[arg(long, value_enum, default_value = "uniform")]
     pub(crate) convention: ConventionArg,
-    /// Epochs (default: mlp 30, cnn 8, lstm 4).
+    /// Epochs (default: mlp 30, cnn 8, lstm 4, mobilenet-v2 10).
     #[arg(long)]
     pub(crate) epochs: Option<usize>,
     /// Learning rate of Adam (default: 1e-3, lstm 3e-3).
     #[arg(long)]
     pub(crate) learning_rate: Option<f64>,
-    /// Batch size.
-    #[arg(long, default_value_t = 64)]
-    pub(crate) batch_size: usize,
-    /// Dropout probability in the model.
-    #[arg(long, default_value_t = 0.0)]
-    pub(crate) dropout: f64,
+    /// Batch size (default: 64, mobilenet-v2 32).
+    #[arg(long)]
+    pub(crate) batch_size: Option<usize>,
+    /// Dropout probability in the model (default: 0, mobilenet-v2 0.2 before its classifier).
+    #[arg(long)]
+    pub(crate) dropout: Option<f64>,
+    /// Width multiplier of mobilenet-v2 (torchvision's width_mult).
+    #[arg(long, default_value_t = 1.0)]
+    pub(crate) width: f64,
+    /// Start from these weights (mobilenet-v2): a model folder (train --out, import) or a
+    /// torchvision state_dict (.pth, .safetensors); the classifier is replaced for the data's
+    /// classes.
+    #[arg(long)]
+    pub(crate) init: Option<String>,
+    /// Train only the classifier at first; batch norm keeps its running statistics.
+    #[arg(long, value_enum)]
+    pub(crate) freeze: Option<FreezeArg>,
+    /// With --freeze: unfreeze everything after this many epochs and train the whole network.
+    #[arg(long, requires = "freeze")]
+    pub(crate) unfreeze_after: Option<usize>,
+    /// Learning rate once unfrozen (default: --learning-rate).
+    #[arg(long, requires = "unfreeze_after")]
+    pub(crate) fine_tune_lr: Option<f64>,
+    /// Random horizontal flips and shifts of training images.
+    #[arg(long)]
+    pub(crate) augment: bool,
     /// Hidden layer sizes of the MLP, input side first (default: 128; the other models have
     /// fixed sizes).
     #[arg(long, value_delimiter = ',')]
@@ -139,9 +170,9 @@ pub struct Common {
     /// Whether the table has a header: yes, no, auto.
     #[arg(long, value_parser = parse_header, default_value = "auto")]
     header: Header,
-    /// Side of images read from folders.
-    #[arg(long, default_value_t = 28)]
-    image_size: usize,
+    /// Side of images read from folders (default: 28, mobilenet-v2 96).
+    #[arg(long)]
+    image_size: Option<usize>,
     /// Vocabulary size for text.
     #[arg(long, default_value_t = 10_000)]
     pub(crate) vocab: usize,
@@ -163,7 +194,11 @@ impl Common {
                 label_column: self.label_column.clone(),
                 text_column: self.text_column.clone(),
             },
-            image_size: self.image_size,
+            image_size: self.image_size.unwrap_or(match self.model {
+                ModelArg::MobilenetV2 => 96,
+                _ => 28,
+            }),
+            rgb: self.model == ModelArg::MobilenetV2,
         }
     }
 
@@ -185,10 +220,21 @@ impl Common {
         if let Some(lr) = self.learning_rate {
             spec.train.learning_rate = lr;
         }
-        spec.train.batch_size = self.batch_size;
+        if let Some(b) = self.batch_size {
+            spec.train.batch_size = b;
+        }
         spec.train.convention = self.convention.into();
         spec.train.early_stopping = self.early_stopping.map(|p| p as usize);
-        spec.dropout = self.dropout;
+        if let Some(p) = self.dropout {
+            spec.dropout = p;
+        }
+        spec.width = self.width;
+        spec.init = self.init.clone();
+        if self.freeze.is_some() {
+            spec.train.frozen_epochs = Some(self.unfreeze_after.unwrap_or(spec.train.epochs));
+        }
+        spec.train.fine_tune_learning_rate = self.fine_tune_lr;
+        spec.train.augment = self.augment;
         if let Some(h) = &self.hidden {
             spec.hidden = h.clone();
         }

@@ -192,7 +192,7 @@ pub fn linear(
 /// One row of `bench train`.
 #[derive(Debug, Serialize)]
 pub struct TrainRow {
-    /// `mlp`, `cnn` or `lstm`.
+    /// `mlp`, `cnn`, `lstm`, `mobilenet-v2` or `mobilenet-v2-frozen`.
     pub model: String,
     /// Training samples per second: samples of an epoch over the median epoch time.
     pub samples_per_s: f64,
@@ -202,10 +202,13 @@ pub struct TrainRow {
     pub epochs: usize,
 }
 
-/// Epoch throughput of the reference benchmark's three nets (same shapes as
-/// `torch_anchor.py`): random data, batch 64, Adam, label smoothing 0.1.
+/// Epoch throughput of the reference benchmark's nets (same shapes as `torch_anchor.py`):
+/// random data, Adam, label smoothing 0.1; batch 64, and for MobileNetV2 (width 1, 96×96 RGB,
+/// 10 classes) batch 32, the whole network (`mobilenet-v2`) or only its classifier on a frozen
+/// backbone (`mobilenet-v2-frozen`).
 pub fn train(models: &[String], epochs: usize) -> Result<Vec<TrainRow>> {
     use labelsmooth_burn::burn::tensor::Device;
+    use labelsmooth_burn::mobilenet::MobileNetV2Config;
     use labelsmooth_burn::models::{ConvNetConfig, MlpConfig, TextClassifierConfig};
     use labelsmooth_burn::train::{Inputs, ModelSpec, TrainConfig};
     let device = Device::flex();
@@ -251,12 +254,30 @@ pub fn train(models: &[String], epochs: usize) -> Result<Vec<TrainRow>> {
                     2,
                 )
             }
-            other => bail!("unknown model `{other}` (mlp, cnn, lstm)"),
+            "mobilenet-v2" | "mobilenet-v2-frozen" => {
+                let n = 128;
+                let x = normal_vec(n * 3 * 96 * 96, 1.0, 13);
+                (
+                    ModelSpec::MobileNet(MobileNetV2Config::new(10)),
+                    Inputs::Dense {
+                        values: x,
+                        shape: vec![3, 96, 96],
+                    },
+                    n,
+                    10,
+                )
+            }
+            other => bail!(
+                "unknown model `{other}` (mlp, cnn, lstm, mobilenet-v2, mobilenet-v2-frozen)"
+            ),
         };
         let labels: Vec<usize> = (0..n).map(|_| rng.random_range(0..k)).collect();
+        let mobilenet = model.starts_with("mobilenet");
         let cfg = TrainConfig {
             epochs: epochs + 1,
             smoothing: 0.1,
+            batch_size: if mobilenet { 32 } else { 64 },
+            frozen_epochs: (model == "mobilenet-v2-frozen").then_some(epochs + 1),
             ..Default::default()
         };
         let out =

@@ -430,3 +430,116 @@ fn evaluate_report(
     };
     write_report(&out.join("report.html"), &page, &figures)
 }
+
+/// `labelsmooth import`.
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    /// A torchvision state_dict: `.pth`/`.pt` (torch.save) or `.safetensors`.
+    #[arg(long = "from")]
+    from: PathBuf,
+    /// The architecture of the weights.
+    #[arg(long, value_enum)]
+    model: ImportModel,
+    /// Width multiplier the weights were made with (torchvision's width_mult).
+    #[arg(long, default_value_t = 1.0)]
+    width: f64,
+    /// Class names, one per line, in the order of the classifier's outputs (default: 0, 1, ...).
+    #[arg(long)]
+    class_names: Option<PathBuf>,
+    /// Side images are resized to before ImageNet normalization.
+    #[arg(long, default_value_t = 224)]
+    image_size: usize,
+    /// The model folder to write.
+    #[arg(long)]
+    out: PathBuf,
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Architectures `import` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ImportModel {
+    /// torchvision.models.mobilenet_v2.
+    #[value(name = "mobilenet-v2")]
+    MobilenetV2,
+}
+
+/// Runs `labelsmooth import`.
+pub fn import(args: ImportArgs) -> Result<()> {
+    use labelsmooth_burn::burn::tensor::Device;
+    use labelsmooth_burn::mobilenet::MobileNetV2Config;
+    use labelsmooth_burn::train::{Classifier, ModelSpec};
+    use labelsmooth_experiment::model::{IMAGENET_MEAN, IMAGENET_STD};
+    use labelsmooth_experiment::InputSchema;
+
+    if !(args.width > 0.0 && args.width.is_finite()) {
+        bail!("--width {} must be finite and > 0", args.width);
+    }
+    if args.image_size < 32 {
+        bail!("--image-size {} is too small for MobileNetV2 (at least 32)", args.image_size);
+    }
+    let names = match &args.class_names {
+        Some(p) => Some(read_class_names(p)?),
+        None => None,
+    };
+    let net = labelsmooth_burn::import::mobilenet_v2(&args.from, args.width, &Device::flex())?;
+    let [_, classes] = net.classifier.weight.dims();
+    let classes_names = match names {
+        Some(n) if n.len() != classes => bail!(
+            "{}: {} class names, but the classifier in {} has {classes} outputs",
+            args.class_names.as_ref().map_or(String::new(), |p| p.display().to_string()),
+            n.len(),
+            args.from.display()
+        ),
+        Some(n) => n,
+        None => (0..classes).map(|c| c.to_string()).collect(),
+    };
+    let spec = ModelSpec::MobileNet(MobileNetV2Config::new(classes).with_width(args.width));
+    let mut saved = SavedModel::new(
+        Classifier::MobileNet(net),
+        spec,
+        classes_names,
+        InputSchema::Images {
+            channels: 3,
+            height: args.image_size,
+            width: args.image_size,
+            mean: IMAGENET_MEAN.to_vec(),
+            std: IMAGENET_STD.to_vec(),
+        },
+    );
+    saved.card.imported_from = Some(args.from.display().to_string());
+    saved.save(&args.out)?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({"model": "mobilenet-v2", "width": args.width, "classes": classes, "out": args.out})
+        );
+    } else {
+        println!(
+            "mobilenet-v2 (width {}, {classes} classes) from {} written to {}",
+            args.width,
+            args.from.display(),
+            args.out.display()
+        );
+    }
+    Ok(())
+}
+
+/// One class name per non-empty line; duplicates are an error.
+fn read_class_names(path: &Path) -> Result<Vec<String>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    let names: Vec<String> = text
+        .trim_start_matches('\u{feff}')
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect();
+    let mut seen = std::collections::HashSet::new();
+    if let Some(d) = names.iter().find(|n| !seen.insert(n.as_str())) {
+        bail!("{}: class name `{d}` appears twice", path.display());
+    }
+    Ok(names)
+}

@@ -539,3 +539,242 @@ fn broken_model_folders_and_mismatched_data_are_one_line_errors() {
         .map(String::as_str)
         .collect::<Vec<_>>());
 }
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/mobilenet_v2")
+}
+
+/// The first reference case of the small checkpoint: its input as `.npy` `[n, 3, h, w]` and the
+/// logits PyTorch computed `[n, 16]`.
+fn reference_case(dir: &Path) -> (PathBuf, Vec<f32>, usize) {
+    use base64::Engine as _;
+    let v: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(fixtures().join("mobilenet_v2_w035_c16.json")).unwrap(),
+    )
+    .unwrap();
+    let case = &v["cases"][0];
+    let shape: Vec<usize> = case["input_shape"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_u64().unwrap() as usize)
+        .collect();
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(case["input_f32le_base64"].as_str().unwrap())
+        .unwrap();
+    let x: Vec<f32> = raw
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    let npy = dir.join("input.npy");
+    std::fs::write(&npy, labelsmooth_data::npy::to_bytes_f32(&x, &shape)).unwrap();
+    let logits: Vec<f32> = case["logits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32))
+        .collect();
+    (npy, logits, shape[0])
+}
+
+#[test]
+fn imported_weights_predict_pytorchs_logits() {
+    let dir = tempfile::tempdir().unwrap();
+    let (npy, want, n) = reference_case(dir.path());
+    let names = dir.path().join("classes.txt");
+    let class_names: String = (0..16).map(|c| format!("class {c}\n")).collect();
+    std::fs::write(&names, class_names).unwrap();
+    for file in ["mobilenet_v2_w035_c16.pth", "mobilenet_v2_w035_c16.safetensors"] {
+        let model = dir.path().join(format!("m_{file}"));
+        ok(&[
+            "import",
+            "--from",
+            s(&fixtures().join(file)),
+            "--model",
+            "mobilenet-v2",
+            "--width",
+            "0.35",
+            "--class-names",
+            s(&names),
+            "--out",
+            s(&model),
+        ]);
+        let logits = dir.path().join("logits.npy");
+        let out = dir.path().join("p.csv");
+        ok(&[
+            "predict",
+            "--model",
+            s(&model),
+            "--data",
+            &format!("npy:{}", s(&npy)),
+            "--logits",
+            s(&logits),
+            "--out",
+            s(&out),
+        ]);
+        let got = labelsmooth_data::npy::read(&logits).unwrap();
+        assert_eq!(got.shape, vec![n, 16]);
+        let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+        for (g, w) in got.values.iter().zip(&want) {
+            assert!((*g as f32 - w).abs() <= 1e-4 * scale, "{file}: {g} vs {w}");
+        }
+        let text = std::fs::read_to_string(&out).unwrap();
+        assert!(text.starts_with("id,predicted_class,p_class 0,"), "{text}");
+    }
+}
+
+#[test]
+fn import_errors_name_the_problem_and_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let pth = fixtures().join("mobilenet_v2_w035_c16.pth");
+    let out = dir.path().join("never");
+    let import = |from: &Path, extra: &[&str], needle: &str| {
+        let mut a = vec![
+            "import",
+            "--from",
+            s(from),
+            "--model",
+            "mobilenet-v2",
+            "--out",
+            s(&out),
+        ];
+        a.extend_from_slice(extra);
+        fails(&a, needle);
+        assert!(!out.exists(), "{needle}");
+    };
+    import(&pth, &["--width", "1.0"], "`features.0.0.weight` has shape [16, 3, 3, 3]");
+    let three = dir.path().join("three.txt");
+    std::fs::write(&three, "a\nb\nc\n").unwrap();
+    import(
+        &pth,
+        &["--width", "0.35", "--class-names", s(&three)],
+        "3 class names, but the classifier",
+    );
+    let junk = dir.path().join("junk.pth");
+    std::fs::write(&junk, b"PK\x03\x04 not really").unwrap();
+    import(&junk, &["--width", "0.35"], "cannot read a state_dict");
+    import(&dir.path().join("absent.pth"), &[], "absent.pth");
+}
+
+/// `root/<class>/i.png`, `per_class` RGB images of side 24 around each class's colour.
+fn write_colours(root: &Path, classes: &[(&str, [u8; 3])], per_class: u8) {
+    for (name, rgb) in classes {
+        std::fs::create_dir_all(root.join(name)).unwrap();
+        for i in 0..per_class {
+            let img = image::RgbImage::from_fn(24, 24, |x, y| {
+                let jitter = ((x * 7 + y * 13 + u32::from(i) * 29) % 41) as u8;
+                image::Rgb(rgb.map(|c| c.saturating_add(jitter).saturating_sub(20)))
+            });
+            img.save(root.join(name).join(format!("{i}.png"))).unwrap();
+        }
+    }
+}
+
+#[test]
+fn fine_tuning_a_pretrained_backbone_beats_chance() {
+    let dir = tempfile::tempdir().unwrap();
+    // Pretraining: a small MobileNetV2 learns three colours.
+    let pre_data = dir.path().join("colours");
+    write_colours(
+        &pre_data,
+        &[("red", [200, 40, 40]), ("green", [40, 190, 40]), ("blue", [40, 40, 200])],
+        12,
+    );
+    let pre = dir.path().join("pre");
+    ok(&[
+        "train",
+        "--data",
+        &format!("images:{}", s(&pre_data)),
+        "--model",
+        "mobilenet-v2",
+        "--width",
+        "0.35",
+        "--image-size",
+        "32",
+        "--epochs",
+        "12",
+        "--learning-rate",
+        "0.003",
+        "--out",
+        s(&pre),
+    ]);
+    // Fine-tuning on new classes: the classifier is replaced and trained on the frozen
+    // backbone, then everything trains at a lower rate.
+    let new_data = dir.path().join("warm_cool");
+    write_colours(
+        &new_data,
+        &[("warm", [220, 90, 30]), ("cool", [30, 90, 220])],
+        16,
+    );
+    let tuned = dir.path().join("tuned");
+    let o = ok(&[
+        "train",
+        "--data",
+        &format!("images:{}", s(&new_data)),
+        "--model",
+        "mobilenet-v2",
+        "--init",
+        s(&pre),
+        "--freeze",
+        "backbone",
+        "--unfreeze-after",
+        "6",
+        "--fine-tune-lr",
+        "0.0003",
+        "--augment",
+        "--image-size",
+        "32",
+        "--epochs",
+        "8",
+        "--learning-rate",
+        "0.01",
+        "--valid-fraction",
+        "0.25",
+        "--out",
+        s(&tuned),
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let acc = v["accuracy"].as_f64().unwrap();
+    assert!(acc > 0.75, "held-out accuracy {acc} (chance 0.5)");
+    let card: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(tuned.join("model.json")).unwrap()).unwrap();
+    assert_eq!(card["classes"], serde_json::json!(["cool", "warm"]));
+    assert_eq!(card["model"]["MobileNet"]["width"], 0.35);
+    assert_eq!(card["training"]["spec"]["train"]["frozen_epochs"], 6);
+    // The imported torchvision weights start a fine-tuning run too.
+    let o = ok(&[
+        "train",
+        "--data",
+        &format!("images:{}", s(&new_data)),
+        "--model",
+        "mobilenet-v2",
+        "--init",
+        s(&fixtures().join("mobilenet_v2_w035_c16.safetensors")),
+        "--width",
+        "0.35",
+        "--freeze",
+        "backbone",
+        "--image-size",
+        "32",
+        "--epochs",
+        "1",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v["accuracy"].is_number());
+    // Freezing needs a backbone.
+    let (table, _) = write_table(dir.path());
+    fails(
+        &[
+            "train",
+            "--data",
+            &format!("csv:{}", s(&table)),
+            "--model",
+            "mlp",
+            "--freeze",
+            "backbone",
+        ],
+        "only mobilenet-v2 has a backbone to freeze",
+    );
+}

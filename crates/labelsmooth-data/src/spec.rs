@@ -14,6 +14,8 @@ pub struct LoadOptions {
     pub table: TableOptions,
     /// Side in pixels that images read from folders are resized to.
     pub image_size: usize,
+    /// Whether images read from folders keep their three colour channels (otherwise grey).
+    pub rgb: bool,
 }
 
 impl Default for LoadOptions {
@@ -21,6 +23,7 @@ impl Default for LoadOptions {
         LoadOptions {
             table: TableOptions::default(),
             image_size: 28,
+            rgb: false,
         }
     }
 }
@@ -39,7 +42,7 @@ pub fn load(spec: &str, opts: &LoadOptions) -> Result<Dataset> {
         None => bundled::load(spec)?,
         Some(("csv", p)) => table::read_table(Path::new(p), &opts.table)?,
         Some(("text", p)) => table::read_text_table(Path::new(p), &opts.table)?,
-        Some(("images", p)) => images::read_image_folder(Path::new(p), opts.image_size, false)?,
+        Some(("images", p)) => images::read_image_folder(Path::new(p), opts.image_size, opts.rgb)?,
         Some(("idx", p)) => {
             let (a, b) = p
                 .split_once(',')

@@ -14,6 +14,8 @@
 //! | [`conv`] | convolution + ReLU + 2 × 2 max-pooling, forward and backward |
 //! | [`lstm`] | LSTM over a sequence, forward and backward through time |
 //! | [`adam`] | Adam's update, one pass per parameter |
+//! | [`activation`] | ReLU6 forward and backward |
+//! | [`mobile`] | MobileNet's pointwise and depthwise 3 × 3 convolutions, forward and backward |
 //!
 //! Kernels whose loops vectorize are compiled three times by [`simd_dispatch!`]: with AVX-512
 //! (F, BW, VL), with AVX2 + FMA, and for the baseline target. The widest set this CPU has is
@@ -38,6 +40,7 @@
 
 #![warn(missing_docs)]
 
+pub mod activation;
 pub mod adam;
 pub mod array;
 pub mod conv;
@@ -47,6 +50,7 @@ pub mod linear;
 pub mod lstm;
 pub mod math;
 pub mod matmul;
+pub mod mobile;
 pub mod softmax_row;
 
 #[cfg(test)]

@@ -20,9 +20,11 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, Dispatch, Flex, backend_extension};
 use burn::tensor::{DType, Tensor, TensorData};
 
+use labelsmooth_kernels::activation;
 use labelsmooth_kernels::conv::{ConvDims, ConvTape, conv_block_backward, conv_block_forward};
 use labelsmooth_kernels::linear::{DenseDims, dense_backward, dense_forward};
 use labelsmooth_kernels::lstm::{LstmDims, LstmTape, lstm_backward, lstm_forward};
+use labelsmooth_kernels::mobile::{self, DepthwiseDims, PointwiseDims};
 
 /// The operations this crate adds to Burn's backends.
 #[backend_extension(Flex, Autodiff)]
@@ -54,6 +56,21 @@ pub trait FusedOps: Backend {
         weight: FloatTensor<Self>,
         bias: FloatTensor<Self>,
         relu: bool,
+    ) -> FloatTensor<Self>;
+
+    /// `min(max(x, 0), 6)` elementwise, any shape.
+    fn relu6(x: FloatTensor<Self>) -> FloatTensor<Self>;
+
+    /// 1 × 1 convolution without bias: images `[batch, inputs, height, width]`, weight
+    /// `[outputs, inputs, 1, 1]`; output `[batch, outputs, height, width]`.
+    fn pointwise_conv(x: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self>;
+
+    /// Depthwise 3 × 3 convolution without bias, zero padding 1: images
+    /// `[batch, channels, height, width]`, weight `[channels, 1, 3, 3]`, stride 1 or 2.
+    fn depthwise_conv(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        stride: usize,
     ) -> FloatTensor<Self>;
 }
 
@@ -126,6 +143,114 @@ impl FusedOps for Flex {
         let d = dense_dims(&x, &weight);
         let y = dense_forward(d, &floats(&x), &floats(&weight), &floats(&bias), relu);
         flex_tensor(y, &[d.rows, d.outputs])
+    }
+
+    fn relu6(x: FlexTensor) -> FlexTensor {
+        let shape = x.layout().shape().to_vec();
+        flex_tensor(activation::relu6(&floats(&x)), &shape)
+    }
+
+    fn pointwise_conv(x: FlexTensor, weight: FlexTensor) -> FlexTensor {
+        let (d, [h, w]) = pointwise_dims(&x, &weight);
+        let y = mobile::pointwise_forward(d, &floats(&x), &floats(&weight));
+        flex_tensor(y, &[d.batch, d.outputs, h, w])
+    }
+
+    fn depthwise_conv(x: FlexTensor, weight: FlexTensor, stride: usize) -> FlexTensor {
+        let d = depthwise_dims(&x, stride);
+        let (oh, ow) = d.output();
+        let y = mobile::depthwise_forward(d, &floats(&x), &floats(&weight));
+        flex_tensor(y, &[d.batch, d.channels, oh, ow])
+    }
+}
+
+fn pointwise_dims(x: &FlexTensor, weight: &FlexTensor) -> (PointwiseDims, [usize; 2]) {
+    let xs = x.layout().shape();
+    (
+        PointwiseDims {
+            batch: xs[0],
+            inputs: xs[1],
+            outputs: weight.layout().shape()[0],
+            pixels: xs[2] * xs[3],
+        },
+        [xs[2], xs[3]],
+    )
+}
+
+fn depthwise_dims(x: &FlexTensor, stride: usize) -> DepthwiseDims {
+    let xs = x.layout().shape();
+    DepthwiseDims {
+        batch: xs[0],
+        channels: xs[1],
+        height: xs[2],
+        width: xs[3],
+        stride,
+    }
+}
+
+#[derive(Debug)]
+struct PointwiseBackward;
+
+impl Backward<Flex, 2> for PointwiseBackward {
+    /// The input and the weight.
+    type State = (FlexTensor, FlexTensor);
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let (x, weight) = ops.state;
+        let dy = grads.consume::<Flex>(&ops.node);
+        let [px, pw] = ops.parents;
+        let (d, [h, w]) = pointwise_dims(&x, &weight);
+        let (dx, dw) =
+            mobile::pointwise_backward(d, &floats(&x), &floats(&weight), &floats(&dy), px.is_some());
+        register(
+            grads,
+            [px, pw].map(|p| p.map(|n| n.id)),
+            [
+                dx.map(|v| (v, vec![d.batch, d.inputs, h, w])),
+                Some((dw, vec![d.outputs, d.inputs, 1, 1])),
+            ],
+        );
+    }
+}
+
+#[derive(Debug)]
+struct DepthwiseBackward;
+
+impl Backward<Flex, 2> for DepthwiseBackward {
+    /// The input, the weight and the stride.
+    type State = (FlexTensor, FlexTensor, usize);
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let (x, weight, stride) = ops.state;
+        let dy = grads.consume::<Flex>(&ops.node);
+        let [px, pw] = ops.parents;
+        let d = depthwise_dims(&x, stride);
+        let (dx, dw) =
+            mobile::depthwise_backward(d, &floats(&x), &floats(&weight), &floats(&dy), px.is_some());
+        register(
+            grads,
+            [px, pw].map(|p| p.map(|n| n.id)),
+            [
+                dx.map(|v| (v, vec![d.batch, d.channels, d.height, d.width])),
+                Some((dw, vec![d.channels, 1, 3, 3])),
+            ],
+        );
+    }
+}
+
+#[derive(Debug)]
+struct Relu6Backward;
+
+impl Backward<Flex, 1> for Relu6Backward {
+    /// The output.
+    type State = FlexTensor;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let y = ops.state;
+        let dy = grads.consume::<Flex>(&ops.node);
+        let shape = y.layout().shape().to_vec();
+        let dx = activation::relu6_backward(&floats(&y), &floats(&dy));
+        register(grads, ops.parents.map(|p| p.map(|n| n.id)), [Some((dx, shape))]);
     }
 }
 
@@ -369,6 +494,74 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
             OpsKind::UnTracked(prep) => prep.finish(Flex::dense(x, weight, bias, relu)),
         }
     }
+
+    fn relu6(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        let prep = Relu6Backward.prepare::<C>([x.node()]).compute_bound().stateful();
+        let x = x.into_primitive();
+        match prep {
+            OpsKind::Tracked(prep) => {
+                let y = Flex::relu6(x);
+                prep.finish(y.clone(), y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(Flex::relu6(x)),
+        }
+    }
+
+    fn pointwise_conv(x: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self> {
+        let prep = PointwiseBackward
+            .prepare::<C>([x.node(), weight.node()])
+            .compute_bound()
+            .stateful();
+        let (x, weight) = (x.into_primitive(), weight.into_primitive());
+        match prep {
+            OpsKind::Tracked(prep) => {
+                let y = Flex::pointwise_conv(x.clone(), weight.clone());
+                prep.finish((x, weight), y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(Flex::pointwise_conv(x, weight)),
+        }
+    }
+
+    fn depthwise_conv(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        stride: usize,
+    ) -> FloatTensor<Self> {
+        let prep = DepthwiseBackward
+            .prepare::<C>([x.node(), weight.node()])
+            .compute_bound()
+            .stateful();
+        let (x, weight) = (x.into_primitive(), weight.into_primitive());
+        match prep {
+            OpsKind::Tracked(prep) => {
+                let y = Flex::depthwise_conv(x.clone(), weight.clone(), stride);
+                prep.finish((x, weight, stride), y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(Flex::depthwise_conv(x, weight, stride)),
+        }
+    }
+}
+
+/// [`FusedOps::relu6`] on Burn tensors (CPU backend, float32 only: see [`fusable`]).
+pub fn relu6<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    Tensor::from_dispatch(Dispatch::relu6(x.into_dispatch()))
+}
+
+/// [`FusedOps::pointwise_conv`] on Burn tensors (CPU backend, float32 only).
+pub fn pointwise_conv(x: Tensor<4>, weight: Tensor<4>) -> Tensor<4> {
+    Tensor::from_dispatch(Dispatch::pointwise_conv(
+        x.into_dispatch(),
+        weight.into_dispatch(),
+    ))
+}
+
+/// [`FusedOps::depthwise_conv`] on Burn tensors (CPU backend, float32 only).
+pub fn depthwise_conv(x: Tensor<4>, weight: Tensor<4>, stride: usize) -> Tensor<4> {
+    Tensor::from_dispatch(Dispatch::depthwise_conv(
+        x.into_dispatch(),
+        weight.into_dispatch(),
+        stride,
+    ))
 }
 
 /// Whether `t` lives on the CPU backend in float32, where the fused operations run.
