@@ -159,42 +159,67 @@ impl DepthwiseDims {
     }
 }
 
-/// The output columns `ox` whose input column `ox·s + k − 1` lies inside `0..width`.
-fn valid(k: usize, stride: usize, width: usize, out_width: usize) -> std::ops::Range<usize> {
-    let lo = usize::from(k == 0);
-    let hi = if width + 1 > k {
-        ((width + 1 - k - 1) / stride + 1).min(out_width)
-    } else {
-        0
-    };
-    lo..hi.max(lo)
+/// An input plane with a border of zeros, and at stride 2 its columns split by parity, so
+/// that every tap of a row of outputs reads (or writes) one contiguous run: output column `ox`
+/// and tap `kx` meet padded column `ox·s + kx`, which is column `ox + kx` at stride 1, and at
+/// stride 2 even column `ox` (kx = 0), odd column `ox` (kx = 1) or even column `ox + 1`
+/// (kx = 2).
+#[derive(Default)]
+struct Padded {
+    /// Padded width.
+    pw: usize,
+    /// The padded plane `[height + 2, width + 2]`.
+    plane: Vec<f32>,
+    /// Stride 2: even and odd padded columns, `[height + 2, ⌈pw / 2⌉]` and `[height + 2, ⌊pw / 2⌋]`.
+    even: Vec<f32>,
+    odd: Vec<f32>,
+}
+
+impl Padded {
+    fn fill(&mut self, x: &[f32], h: usize, w: usize, stride: usize) {
+        let pw = w + 2;
+        self.pw = pw;
+        self.plane.clear();
+        self.plane.resize((h + 2) * pw, 0.0);
+        for (iy, row) in x.chunks_exact(w).enumerate() {
+            self.plane[(iy + 1) * pw + 1..(iy + 1) * pw + 1 + w].copy_from_slice(row);
+        }
+        if stride == 2 {
+            self.even.clear();
+            self.odd.clear();
+            for row in self.plane.chunks_exact(pw) {
+                self.even.extend(row.iter().step_by(2));
+                self.odd.extend(row.iter().skip(1).step_by(2));
+            }
+        }
+    }
+
+    /// Padded row `py` under tap `kx`, from output column 0, `len` long.
+    fn row(&self, py: usize, kx: usize, stride: usize, len: usize) -> &[f32] {
+        if stride == 1 {
+            return &self.plane[py * self.pw + kx..][..len];
+        }
+        let (ev, od) = (self.pw.div_ceil(2), self.pw / 2);
+        match kx {
+            0 => &self.even[py * ev..][..len],
+            1 => &self.odd[py * od..][..len],
+            _ => &self.even[py * ev + 1..][..len],
+        }
+    }
 }
 
 /// One output plane of the depthwise convolution.
-fn plane_forward(d: DepthwiseDims, x: &[f32], w: &[f32], y: &mut [f32]) {
+fn plane_forward(d: DepthwiseDims, x: &[f32], w: &[f32], y: &mut [f32], pad: &mut Padded) {
     let (oh, ow) = d.output();
-    let (h, wd, s) = (d.height, d.width, d.stride);
-    for oy in 0..oh {
-        let yrow = &mut y[oy * ow..(oy + 1) * ow];
+    let s = d.stride;
+    pad.fill(x, d.height, d.width, s);
+    for (oy, yrow) in y.chunks_exact_mut(ow).enumerate().take(oh) {
         for ky in 0..3 {
-            let iy = (oy * s + ky) as isize - 1;
-            if iy < 0 || iy >= h as isize {
-                continue;
-            }
-            let xrow = &x[iy as usize * wd..(iy as usize + 1) * wd];
             for kx in 0..3 {
                 let wv = w[ky * 3 + kx];
-                let r = valid(kx, s, wd, ow);
-                if s == 1 {
-                    let off = kx as isize - 1;
-                    let src = &xrow[(r.start as isize + off) as usize..(r.end as isize + off) as usize];
-                    for (o, &v) in yrow[r].iter_mut().zip(src) {
-                        *o += wv * v;
-                    }
-                } else {
-                    for ox in r {
-                        yrow[ox] += wv * xrow[ox * s + kx - 1];
-                    }
+                let src = pad.row(oy * s + ky, kx, s, ow);
+                for (o, &v) in yrow.iter_mut().zip(src) {
+                    *o += wv * v;
                 }
             }
         }
@@ -206,6 +231,7 @@ fn plane_forward(d: DepthwiseDims, x: &[f32], w: &[f32], y: &mut [f32]) {
 pub fn depthwise_forward(d: DepthwiseDims, x: &[f32], w: &[f32]) -> Vec<f32> {
     let (oh, ow) = d.output();
     let plane = d.height * d.width;
+    assert!(d.stride == 1 || d.stride == 2, "depthwise: stride 1 or 2");
     assert_eq!(x.len(), d.batch * d.channels * plane, "depthwise: x");
     assert_eq!(w.len(), d.channels * 9, "depthwise: w");
     let mut y = vec![0.0f32; d.batch * d.channels * oh * ow];
@@ -215,9 +241,9 @@ pub fn depthwise_forward(d: DepthwiseDims, x: &[f32], w: &[f32]) -> Vec<f32> {
     y.par_chunks_mut(oh * ow)
         .zip(x.par_chunks(plane))
         .enumerate()
-        .for_each(|(i, (yp, xp))| {
+        .for_each_init(Padded::default, |pad, (i, (yp, xp))| {
             let c = i % d.channels;
-            plane_forward(d, xp, &w[c * 9..c * 9 + 9], yp);
+            plane_forward(d, xp, &w[c * 9..c * 9 + 9], yp, pad);
         });
     y
 }
@@ -234,33 +260,42 @@ pub fn depthwise_backward(
     let (h, wd, s) = (d.height, d.width, d.stride);
     let plane = h * wd;
     let oplane = oh * ow;
+    assert!(s == 1 || s == 2, "depthwise: stride 1 or 2");
     assert_eq!(x.len(), d.batch * d.channels * plane, "depthwise: x");
     assert_eq!(w.len(), d.channels * 9, "depthwise: w");
     assert_eq!(dy.len(), d.batch * d.channels * oplane, "depthwise: dy");
+    let pw = wd + 2;
     let dx = need_dx.then(|| {
         let mut dx = vec![0.0f32; x.len()];
         if !dx.is_empty() {
             dx.par_chunks_mut(plane)
                 .zip(dy.par_chunks(oplane))
                 .enumerate()
-                .for_each(|(i, (dxp, dyp))| {
+                .for_each_init(Vec::new, |dpad: &mut Vec<f32>, (i, (dxp, dyp))| {
                     let c = i % d.channels;
                     let wc = &w[c * 9..c * 9 + 9];
-                    for oy in 0..oh {
-                        let dyrow = &dyp[oy * ow..(oy + 1) * ow];
+                    // The gradient of the padded plane: each output scatters to its taps.
+                    dpad.clear();
+                    dpad.resize((h + 2) * pw, 0.0);
+                    for (oy, dyrow) in dyp.chunks_exact(ow).enumerate() {
                         for ky in 0..3 {
-                            let iy = (oy * s + ky) as isize - 1;
-                            if iy < 0 || iy >= h as isize {
-                                continue;
-                            }
-                            let dxrow = &mut dxp[iy as usize * wd..(iy as usize + 1) * wd];
+                            let prow = &mut dpad[(oy * s + ky) * pw..][..pw];
                             for kx in 0..3 {
                                 let wv = wc[ky * 3 + kx];
-                                for ox in valid(kx, s, wd, ow) {
-                                    dxrow[ox * s + kx - 1] += wv * dyrow[ox];
+                                if s == 1 {
+                                    for (t, &g) in prow[kx..kx + ow].iter_mut().zip(dyrow) {
+                                        *t += wv * g;
+                                    }
+                                } else {
+                                    for (ox, &g) in dyrow.iter().enumerate() {
+                                        prow[2 * ox + kx] += wv * g;
+                                    }
                                 }
                             }
                         }
+                    }
+                    for (iy, row) in dxp.chunks_exact_mut(wd).enumerate() {
+                        row.copy_from_slice(&dpad[(iy + 1) * pw + 1..][..wd]);
                     }
                 });
         }
@@ -269,24 +304,17 @@ pub fn depthwise_backward(
     // dw[c] = Σ over images and output pixels of dy · the input under each tap.
     let dw: Vec<f32> = (0..d.channels)
         .into_par_iter()
-        .flat_map_iter(|c| {
+        .map_init(Padded::default, |pad, c| {
             let mut acc = [0.0f32; 9];
             for n in 0..d.batch {
                 let xp = &x[(n * d.channels + c) * plane..][..plane];
                 let dyp = &dy[(n * d.channels + c) * oplane..][..oplane];
-                for oy in 0..oh {
-                    let dyrow = &dyp[oy * ow..(oy + 1) * ow];
+                pad.fill(xp, h, wd, s);
+                for (oy, dyrow) in dyp.chunks_exact(ow).enumerate() {
                     for ky in 0..3 {
-                        let iy = (oy * s + ky) as isize - 1;
-                        if iy < 0 || iy >= h as isize {
-                            continue;
-                        }
-                        let xrow = &xp[iy as usize * wd..(iy as usize + 1) * wd];
                         for kx in 0..3 {
-                            let mut sum = 0.0f32;
-                            for ox in valid(kx, s, wd, ow) {
-                                sum += dyrow[ox] * xrow[ox * s + kx - 1];
-                            }
+                            let src = pad.row(oy * s + ky, kx, s, ow);
+                            let sum: f32 = dyrow.iter().zip(src).map(|(a, b)| a * b).sum();
                             acc[ky * 3 + kx] += sum;
                         }
                     }
@@ -294,6 +322,7 @@ pub fn depthwise_backward(
             }
             acc
         })
+        .flat_map_iter(|acc| acc.into_iter())
         .collect();
     (dx, dw)
 }
