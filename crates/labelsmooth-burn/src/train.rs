@@ -151,6 +151,9 @@ pub enum Batch {
     Flat(Tensor<2>),
     /// Images `[n, c, h, w]`.
     Images(Tensor<4>),
+    /// Pooled backbone features `[n, channels]` of images, for the classifier of a model whose
+    /// backbone is frozen.
+    Pooled(Tensor<2>),
     /// Token ids `[n, steps]`.
     Tokens(Tensor<2, Int>),
 }
@@ -163,6 +166,7 @@ impl Classifier {
             (Classifier::Mlp(m), Batch::Images(x)) => m.forward(x.flatten(1, 3)),
             (Classifier::ConvNet(m), Batch::Images(x)) => m.forward(x),
             (Classifier::MobileNet(m), Batch::Images(x)) => m.forward(x),
+            (Classifier::MobileNet(m), Batch::Pooled(x)) => m.head(x),
             (Classifier::Text(m), Batch::Tokens(x)) => m.forward(x),
             _ => panic!("the model does not take this kind of input"),
         }
@@ -175,6 +179,7 @@ impl Classifier {
             (Classifier::Mlp(m), Batch::Images(x)) => m.features(x.flatten(1, 3)),
             (Classifier::ConvNet(m), Batch::Images(x)) => m.features(x),
             (Classifier::MobileNet(m), Batch::Images(x)) => m.features(x),
+            (Classifier::MobileNet(_), Batch::Pooled(x)) => x,
             (Classifier::Text(m), Batch::Tokens(x)) => m.features(x),
             _ => panic!("the model does not take this kind of input"),
         }
@@ -519,6 +524,7 @@ pub fn train_from(
     let mut since_best = 0;
     let mut order: Vec<usize> = (0..n).collect();
     let mut augment_rng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_add(0x5eed_a0a0));
+    let mut pooled: Option<Inputs> = None;
     let mut learning_rate = cfg.learning_rate;
     for epoch in 1..=cfg.epochs {
         if frozen_epochs > 0 && epoch == frozen_epochs + 1 {
@@ -527,9 +533,34 @@ pub fn train_from(
         }
         order.shuffle(&mut rng);
         let started = std::time::Instant::now();
+        // While the backbone is frozen and the images are not augmented, its features are the
+        // same every epoch: they are computed once (timed in the first epoch) and only the
+        // classifier runs on them.
+        let frozen_now = epoch <= frozen_epochs;
+        if frozen_now && !cfg.augment && pooled.is_none() {
+            if let Classifier::MobileNet(_) = &model {
+                let (values, width) = map_batches(&model, train.0, |m, b| m.features(b));
+                pooled = Some(Inputs::Dense {
+                    values,
+                    shape: vec![width],
+                });
+            }
+        }
+        if !frozen_now {
+            pooled = None;
+        }
         let mut total = 0.0;
         for rows in order.chunks(cfg.batch_size) {
-            let batch = if cfg.augment {
+            let batch = if let Some(Inputs::Dense { values, shape }) = &pooled {
+                let w = shape[0];
+                let mut x = Vec::with_capacity(rows.len() * w);
+                rows.iter()
+                    .for_each(|&r| x.extend_from_slice(&values[r * w..(r + 1) * w]));
+                Batch::Pooled(Tensor::from_data(
+                    TensorData::new(x, [rows.len(), w]),
+                    &device,
+                ))
+            } else if cfg.augment {
                 let mut x = train.0.select(rows);
                 augment(&mut x, &mut augment_rng);
                 let all: Vec<usize> = (0..rows.len()).collect();
