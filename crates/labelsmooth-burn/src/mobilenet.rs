@@ -184,15 +184,40 @@ fn folded_conv_bn(conv: &Conv2d, bn: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
     convolve(conv, weight, x) + bias.reshape([1, out, 1, 1])
 }
 
-/// Convolution then batch norm: folded into one convolution when the batch norm uses its
-/// running statistics (inference, or a frozen backbone).
-fn conv_bn(conv: &Conv2d, bn: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
+/// Batch norm on the batch's own statistics as one operation (then ReLU6 when `relu6`), with
+/// the running statistics updated as Burn's `BatchNorm` does (momentum, biased variance).
+fn fused_batch_norm(bn: &BatchNorm, y: Tensor<4>, relu6: bool) -> Tensor<4> {
+    let device = y.device();
+    let (mean, var) = crate::fused::channel_statistics(y.clone());
+    let m = bn.momentum;
+    let update = |running: &burn::module::RunningState<Tensor<1>>, batch: &Tensor<1>| {
+        let next = running
+            .value_sync()
+            .to_device(&device)
+            .mul_scalar(1.0 - m)
+            .add(batch.clone().mul_scalar(m));
+        running.update(next.detach());
+    };
+    update(&bn.running_mean, &mean);
+    update(&bn.running_var, &var);
+    crate::fused::batch_norm_act(y, bn.gamma.val(), bn.beta.val(), (mean, var), bn.epsilon, relu6)
+}
+
+/// Convolution, batch norm, and ReLU6 when `act`: batch norm folded into the convolution when
+/// it uses its running statistics (inference, or a frozen backbone); on the batch's statistics
+/// one fused operation with the activation on the CPU backend.
+fn conv_bn_act(conv: &Conv2d, bn: &BatchNorm, x: Tensor<4>, act: bool) -> Tensor<4> {
     let batch_statistics = x.device().is_autodiff() && bn.training.is_enabled();
     if batch_statistics {
-        bn.forward(convolve(conv, conv.weight.val(), x))
-    } else {
-        folded_conv_bn(conv, bn, x)
+        let y = convolve(conv, conv.weight.val(), x);
+        if crate::fused::fusable(&y) {
+            return fused_batch_norm(bn, y, act);
+        }
+        let y = bn.forward(y);
+        return if act { relu6(y) } else { y };
     }
+    let y = folded_conv_bn(conv, bn, x);
+    if act { relu6(y) } else { y }
 }
 
 /// Convolution (no bias), batch norm, ReLU6: torchvision's `Conv2dNormActivation`.
@@ -221,7 +246,7 @@ impl ConvBnAct {
 
     /// ReLU6(BN(conv(x))).
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        relu6(conv_bn(&self.conv, &self.bn, x))
+        conv_bn_act(&self.conv, &self.bn, x, true)
     }
 }
 
@@ -284,7 +309,7 @@ impl InvertedResidual {
             h = match (l, layers.peek()) {
                 (Layer::Conv(c), Some(Layer::Norm(b))) => {
                     layers.next();
-                    conv_bn(c, b, h)
+                    conv_bn_act(c, b, h, false)
                 }
                 _ => l.forward(h),
             };

@@ -398,3 +398,53 @@ fn mobilenet_convolutions_and_relu6_equal_burns_with_their_gradients() {
         assert_close(&format!("{case} dW"), &fused.2, &reference.2, 2e-5);
     }
 }
+
+#[test]
+fn batch_norm_on_batch_statistics_equals_burns_with_its_gradients() {
+    use labelsmooth_burn::burn::nn::BatchNormConfig;
+    use labelsmooth_burn::fused::{batch_norm_act, channel_statistics};
+    for (seed, (batch, channels, height, width)) in
+        [(4, 3, 5, 7), (2, 16, 8, 8), (3, 5, 1, 1)].into_iter().enumerate()
+    {
+        let mut rng = ChaCha8Rng::seed_from_u64(300 + seed as u64);
+        let x = random(&mut rng, batch * channels * height * width, 5.0);
+        let gamma = random(&mut rng, channels, 2.0);
+        let beta = random(&mut rng, channels, 3.0);
+        let shape = [batch, channels, height, width];
+        for act in [false, true] {
+            let run = |fused: bool| {
+                let device = Device::flex().autodiff();
+                let tx = leaf(&x, shape);
+                let mut bn = BatchNormConfig::new(channels).init(&device);
+                bn.gamma = bn.gamma.map(|_| leaf(&gamma, [channels]));
+                bn.beta = bn.beta.map(|_| leaf(&beta, [channels]));
+                let y = if fused {
+                    let stats = channel_statistics(tx.clone());
+                    batch_norm_act(tx.clone(), bn.gamma.val(), bn.beta.val(), stats, bn.epsilon, act)
+                } else {
+                    let y = bn.forward(tx.clone());
+                    if act { y.clamp(0.0, 6.0) } else { y }
+                };
+                let mut r = ChaCha8Rng::seed_from_u64(11);
+                let weights = Tensor::<4>::from_data(
+                    TensorData::new(random(&mut r, y.dims().iter().product(), 1.0), shape),
+                    &device,
+                );
+                let grads = (y.clone() * weights).sum().backward();
+                (
+                    values(&y),
+                    values(&tx.grad(&grads).unwrap()),
+                    values(&bn.gamma.val().grad(&grads).unwrap()),
+                    values(&bn.beta.val().grad(&grads).unwrap()),
+                )
+            };
+            let fused = run(true);
+            let reference = run(false);
+            let case = format!("b{batch} c{channels} {height}x{width} relu6 {act}");
+            assert_close(&format!("{case} y"), &fused.0, &reference.0, 1e-5);
+            assert_close(&format!("{case} dx"), &fused.1, &reference.1, 1e-4);
+            assert_close(&format!("{case} dγ"), &fused.2, &reference.2, 1e-4);
+            assert_close(&format!("{case} dβ"), &fused.3, &reference.3, 1e-4);
+        }
+    }
+}

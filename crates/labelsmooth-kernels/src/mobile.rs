@@ -327,6 +327,162 @@ pub fn depthwise_backward(
     (dx, dw)
 }
 
+/// Shapes of a batch norm over NCHW images: statistics per channel over images and pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NormDims {
+    /// Images.
+    pub batch: usize,
+    /// Channels.
+    pub channels: usize,
+    /// Pixels per channel.
+    pub pixels: usize,
+}
+
+impl NormDims {
+    /// The values of channel `c` in image `n`.
+    fn run(&self, n: usize, c: usize) -> std::ops::Range<usize> {
+        let start = (n * self.channels + c) * self.pixels;
+        start..start + self.pixels
+    }
+}
+
+/// Mean and biased variance of each channel (two passes, float64 sums): `[channels]` each.
+pub fn channel_statistics(d: NormDims, x: &[f32]) -> (Vec<f32>, Vec<f32>) {
+    assert_eq!(x.len(), d.batch * d.channels * d.pixels, "batch norm: x");
+    let count = (d.batch * d.pixels).max(1) as f64;
+    let stats: Vec<(f32, f32)> = (0..d.channels)
+        .into_par_iter()
+        .map(|c| {
+            let sum: f64 = (0..d.batch)
+                .map(|n| x[d.run(n, c)].iter().map(|&v| f64::from(v)).sum::<f64>())
+                .sum();
+            let mean = sum / count;
+            let sq: f64 = (0..d.batch)
+                .map(|n| {
+                    x[d.run(n, c)]
+                        .iter()
+                        .map(|&v| (f64::from(v) - mean).powi(2))
+                        .sum::<f64>()
+                })
+                .sum();
+            (mean as f32, (sq / count) as f32)
+        })
+        .collect();
+    stats.into_iter().unzip()
+}
+
+/// Batch norm with the given statistics, `γ·(x − μ)/√(σ² + ε) + β` per channel, then ReLU6
+/// when `relu6`.
+#[allow(clippy::too_many_arguments)]
+pub fn norm_forward(
+    d: NormDims,
+    x: &[f32],
+    gamma: &[f32],
+    beta: &[f32],
+    mean: &[f32],
+    var: &[f32],
+    epsilon: f32,
+    relu6: bool,
+) -> Vec<f32> {
+    assert_eq!(x.len(), d.batch * d.channels * d.pixels, "batch norm: x");
+    let mut y = vec![0.0f32; x.len()];
+    if y.is_empty() {
+        return y;
+    }
+    y.par_chunks_mut(d.pixels)
+        .zip(x.par_chunks(d.pixels))
+        .enumerate()
+        .for_each(|(i, (yr, xr))| {
+            let c = i % d.channels;
+            let scale = gamma[c] / (var[c] + epsilon).sqrt();
+            let shift = beta[c] - mean[c] * scale;
+            if relu6 {
+                for (o, &v) in yr.iter_mut().zip(xr) {
+                    *o = (v * scale + shift).clamp(0.0, 6.0);
+                }
+            } else {
+                for (o, &v) in yr.iter_mut().zip(xr) {
+                    *o = v * scale + shift;
+                }
+            }
+        });
+    y
+}
+
+/// Gradients of [`norm_forward`] when `mean` and `var` are the batch's own statistics of `x`
+/// ([`channel_statistics`]), so that they move with `x`: `(dx, dγ, dβ)`. `y` is the forward
+/// output, needed only with `relu6` (no gradient where it clipped).
+#[allow(clippy::too_many_arguments)]
+pub fn norm_backward(
+    d: NormDims,
+    x: &[f32],
+    y: Option<&[f32]>,
+    gamma: &[f32],
+    mean: &[f32],
+    var: &[f32],
+    epsilon: f32,
+    dy: &[f32],
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    assert_eq!(x.len(), d.batch * d.channels * d.pixels, "batch norm: x");
+    assert_eq!(dy.len(), x.len(), "batch norm: dy");
+    let count = (d.batch * d.pixels).max(1) as f32;
+    let open = |y: f32| y > 0.0 && y < 6.0;
+    // Per channel: Σ dz and Σ dz·x̂, with dz = dy where ReLU6 passed it.
+    let sums: Vec<(f32, f32)> = (0..d.channels)
+        .into_par_iter()
+        .map(|c| {
+            let inv = 1.0 / (var[c] + epsilon).sqrt();
+            let (mut sd, mut sdx) = (0.0f64, 0.0f64);
+            for n in 0..d.batch {
+                let r = d.run(n, c);
+                let (xr, gr) = (&x[r.clone()], &dy[r.clone()]);
+                let (mut a, mut b) = (0.0f32, 0.0f32);
+                match y {
+                    Some(y) => {
+                        for ((&v, &g), &o) in xr.iter().zip(gr).zip(&y[r]) {
+                            let g = if open(o) { g } else { 0.0 };
+                            a += g;
+                            b += g * (v - mean[c]) * inv;
+                        }
+                    }
+                    None => {
+                        for (&v, &g) in xr.iter().zip(gr) {
+                            a += g;
+                            b += g * (v - mean[c]) * inv;
+                        }
+                    }
+                }
+                sd += f64::from(a);
+                sdx += f64::from(b);
+            }
+            (sd as f32, sdx as f32)
+        })
+        .collect();
+    let (dbeta, dgamma): (Vec<f32>, Vec<f32>) = sums.into_iter().unzip();
+    let mut dx = vec![0.0f32; x.len()];
+    if !dx.is_empty() {
+        dx.par_chunks_mut(d.pixels)
+            .enumerate()
+            .for_each(|(i, dxr)| {
+                let (n, c) = (i / d.channels, i % d.channels);
+                let r = d.run(n, c);
+                let inv = 1.0 / (var[c] + epsilon).sqrt();
+                let k = gamma[c] * inv / count;
+                let (mb, mg) = (dbeta[c], dgamma[c]);
+                for (j, o) in dxr.iter_mut().enumerate() {
+                    let p = r.start + j;
+                    let g = match y {
+                        Some(y) if !open(y[p]) => 0.0,
+                        _ => dy[p],
+                    };
+                    let xhat = (x[p] - mean[c]) * inv;
+                    *o = k * (count * g - mb - xhat * mg);
+                }
+            });
+    }
+    (dx, dgamma, dbeta)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -447,6 +603,55 @@ mod tests {
                     .map(|(n, p)| f64::from(dy[(n * 5 + o) * 6 + p]) * f64::from(x[(n * 4 + i) * 6 + p]))
                     .sum();
                 assert!((f64::from(dw[o * 4 + i]) - want).abs() < 1e-4);
+            }
+        }
+    }
+
+    #[test]
+    fn batch_norm_gradients_match_finite_differences() {
+        let d = NormDims {
+            batch: 3,
+            channels: 2,
+            pixels: 5,
+        };
+        let x: Vec<f32> = values(30, 7).iter().map(|v| v * 4.0).collect();
+        let gamma = [1.5f32, -0.7];
+        let beta = [2.0f32, 0.3];
+        let r = values(30, 8);
+        let eps = 1e-5f32;
+        for relu6 in [false, true] {
+            // The objective Σ r·y in float64 through the definition.
+            let objective = |x: &[f32], gamma: &[f32], beta: &[f32]| -> f64 {
+                let (m, v) = channel_statistics(d, x);
+                let y = norm_forward(d, x, gamma, beta, &m, &v, eps, relu6);
+                y.iter().zip(&r).map(|(a, b)| f64::from(*a) * f64::from(*b)).sum()
+            };
+            let (m, v) = channel_statistics(d, &x);
+            let y = norm_forward(d, &x, &gamma, &beta, &m, &v, eps, relu6);
+            if relu6 {
+                assert!(y.contains(&0.0) && y.iter().any(|&o| o > 0.0 && o < 6.0));
+            }
+            let (dx, dg, db) =
+                norm_backward(d, &x, relu6.then_some(y.as_slice()), &gamma, &m, &v, eps, &r);
+            let h = 1e-2f32;
+            for i in 0..x.len() {
+                let (mut a, mut b) = (x.clone(), x.clone());
+                a[i] += h;
+                b[i] -= h;
+                let fd = (objective(&a, &gamma, &beta) - objective(&b, &gamma, &beta)) / f64::from(2.0 * h);
+                assert!((fd - f64::from(dx[i])).abs() < 2e-2 * (1.0 + fd.abs()), "relu6 {relu6} dx[{i}]: {fd} vs {}", dx[i]);
+            }
+            for c in 0..2 {
+                let (mut a, mut b) = (gamma, gamma);
+                a[c] += h;
+                b[c] -= h;
+                let fd = (objective(&x, &a, &beta) - objective(&x, &b, &beta)) / f64::from(2.0 * h);
+                assert!((fd - f64::from(dg[c])).abs() < 1e-2 * (1.0 + fd.abs()), "dγ[{c}]");
+                let (mut a, mut b) = (beta, beta);
+                a[c] += h;
+                b[c] -= h;
+                let fd = (objective(&x, &gamma, &a) - objective(&x, &gamma, &b)) / f64::from(2.0 * h);
+                assert!((fd - f64::from(db[c])).abs() < 1e-2 * (1.0 + fd.abs()), "dβ[{c}]");
             }
         }
     }

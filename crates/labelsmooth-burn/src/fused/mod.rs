@@ -24,7 +24,7 @@ use labelsmooth_kernels::activation;
 use labelsmooth_kernels::conv::{ConvDims, ConvTape, conv_block_backward, conv_block_forward};
 use labelsmooth_kernels::linear::{DenseDims, dense_backward, dense_forward};
 use labelsmooth_kernels::lstm::{LstmDims, LstmTape, lstm_backward, lstm_forward};
-use labelsmooth_kernels::mobile::{self, DepthwiseDims, PointwiseDims};
+use labelsmooth_kernels::mobile::{self, DepthwiseDims, NormDims, PointwiseDims};
 
 /// The operations this crate adds to Burn's backends.
 #[backend_extension(Flex, Autodiff)]
@@ -71,6 +71,24 @@ pub trait FusedOps: Backend {
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         stride: usize,
+    ) -> FloatTensor<Self>;
+
+    /// The mean and biased variance of each channel of images `[batch, channels, h, w]`, as
+    /// rows of a `[2, channels]` tensor; never tracked for gradients.
+    fn channel_statistics(x: FloatTensor<Self>) -> FloatTensor<Self>;
+
+    /// Batch norm of images `[batch, channels, h, w]` with the batch's own statistics `mean`
+    /// and `var` (from [`FusedOps::channel_statistics`] of `x`; the gradient treats them as
+    /// functions of `x`), weight `gamma` and bias `beta`, then ReLU6 when `relu6`.
+    #[allow(clippy::too_many_arguments)]
+    fn batch_norm_act(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        mean: FloatTensor<Self>,
+        var: FloatTensor<Self>,
+        epsilon: f64,
+        relu6: bool,
     ) -> FloatTensor<Self>;
 }
 
@@ -161,6 +179,102 @@ impl FusedOps for Flex {
         let (oh, ow) = d.output();
         let y = mobile::depthwise_forward(d, &floats(&x), &floats(&weight));
         flex_tensor(y, &[d.batch, d.channels, oh, ow])
+    }
+
+    fn channel_statistics(x: FlexTensor) -> FlexTensor {
+        let d = norm_dims(&x);
+        let (mut mean, var) = mobile::channel_statistics(d, &floats(&x));
+        mean.extend(var);
+        flex_tensor(mean, &[2, d.channels])
+    }
+
+    fn batch_norm_act(
+        x: FlexTensor,
+        gamma: FlexTensor,
+        beta: FlexTensor,
+        mean: FlexTensor,
+        var: FlexTensor,
+        epsilon: f64,
+        relu6: bool,
+    ) -> FlexTensor {
+        let d = norm_dims(&x);
+        let shape = x.layout().shape().to_vec();
+        let y = mobile::norm_forward(
+            d,
+            &floats(&x),
+            &floats(&gamma),
+            &floats(&beta),
+            &floats(&mean),
+            &floats(&var),
+            epsilon as f32,
+            relu6,
+        );
+        flex_tensor(y, &shape)
+    }
+}
+
+fn norm_dims(x: &FlexTensor) -> NormDims {
+    let xs = x.layout().shape();
+    NormDims {
+        batch: xs[0],
+        channels: xs[1],
+        pixels: xs[2..].iter().product(),
+    }
+}
+
+/// An operation without tracked parents.
+#[derive(Debug)]
+struct Untracked;
+
+impl Backward<Flex, 0> for Untracked {
+    type State = ();
+
+    fn backward(self, _: Ops<Self::State, 0>, _: &mut Gradients, _: &mut Checkpointer) {}
+}
+
+#[derive(Debug)]
+struct NormBackward;
+
+/// What the backward pass of batch norm (+ ReLU6) needs.
+#[derive(Debug, Clone)]
+struct NormState {
+    x: FlexTensor,
+    /// The output, when ReLU6 followed.
+    y: Option<FlexTensor>,
+    gamma: FlexTensor,
+    mean: FlexTensor,
+    var: FlexTensor,
+    epsilon: f64,
+}
+
+impl Backward<Flex, 3> for NormBackward {
+    type State = NormState;
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let s = ops.state;
+        let dy = grads.consume::<Flex>(&ops.node);
+        let d = norm_dims(&s.x);
+        let shape = s.x.layout().shape().to_vec();
+        let y = s.y.as_ref().map(floats);
+        let (dx, dgamma, dbeta) = mobile::norm_backward(
+            d,
+            &floats(&s.x),
+            y.as_deref(),
+            &floats(&s.gamma),
+            &floats(&s.mean),
+            &floats(&s.var),
+            s.epsilon as f32,
+            &floats(&dy),
+        );
+        register(
+            grads,
+            ops.parents.map(|p| p.map(|n| n.id)),
+            [
+                Some((dx, shape)),
+                Some((dgamma, vec![d.channels])),
+                Some((dbeta, vec![d.channels])),
+            ],
+        );
     }
 }
 
@@ -540,6 +654,61 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
             OpsKind::UnTracked(prep) => prep.finish(Flex::depthwise_conv(x, weight, stride)),
         }
     }
+
+    fn channel_statistics(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        // No parents: the statistics are a constant to the graph.
+        Untracked
+            .prepare::<C>([])
+            .compute_bound()
+            .stateless(Flex::channel_statistics(x.into_primitive()))
+    }
+
+    fn batch_norm_act(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        mean: FloatTensor<Self>,
+        var: FloatTensor<Self>,
+        epsilon: f64,
+        relu6: bool,
+    ) -> FloatTensor<Self> {
+        let prep = NormBackward
+            .prepare::<C>([x.node(), gamma.node(), beta.node()])
+            .compute_bound()
+            .stateful();
+        let (x, gamma, beta, mean, var) = (
+            x.into_primitive(),
+            gamma.into_primitive(),
+            beta.into_primitive(),
+            mean.into_primitive(),
+            var.into_primitive(),
+        );
+        match prep {
+            OpsKind::Tracked(prep) => {
+                let y = Flex::batch_norm_act(
+                    x.clone(),
+                    gamma.clone(),
+                    beta,
+                    mean.clone(),
+                    var.clone(),
+                    epsilon,
+                    relu6,
+                );
+                let state = NormState {
+                    x,
+                    y: relu6.then(|| y.clone()),
+                    gamma,
+                    mean,
+                    var,
+                    epsilon,
+                };
+                prep.finish(state, y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(Flex::batch_norm_act(
+                x, gamma, beta, mean, var, epsilon, relu6,
+            )),
+        }
+    }
 }
 
 /// [`FusedOps::relu6`] on Burn tensors (CPU backend, float32 only: see [`fusable`]).
@@ -561,6 +730,36 @@ pub fn depthwise_conv(x: Tensor<4>, weight: Tensor<4>, stride: usize) -> Tensor<
         x.into_dispatch(),
         weight.into_dispatch(),
         stride,
+    ))
+}
+
+/// [`FusedOps::channel_statistics`] on Burn tensors: `(mean, variance)`, `[channels]` each.
+pub fn channel_statistics(x: Tensor<4>) -> (Tensor<1>, Tensor<1>) {
+    let [_, channels, ..] = x.dims();
+    let s: Tensor<2> = Tensor::from_dispatch(Dispatch::channel_statistics(x.into_dispatch()));
+    (
+        s.clone().narrow(0, 0, 1).reshape([channels]),
+        s.narrow(0, 1, 1).reshape([channels]),
+    )
+}
+
+/// [`FusedOps::batch_norm_act`] on Burn tensors (CPU backend, float32 only).
+pub fn batch_norm_act(
+    x: Tensor<4>,
+    gamma: Tensor<1>,
+    beta: Tensor<1>,
+    (mean, var): (Tensor<1>, Tensor<1>),
+    epsilon: f64,
+    relu6: bool,
+) -> Tensor<4> {
+    Tensor::from_dispatch(Dispatch::batch_norm_act(
+        x.into_dispatch(),
+        gamma.into_dispatch(),
+        beta.into_dispatch(),
+        mean.into_dispatch(),
+        var.into_dispatch(),
+        epsilon,
+        relu6,
     ))
 }
 
