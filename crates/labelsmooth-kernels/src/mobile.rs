@@ -426,44 +426,64 @@ pub fn norm_backward(
     assert_eq!(x.len(), d.batch * d.channels * d.pixels, "batch norm: x");
     assert_eq!(dy.len(), x.len(), "batch norm: dy");
     let count = (d.batch * d.pixels).max(1) as f32;
-    // The gradient reaching the norm: dy, except where ReLU6 clipped.
-    let passed = |p: usize| -> f32 {
-        match y {
-            Some(y) if !(y[p] > 0.0 && y[p] < 6.0) => 0.0,
-            _ => dy[p],
-        }
-    };
-    // Per channel: Σ dz and Σ dz·(x − μ), in eight lanes so that the loop vectorizes.
-    let sums: Vec<(f32, f32)> = (0..d.channels)
-        .into_par_iter()
-        .map(|c| {
-            let inv = 1.0 / (var[c] + epsilon).sqrt();
-            let mu = mean[c];
-            let (mut sd, mut sdx) = (0.0f64, 0.0f64);
-            for n in 0..d.batch {
-                let r = d.run(n, c);
-                let (mut a, mut b) = ([0.0f32; 8], [0.0f32; 8]);
-                let mut p = r.start;
-                while p + 8 <= r.end {
-                    for l in 0..8 {
-                        let g = passed(p + l);
-                        a[l] += g;
-                        b[l] += g * (x[p + l] - mu);
+    // Per plane (image, channel), in memory order: Σ dz and Σ dz·(x − μ), with dz = dy except
+    // where ReLU6 clipped; eight lanes so that the loops vectorize.
+    let planes: Vec<(f32, f32)> = dy
+        .par_chunks(d.pixels.max(1))
+        .enumerate()
+        .map(|(i, gr)| {
+            let c = i % d.channels;
+            let r = i * d.pixels..(i + 1) * d.pixels;
+            let (xr, mu) = (&x[r.clone()], mean[c]);
+            let (mut a, mut b) = ([0.0f32; 8], [0.0f32; 8]);
+            let (mut ta, mut tb) = (0.0f32, 0.0f32);
+            match y {
+                Some(y) => {
+                    let yr = &y[r];
+                    let mut gi = gr.chunks_exact(8);
+                    let mut xi = xr.chunks_exact(8);
+                    let mut yi = yr.chunks_exact(8);
+                    for ((g8, x8), y8) in (&mut gi).zip(&mut xi).zip(&mut yi) {
+                        for l in 0..8 {
+                            let g = if y8[l] > 0.0 && y8[l] < 6.0 { g8[l] } else { 0.0 };
+                            a[l] += g;
+                            b[l] += g * (x8[l] - mu);
+                        }
                     }
-                    p += 8;
+                    for ((&g, &v), &o) in gi.remainder().iter().zip(xi.remainder()).zip(yi.remainder()) {
+                        let g = if o > 0.0 && o < 6.0 { g } else { 0.0 };
+                        ta += g;
+                        tb += g * (v - mu);
+                    }
                 }
-                let (mut ta, mut tb) = (0.0f32, 0.0f32);
-                while p < r.end {
-                    let g = passed(p);
-                    ta += g;
-                    tb += g * (x[p] - mu);
-                    p += 1;
+                None => {
+                    let mut gi = gr.chunks_exact(8);
+                    let mut xi = xr.chunks_exact(8);
+                    for (g8, x8) in (&mut gi).zip(&mut xi) {
+                        for l in 0..8 {
+                            a[l] += g8[l];
+                            b[l] += g8[l] * (x8[l] - mu);
+                        }
+                    }
+                    for (&g, &v) in gi.remainder().iter().zip(xi.remainder()) {
+                        ta += g;
+                        tb += g * (v - mu);
+                    }
                 }
-                sd += f64::from(a.iter().sum::<f32>() + ta);
-                sdx += f64::from((b.iter().sum::<f32>() + tb) * inv);
             }
-            (sd as f32, sdx as f32)
+            (a.iter().sum::<f32>() + ta, b.iter().sum::<f32>() + tb)
         })
+        .collect();
+    let mut sums = vec![(0.0f64, 0.0f64); d.channels];
+    for (i, (a, b)) in planes.into_iter().enumerate() {
+        let s = &mut sums[i % d.channels];
+        s.0 += f64::from(a);
+        s.1 += f64::from(b);
+    }
+    let sums: Vec<(f32, f32)> = sums
+        .into_iter()
+        .enumerate()
+        .map(|(c, (a, b))| (a as f32, (b / f64::from((var[c] + epsilon).sqrt())) as f32))
         .collect();
     let (dbeta, dgamma): (Vec<f32>, Vec<f32>) = sums.into_iter().unzip();
     let mut dx = vec![0.0f32; x.len()];
