@@ -346,29 +346,44 @@ impl NormDims {
     }
 }
 
-/// Mean and biased variance of each channel (two passes, float64 sums): `[channels]` each.
+/// Σ f(v) over `values` in eight f32 lanes (so that the loop vectorizes), returned in f64.
+fn lane_sum(values: &[f32], f: impl Fn(f32) -> f32) -> f64 {
+    let mut lanes = [0.0f32; 8];
+    let mut chunks = values.chunks_exact(8);
+    for c in &mut chunks {
+        for l in 0..8 {
+            lanes[l] += f(c[l]);
+        }
+    }
+    let tail: f32 = chunks.remainder().iter().map(|&v| f(v)).sum();
+    lanes.iter().map(|&v| f64::from(v)).sum::<f64>() + f64::from(tail)
+}
+
+/// Mean and biased variance of each channel (two passes; each plane summed in f32 lanes, the
+/// planes of a channel added in f64): `[channels]` each.
 pub fn channel_statistics(d: NormDims, x: &[f32]) -> (Vec<f32>, Vec<f32>) {
     assert_eq!(x.len(), d.batch * d.channels * d.pixels, "batch norm: x");
     let count = (d.batch * d.pixels).max(1) as f64;
-    let stats: Vec<(f32, f32)> = (0..d.channels)
-        .into_par_iter()
-        .map(|c| {
-            let sum: f64 = (0..d.batch)
-                .map(|n| x[d.run(n, c)].iter().map(|&v| f64::from(v)).sum::<f64>())
-                .sum();
-            let mean = sum / count;
-            let sq: f64 = (0..d.batch)
-                .map(|n| {
-                    x[d.run(n, c)]
-                        .iter()
-                        .map(|&v| (f64::from(v) - mean).powi(2))
-                        .sum::<f64>()
-                })
-                .sum();
-            (mean as f32, (sq / count) as f32)
-        })
-        .collect();
-    stats.into_iter().unzip()
+    let per_channel = |sums: Vec<f64>| -> Vec<f64> {
+        let mut out = vec![0.0f64; d.channels];
+        for (i, s) in sums.into_iter().enumerate() {
+            out[i % d.channels] += s;
+        }
+        out.into_iter().map(|s| s / count).collect()
+    };
+    let plane = d.pixels.max(1);
+    let mean = per_channel(x.par_chunks(plane).map(|p| lane_sum(p, |v| v)).collect());
+    let mean_f32: Vec<f32> = mean.iter().map(|&m| m as f32).collect();
+    let var = per_channel(
+        x.par_chunks(plane)
+            .enumerate()
+            .map(|(i, p)| {
+                let m = mean_f32[i % d.channels];
+                lane_sum(p, |v| (v - m) * (v - m))
+            })
+            .collect(),
+    );
+    (mean_f32, var.into_iter().map(|v| v as f32).collect())
 }
 
 /// Batch norm with the given statistics, `γ·(x − μ)/√(σ² + ε) + β` per channel, then ReLU6
