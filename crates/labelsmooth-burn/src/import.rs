@@ -42,8 +42,14 @@ pub enum ImportError {
 
 /// torchvision key patterns and the module paths they become.
 const REMAP: [(&str, &str); 5] = [
-    (r"^features\.(\d+)\.conv\.(\d+)\.0\.weight$", "features.$1.conv.$2.conv.weight"),
-    (r"^features\.(\d+)\.conv\.(\d+)\.1\.(\w+)$", "features.$1.conv.$2.bn.$3"),
+    (
+        r"^features\.(\d+)\.conv\.(\d+)\.0\.weight$",
+        "features.$1.conv.$2.conv.weight",
+    ),
+    (
+        r"^features\.(\d+)\.conv\.(\d+)\.1\.(\w+)$",
+        "features.$1.conv.$2.bn.$3",
+    ),
     (r"^features\.(\d+)\.0\.weight$", "features.$1.conv.weight"),
     (r"^features\.(\d+)\.1\.(\w+)$", "features.$1.bn.$2"),
     (r"^classifier\.1\.(\w+)$", "classifier.$1"),
@@ -158,7 +164,7 @@ impl Store {
             Store::Pytorch(s) => s.get_tensor(name).ok().flatten(),
             Store::Safetensors(s) => s.get_tensor(name).ok().flatten(),
         }?;
-        Some(t.shape.iter().map(|&d| d as usize).collect())
+        Some(t.shape.to_vec())
     }
 
     fn apply(&mut self, model: &mut MobileNetV2) -> Result<ApplyResult, String> {

@@ -200,7 +200,14 @@ fn fused_batch_norm(bn: &BatchNorm, y: Tensor<4>, relu6: bool) -> Tensor<4> {
     };
     update(&bn.running_mean, &mean);
     update(&bn.running_var, &var);
-    crate::fused::batch_norm_act(y, bn.gamma.val(), bn.beta.val(), (mean, var), bn.epsilon, relu6)
+    crate::fused::batch_norm_act(
+        y,
+        bn.gamma.val(),
+        bn.beta.val(),
+        (mean, var),
+        bn.epsilon,
+        relu6,
+    )
 }
 
 /// Convolution, batch norm, and ReLU6 when `act`: batch norm folded into the convolution when
@@ -321,6 +328,7 @@ impl InvertedResidual {
 /// One entry of `features`: a convolution block (the first and the last) or an inverted
 /// residual block.
 #[derive(Module, Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum Feature {
     /// Convolution, batch norm, ReLU6.
     Stem(ConvBnAct),

@@ -537,14 +537,16 @@ pub fn train_from(
         // same every epoch: they are computed once (timed in the first epoch) and only the
         // classifier runs on them.
         let frozen_now = epoch <= frozen_epochs;
-        if frozen_now && !cfg.augment && pooled.is_none() {
-            if let Classifier::MobileNet(_) = &model {
-                let (values, width) = map_batches(&model, train.0, |m, b| m.features(b));
-                pooled = Some(Inputs::Dense {
-                    values,
-                    shape: vec![width],
-                });
-            }
+        if frozen_now
+            && !cfg.augment
+            && pooled.is_none()
+            && matches!(model, Classifier::MobileNet(_))
+        {
+            let (values, width) = map_batches(&model, train.0, |m, b| m.features(b));
+            pooled = Some(Inputs::Dense {
+                values,
+                shape: vec![width],
+            });
         }
         if !frozen_now {
             pooled = None;

@@ -341,7 +341,12 @@ fn fused_adam_steps_equal_burn_adam() {
 fn conv_plain(x: Tensor<4>, w: Tensor<4>, stride: usize, groups: usize) -> Tensor<4> {
     let k = w.dims()[2];
     let p = (k - 1) / 2;
-    conv2d(x, w, None, ConvOptions::new([stride, stride], [p, p], [1, 1], groups))
+    conv2d(
+        x,
+        w,
+        None,
+        ConvOptions::new([stride, stride], [p, p], [1, 1], groups),
+    )
 }
 
 #[test]
@@ -403,8 +408,9 @@ fn mobilenet_convolutions_and_relu6_equal_burns_with_their_gradients() {
 fn batch_norm_on_batch_statistics_equals_burns_with_its_gradients() {
     use labelsmooth_burn::burn::nn::BatchNormConfig;
     use labelsmooth_burn::fused::{batch_norm_act, channel_statistics};
-    for (seed, (batch, channels, height, width)) in
-        [(4, 3, 5, 7), (2, 16, 8, 8), (3, 5, 1, 1)].into_iter().enumerate()
+    for (seed, (batch, channels, height, width)) in [(4, 3, 5, 7), (2, 16, 8, 8), (3, 5, 1, 1)]
+        .into_iter()
+        .enumerate()
     {
         let mut rng = ChaCha8Rng::seed_from_u64(300 + seed as u64);
         let x = random(&mut rng, batch * channels * height * width, 5.0);
@@ -420,7 +426,14 @@ fn batch_norm_on_batch_statistics_equals_burns_with_its_gradients() {
                 bn.beta = bn.beta.map(|_| leaf(&beta, [channels]));
                 let y = if fused {
                     let stats = channel_statistics(tx.clone());
-                    batch_norm_act(tx.clone(), bn.gamma.val(), bn.beta.val(), stats, bn.epsilon, act)
+                    batch_norm_act(
+                        tx.clone(),
+                        bn.gamma.val(),
+                        bn.beta.val(),
+                        stats,
+                        bn.epsilon,
+                        act,
+                    )
                 } else {
                     let y = bn.forward(tx.clone());
                     if act { y.clamp(0.0, 6.0) } else { y }

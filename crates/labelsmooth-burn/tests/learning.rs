@@ -2,7 +2,8 @@
 
 use labelsmooth::split::stratified_split;
 use labelsmooth_burn::burn::tensor::Device;
-use labelsmooth_burn::models::{ConvNetConfig, MlpConfig, MobileNetConfig, TextClassifierConfig};
+use labelsmooth_burn::mobilenet::MobileNetV2Config;
+use labelsmooth_burn::models::{ConvNetConfig, MlpConfig, TextClassifierConfig};
 use labelsmooth_burn::train::{
     Inputs, L2, ModelSpec, TrainConfig, evaluate, load_checkpoint, predict_proba, save_checkpoint,
     train,
@@ -77,18 +78,42 @@ fn cnns_learn_digit_images() {
     let out = train(&cnn, (&xt, &yt), Some((&xv, &yv)), 10, &cfg, &device).unwrap();
     let acc = out.history.last().unwrap().valid.as_ref().unwrap().accuracy;
     assert!(acc > 0.85, "cnn accuracy {acc}");
-    let mobile = ModelSpec::MobileNet(
-        MobileNetConfig::new(1, 10)
-            .with_width(0.5)
-            .with_stages(vec![(1, 16, 1, 1), (4, 24, 1, 2)])
-            .with_last_channels(64),
-    );
+    // MobileNetV2 takes RGB: the grey digits repeated on three channels, 16 × 16.
+    let rgb = |x: &Inputs| {
+        let Inputs::Dense { values, .. } = x else {
+            panic!()
+        };
+        let mut out = Vec::with_capacity(values.len() * 12);
+        for image in values.chunks_exact(64) {
+            for _ in 0..3 {
+                for r in 0..16 {
+                    for c in 0..16 {
+                        out.push(image[(r / 2) * 8 + c / 2]);
+                    }
+                }
+            }
+        }
+        Inputs::Dense {
+            values: out,
+            shape: vec![3, 16, 16],
+        }
+    };
+    let mobile = ModelSpec::MobileNet(MobileNetV2Config::new(10).with_width(0.35));
     let cfg = TrainConfig {
-        epochs: 6,
+        epochs: 8,
         learning_rate: 3e-3,
+        batch_size: 32,
         ..cfg
     };
-    let out = train(&mobile, (&xt, &yt), Some((&xv, &yv)), 10, &cfg, &device).unwrap();
+    let out = train(
+        &mobile,
+        (&rgb(&xt), &yt),
+        Some((&rgb(&xv), &yv)),
+        10,
+        &cfg,
+        &device,
+    )
+    .unwrap();
     let acc = out.history.last().unwrap().valid.as_ref().unwrap().accuracy;
     assert!(acc > 0.6, "mobilenet accuracy {acc}");
 }

@@ -17,7 +17,12 @@ fn rows(v: &serde_json::Value) -> Vec<f32> {
     v.as_array()
         .unwrap()
         .iter()
-        .flat_map(|r| r.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32))
+        .flat_map(|r| {
+            r.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap() as f32)
+        })
         .collect()
 }
 
@@ -51,8 +56,16 @@ fn check(model: &MobileNetV2, reference: &Path) {
         let want_pooled = rows(&case["pooled_features"]);
         let scale = want_logits.iter().fold(0f32, |m, v| m.max(v.abs()));
         for (name, got, want) in [
-            ("logits", logits.into_data().to_vec::<f32>().unwrap(), want_logits),
-            ("pooled", pooled.into_data().to_vec::<f32>().unwrap(), want_pooled),
+            (
+                "logits",
+                logits.into_data().try_to_vec::<f32>().unwrap(),
+                want_logits,
+            ),
+            (
+                "pooled",
+                pooled.into_data().try_to_vec::<f32>().unwrap(),
+                want_pooled,
+            ),
         ] {
             assert_eq!(got.len(), want.len(), "{name} {shape:?}");
             let worst = got
@@ -72,7 +85,10 @@ fn check(model: &MobileNetV2, reference: &Path) {
 #[test]
 fn the_small_checkpoint_gives_pytorchs_outputs_from_pth_and_safetensors() {
     let dir = fixtures();
-    for file in ["mobilenet_v2_w035_c16.pth", "mobilenet_v2_w035_c16.safetensors"] {
+    for file in [
+        "mobilenet_v2_w035_c16.pth",
+        "mobilenet_v2_w035_c16.safetensors",
+    ] {
         let m = mobilenet_v2(&dir.join(file), 0.35, &Device::flex()).unwrap();
         assert_eq!(m.classifier.weight.dims(), [1280, 16], "{file}");
         check(&m, &dir.join("mobilenet_v2_w035_c16.json"));
@@ -100,15 +116,25 @@ fn a_wrong_width_or_file_is_an_error_naming_the_first_mismatch() {
     let e = mobilenet_v2(&pth, 1.0, &Device::flex()).unwrap_err();
     assert!(matches!(e, ImportError::Mismatch { .. }), "{e}");
     let text = e.to_string();
-    assert!(text.contains("`features.0.0.weight` has shape [16, 3, 3, 3]"), "{text}");
+    assert!(
+        text.contains("`features.0.0.weight` has shape [16, 3, 3, 3]"),
+        "{text}"
+    );
     assert!(text.contains("expects [32, 3, 3, 3]"), "{text}");
     let tmp = tempfile::tempdir().unwrap();
     let junk = tmp.path().join("junk.pth");
     std::fs::write(&junk, b"not a checkpoint").unwrap();
-    let e = mobilenet_v2(&junk, 0.35, &Device::flex()).unwrap_err().to_string();
+    let e = mobilenet_v2(&junk, 0.35, &Device::flex())
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("cannot read a state_dict"), "{e}");
     let odd = tmp.path().join("weights.onnx");
     std::fs::write(&odd, b"x").unwrap();
-    let e = mobilenet_v2(&odd, 0.35, &Device::flex()).unwrap_err().to_string();
-    assert!(e.contains("expected a .pth, .pt or .safetensors file"), "{e}");
+    let e = mobilenet_v2(&odd, 0.35, &Device::flex())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("expected a .pth, .pt or .safetensors file"),
+        "{e}"
+    );
 }

@@ -272,9 +272,9 @@ pub fn train(models: &[String], epochs: usize) -> Result<Vec<TrainRow>> {
                     10,
                 )
             }
-            other => bail!(
-                "unknown model `{other}` (mlp, cnn, lstm, mobilenet-v2, mobilenet-v2-frozen)"
-            ),
+            other => {
+                bail!("unknown model `{other}` (mlp, cnn, lstm, mobilenet-v2, mobilenet-v2-frozen)")
+            }
         };
         let labels: Vec<usize> = (0..n).map(|_| rng.random_range(0..k)).collect();
         let mobilenet = model.starts_with("mobilenet");

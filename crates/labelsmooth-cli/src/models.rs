@@ -470,14 +470,17 @@ pub fn import(args: ImportArgs) -> Result<()> {
     use labelsmooth_burn::burn::tensor::Device;
     use labelsmooth_burn::mobilenet::MobileNetV2Config;
     use labelsmooth_burn::train::{Classifier, ModelSpec};
-    use labelsmooth_experiment::model::{IMAGENET_MEAN, IMAGENET_STD};
     use labelsmooth_experiment::InputSchema;
+    use labelsmooth_experiment::model::{IMAGENET_MEAN, IMAGENET_STD};
 
     if !(args.width > 0.0 && args.width.is_finite()) {
         bail!("--width {} must be finite and > 0", args.width);
     }
     if args.image_size < 32 {
-        bail!("--image-size {} is too small for MobileNetV2 (at least 32)", args.image_size);
+        bail!(
+            "--image-size {} is too small for MobileNetV2 (at least 32)",
+            args.image_size
+        );
     }
     let names = match &args.class_names {
         Some(p) => Some(read_class_names(p)?),
@@ -488,7 +491,9 @@ pub fn import(args: ImportArgs) -> Result<()> {
     let classes_names = match names {
         Some(n) if n.len() != classes => bail!(
             "{}: {} class names, but the classifier in {} has {classes} outputs",
-            args.class_names.as_ref().map_or(String::new(), |p| p.display().to_string()),
+            args.class_names
+                .as_ref()
+                .map_or(String::new(), |p| p.display().to_string()),
             n.len(),
             args.from.display()
         ),
@@ -528,8 +533,8 @@ pub fn import(args: ImportArgs) -> Result<()> {
 
 /// One class name per non-empty line; duplicates are an error.
 fn read_class_names(path: &Path) -> Result<Vec<String>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("{}: cannot read", path.display()))?;
     let names: Vec<String> = text
         .trim_start_matches('\u{feff}')
         .lines()

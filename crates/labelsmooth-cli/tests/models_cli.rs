@@ -572,7 +572,12 @@ fn reference_case(dir: &Path) -> (PathBuf, Vec<f32>, usize) {
         .as_array()
         .unwrap()
         .iter()
-        .flat_map(|r| r.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32))
+        .flat_map(|r| {
+            r.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap() as f32)
+        })
         .collect();
     (npy, logits, shape[0])
 }
@@ -584,7 +589,10 @@ fn imported_weights_predict_pytorchs_logits() {
     let names = dir.path().join("classes.txt");
     let class_names: String = (0..16).map(|c| format!("class {c}\n")).collect();
     std::fs::write(&names, class_names).unwrap();
-    for file in ["mobilenet_v2_w035_c16.pth", "mobilenet_v2_w035_c16.safetensors"] {
+    for file in [
+        "mobilenet_v2_w035_c16.pth",
+        "mobilenet_v2_w035_c16.safetensors",
+    ] {
         let model = dir.path().join(format!("m_{file}"));
         ok(&[
             "import",
@@ -642,7 +650,11 @@ fn import_errors_name_the_problem_and_write_nothing() {
         fails(&a, needle);
         assert!(!out.exists(), "{needle}");
     };
-    import(&pth, &["--width", "1.0"], "`features.0.0.weight` has shape [16, 3, 3, 3]");
+    import(
+        &pth,
+        &["--width", "1.0"],
+        "`features.0.0.weight` has shape [16, 3, 3, 3]",
+    );
     let three = dir.path().join("three.txt");
     std::fs::write(&three, "a\nb\nc\n").unwrap();
     import(
@@ -677,7 +689,11 @@ fn fine_tuning_a_pretrained_backbone_beats_chance() {
     let pre_data = dir.path().join("colours");
     write_colours(
         &pre_data,
-        &[("red", [200, 40, 40]), ("green", [40, 190, 40]), ("blue", [40, 40, 200])],
+        &[
+            ("red", [200, 40, 40]),
+            ("green", [40, 190, 40]),
+            ("blue", [40, 40, 200]),
+        ],
         12,
     );
     let pre = dir.path().join("pre");

@@ -8,8 +8,8 @@ use labelsmooth_burn::import::mobilenet_v2;
 use labelsmooth_burn::mobilenet::MobileNetV2Config;
 use labelsmooth_burn::models::{ConvNetConfig, MlpConfig, TextClassifierConfig};
 use labelsmooth_burn::train::{
-    Classifier, Evaluation, Inputs, ModelSpec, TrainConfig, TrainObserver, Trained,
-    evaluation_of, predict_logits, train_from,
+    Classifier, Evaluation, Inputs, ModelSpec, TrainConfig, TrainObserver, Trained, evaluation_of,
+    predict_logits, train_from,
 };
 use labelsmooth_data::text::Tokenizer;
 use labelsmooth_data::{Dataset, Features, Standardizer};

@@ -32,7 +32,11 @@ pub fn relu6(x: &[f32]) -> Vec<f32> {
 /// assert_eq!(relu6_backward(&[0.0, 3.0, 6.0], &[1.0, 2.0, 3.0]), vec![0.0, 2.0, 0.0]);
 /// ```
 pub fn relu6_backward(y: &[f32], dy: &[f32]) -> Vec<f32> {
-    assert_eq!(y.len(), dy.len(), "ReLU6 output and gradient lengths differ");
+    assert_eq!(
+        y.len(),
+        dy.len(),
+        "ReLU6 output and gradient lengths differ"
+    );
     let mut dx = vec![0.0f32; y.len()];
     dx.par_chunks_mut(CHUNK)
         .zip(y.par_chunks(CHUNK).zip(dy.par_chunks(CHUNK)))

@@ -109,10 +109,7 @@ pub fn pointwise_backward(
         .zip(x.par_chunks(per * inputs * pixels))
         .map(|(dys, xs)| {
             let mut part = vec![0.0f32; outputs * inputs];
-            for (dyn_, xn) in dys
-                .chunks(outputs * pixels)
-                .zip(xs.chunks(inputs * pixels))
-            {
+            for (dyn_, xn) in dys.chunks(outputs * pixels).zip(xs.chunks(inputs * pixels)) {
                 matmul(
                     (outputs, inputs, pixels),
                     &mut part,
@@ -460,12 +457,21 @@ pub fn norm_backward(
                     let mut yi = yr.chunks_exact(8);
                     for ((g8, x8), y8) in (&mut gi).zip(&mut xi).zip(&mut yi) {
                         for l in 0..8 {
-                            let g = if y8[l] > 0.0 && y8[l] < 6.0 { g8[l] } else { 0.0 };
+                            let g = if y8[l] > 0.0 && y8[l] < 6.0 {
+                                g8[l]
+                            } else {
+                                0.0
+                            };
                             a[l] += g;
                             b[l] += g * (x8[l] - mu);
                         }
                     }
-                    for ((&g, &v), &o) in gi.remainder().iter().zip(xi.remainder()).zip(yi.remainder()) {
+                    for ((&g, &v), &o) in gi
+                        .remainder()
+                        .iter()
+                        .zip(xi.remainder())
+                        .zip(yi.remainder())
+                    {
                         let g = if o > 0.0 && o < 6.0 { g } else { 0.0 };
                         ta += g;
                         tb += g * (v - mu);
@@ -516,7 +522,9 @@ pub fn norm_backward(
                 let (xr, gr) = (&x[r.clone()], &dy[r.clone()]);
                 match y {
                     Some(y) => {
-                        for ((o, (&v, &g)), &out) in dxr.iter_mut().zip(xr.iter().zip(gr)).zip(&y[r]) {
+                        for ((o, (&v, &g)), &out) in
+                            dxr.iter_mut().zip(xr.iter().zip(gr)).zip(&y[r])
+                        {
                             let g = if out > 0.0 && out < 6.0 { g } else { 0.0 };
                             *o = k * count * g + base + slope * (v - mu);
                         }
@@ -558,10 +566,15 @@ mod tests {
                             for kx in 0..3 {
                                 let iy = (oy * d.stride + ky) as isize - 1;
                                 let ix = (ox * d.stride + kx) as isize - 1;
-                                if iy >= 0 && ix >= 0 && (iy as usize) < d.height && (ix as usize) < d.width {
+                                if iy >= 0
+                                    && ix >= 0
+                                    && (iy as usize) < d.height
+                                    && (ix as usize) < d.width
+                                {
                                     s += f64::from(w[c * 9 + ky * 3 + kx])
                                         * f64::from(
-                                            x[((n * d.channels + c) * d.height + iy as usize) * d.width
+                                            x[((n * d.channels + c) * d.height + iy as usize)
+                                                * d.width
                                                 + ix as usize],
                                         );
                                 }
@@ -597,7 +610,12 @@ mod tests {
             let dy = values(y.len(), 3);
             let (dx, dw) = depthwise_backward(d, &x, &w, &dy, true);
             let dx = dx.unwrap();
-            let dot = |y: &[f64]| y.iter().zip(&dy).map(|(a, b)| a * f64::from(*b)).sum::<f64>();
+            let dot = |y: &[f64]| {
+                y.iter()
+                    .zip(&dy)
+                    .map(|(a, b)| a * f64::from(*b))
+                    .sum::<f64>()
+            };
             for i in 0..x.len() {
                 let mut e = vec![0.0f32; x.len()];
                 e[i] = 1.0;
@@ -649,7 +667,9 @@ mod tests {
             for i in 0..4 {
                 let want: f64 = (0..3)
                     .flat_map(|n| (0..6).map(move |p| (n, p)))
-                    .map(|(n, p)| f64::from(dy[(n * 5 + o) * 6 + p]) * f64::from(x[(n * 4 + i) * 6 + p]))
+                    .map(|(n, p)| {
+                        f64::from(dy[(n * 5 + o) * 6 + p]) * f64::from(x[(n * 4 + i) * 6 + p])
+                    })
                     .sum();
                 assert!((f64::from(dw[o * 4 + i]) - want).abs() < 1e-4);
             }
@@ -673,34 +693,57 @@ mod tests {
             let objective = |x: &[f32], gamma: &[f32], beta: &[f32]| -> f64 {
                 let (m, v) = channel_statistics(d, x);
                 let y = norm_forward(d, x, gamma, beta, &m, &v, eps, relu6);
-                y.iter().zip(&r).map(|(a, b)| f64::from(*a) * f64::from(*b)).sum()
+                y.iter()
+                    .zip(&r)
+                    .map(|(a, b)| f64::from(*a) * f64::from(*b))
+                    .sum()
             };
             let (m, v) = channel_statistics(d, &x);
             let y = norm_forward(d, &x, &gamma, &beta, &m, &v, eps, relu6);
             if relu6 {
                 assert!(y.contains(&0.0) && y.iter().any(|&o| o > 0.0 && o < 6.0));
             }
-            let (dx, dg, db) =
-                norm_backward(d, &x, relu6.then_some(y.as_slice()), &gamma, &m, &v, eps, &r);
+            let (dx, dg, db) = norm_backward(
+                d,
+                &x,
+                relu6.then_some(y.as_slice()),
+                &gamma,
+                &m,
+                &v,
+                eps,
+                &r,
+            );
             let h = 1e-2f32;
             for i in 0..x.len() {
                 let (mut a, mut b) = (x.clone(), x.clone());
                 a[i] += h;
                 b[i] -= h;
-                let fd = (objective(&a, &gamma, &beta) - objective(&b, &gamma, &beta)) / f64::from(2.0 * h);
-                assert!((fd - f64::from(dx[i])).abs() < 2e-2 * (1.0 + fd.abs()), "relu6 {relu6} dx[{i}]: {fd} vs {}", dx[i]);
+                let fd = (objective(&a, &gamma, &beta) - objective(&b, &gamma, &beta))
+                    / f64::from(2.0 * h);
+                assert!(
+                    (fd - f64::from(dx[i])).abs() < 2e-2 * (1.0 + fd.abs()),
+                    "relu6 {relu6} dx[{i}]: {fd} vs {}",
+                    dx[i]
+                );
             }
             for c in 0..2 {
                 let (mut a, mut b) = (gamma, gamma);
                 a[c] += h;
                 b[c] -= h;
                 let fd = (objective(&x, &a, &beta) - objective(&x, &b, &beta)) / f64::from(2.0 * h);
-                assert!((fd - f64::from(dg[c])).abs() < 1e-2 * (1.0 + fd.abs()), "dγ[{c}]");
+                assert!(
+                    (fd - f64::from(dg[c])).abs() < 1e-2 * (1.0 + fd.abs()),
+                    "dγ[{c}]"
+                );
                 let (mut a, mut b) = (beta, beta);
                 a[c] += h;
                 b[c] -= h;
-                let fd = (objective(&x, &gamma, &a) - objective(&x, &gamma, &b)) / f64::from(2.0 * h);
-                assert!((fd - f64::from(db[c])).abs() < 1e-2 * (1.0 + fd.abs()), "dβ[{c}]");
+                let fd =
+                    (objective(&x, &gamma, &a) - objective(&x, &gamma, &b)) / f64::from(2.0 * h);
+                assert!(
+                    (fd - f64::from(db[c])).abs() < 1e-2 * (1.0 + fd.abs()),
+                    "dβ[{c}]"
+                );
             }
         }
     }

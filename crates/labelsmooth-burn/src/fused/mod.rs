@@ -314,8 +314,13 @@ impl Backward<Flex, 2> for PointwiseBackward {
         let dy = grads.consume::<Flex>(&ops.node);
         let [px, pw] = ops.parents;
         let (d, [h, w]) = pointwise_dims(&x, &weight);
-        let (dx, dw) =
-            mobile::pointwise_backward(d, &floats(&x), &floats(&weight), &floats(&dy), px.is_some());
+        let (dx, dw) = mobile::pointwise_backward(
+            d,
+            &floats(&x),
+            &floats(&weight),
+            &floats(&dy),
+            px.is_some(),
+        );
         register(
             grads,
             [px, pw].map(|p| p.map(|n| n.id)),
@@ -339,8 +344,13 @@ impl Backward<Flex, 2> for DepthwiseBackward {
         let dy = grads.consume::<Flex>(&ops.node);
         let [px, pw] = ops.parents;
         let d = depthwise_dims(&x, stride);
-        let (dx, dw) =
-            mobile::depthwise_backward(d, &floats(&x), &floats(&weight), &floats(&dy), px.is_some());
+        let (dx, dw) = mobile::depthwise_backward(
+            d,
+            &floats(&x),
+            &floats(&weight),
+            &floats(&dy),
+            px.is_some(),
+        );
         register(
             grads,
             [px, pw].map(|p| p.map(|n| n.id)),
@@ -364,7 +374,11 @@ impl Backward<Flex, 1> for Relu6Backward {
         let dy = grads.consume::<Flex>(&ops.node);
         let shape = y.layout().shape().to_vec();
         let dx = activation::relu6_backward(&floats(&y), &floats(&dy));
-        register(grads, ops.parents.map(|p| p.map(|n| n.id)), [Some((dx, shape))]);
+        register(
+            grads,
+            ops.parents.map(|p| p.map(|n| n.id)),
+            [Some((dx, shape))],
+        );
     }
 }
 
@@ -610,7 +624,10 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
     }
 
     fn relu6(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        let prep = Relu6Backward.prepare::<C>([x.node()]).compute_bound().stateful();
+        let prep = Relu6Backward
+            .prepare::<C>([x.node()])
+            .compute_bound()
+            .stateful();
         let x = x.into_primitive();
         match prep {
             OpsKind::Tracked(prep) => {
