@@ -101,12 +101,18 @@ impl InputSchema {
 
     /// The model inputs of raw `features` (as the readers give them).
     pub fn transform(&self, features: &Features) -> Result<Inputs> {
-        self.transform_as(features, false)
+        self.transform_as(features, false, false)
     }
 
     /// [`InputSchema::transform`]; with `preprocessed`, images are taken as already normalized
-    /// (an `.npy` array of model inputs).
-    pub fn transform_as(&self, features: &Features, preprocessed: bool) -> Result<Inputs> {
+    /// (an `.npy` array of model inputs), and with `any_size` as well, of any height and width
+    /// (for fully convolutional models).
+    pub fn transform_as(
+        &self,
+        features: &Features,
+        preprocessed: bool,
+        any_size: bool,
+    ) -> Result<Inputs> {
         let wrong = |what: &str| {
             Error::Invalid(format!(
                 "the model takes {}, but the data holds {what}",
@@ -142,7 +148,11 @@ impl InputSchema {
                 },
                 Features::Dense { values, shape },
             ) => {
-                if shape.as_slice() != [*channels, *height, *width] {
+                let fits = match shape.as_slice() {
+                    [c, _, _] if preprocessed && any_size => c == channels,
+                    other => other == [*channels, *height, *width],
+                };
+                if !fits {
                     return Err(wrong(&format!("samples of shape {shape:?}")));
                 }
                 let mut values = values.clone();
@@ -391,8 +401,8 @@ impl SavedModel {
     /// Reads the data named by `spec` the way this model's training data was read: a bundled
     /// set, `csv:PATH` or `text:PATH` (columns by name), `lines:PATH` (one text per line),
     /// `images:DIR` (flat or class folders, resized to the model's size), `npy:PATH` (samples
-    /// along the first axis; images in it are taken as already normalized), `idx:` and
-    /// `cifar:` as for training.
+    /// along the first axis; images in it are taken as already normalized, and of any size for
+    /// MobileNetV2), `idx:` and `cifar:` as for training.
     pub fn read(&self, spec: &str, opts: &LoadOptions) -> Result<(Samples, Inputs)> {
         use labelsmooth_data::input;
         let (kind, path) = spec.split_once(':').unwrap_or(("", spec));
@@ -440,7 +450,8 @@ impl SavedModel {
             ("images", _) => return Err(no_layout("an image folder")),
             ("npy", schema) => {
                 let s = input::array(path)?;
-                let x = schema.transform_as(&s.features, true)?;
+                let any_size = matches!(self.card.model, ModelSpec::MobileNet(_));
+                let x = schema.transform_as(&s.features, true, any_size)?;
                 return Ok((s, x));
             }
             _ => dataset_samples(labelsmooth_data::spec::load(spec, opts)?),
