@@ -170,6 +170,9 @@ struct Padded {
     /// Stride 2: even and odd padded columns, `[height + 2, ⌈pw / 2⌉]` and `[height + 2, ⌊pw / 2⌋]`.
     even: Vec<f32>,
     odd: Vec<f32>,
+    /// Stride 1: outputs laid out on the padded grid (rows `pw` apart), so that each tap is one
+    /// run over the whole plane; the two extra columns of each row are dropped at the end.
+    grid: Vec<f32>,
 }
 
 impl Padded {
@@ -210,6 +213,27 @@ fn plane_forward(d: DepthwiseDims, x: &[f32], w: &[f32], y: &mut [f32], pad: &mu
     let (oh, ow) = d.output();
     let s = d.stride;
     pad.fill(x, d.height, d.width, s);
+    if s == 1 {
+        // Output (oy, ox) sits at oy·pw + ox of the grid, and tap (ky, kx) reads the padded
+        // plane ky·pw + kx further on.
+        let pw = pad.pw;
+        let len = (oh - 1) * pw + ow;
+        pad.grid.clear();
+        pad.grid.resize(len, 0.0);
+        for ky in 0..3 {
+            for kx in 0..3 {
+                let wv = w[ky * 3 + kx];
+                let src = &pad.plane[ky * pw + kx..][..len];
+                for (o, &v) in pad.grid.iter_mut().zip(src) {
+                    *o += wv * v;
+                }
+            }
+        }
+        for (oy, yrow) in y.chunks_exact_mut(ow).enumerate() {
+            yrow.copy_from_slice(&pad.grid[oy * pw..][..ow]);
+        }
+        return;
+    }
     for (oy, yrow) in y.chunks_exact_mut(ow).enumerate().take(oh) {
         for ky in 0..3 {
             for kx in 0..3 {
@@ -274,6 +298,28 @@ pub fn depthwise_backward(
                     // The gradient of the padded plane: each output scatters to its taps.
                     dpad.clear();
                     dpad.resize((h + 2) * pw, 0.0);
+                    if s == 1 {
+                        // dy on the padded grid (zeros in the extra columns), added to each
+                        // tap's place in one run.
+                        let len = (oh - 1) * pw + ow;
+                        let mut grid = vec![0.0f32; len];
+                        for (oy, dyrow) in dyp.chunks_exact(ow).enumerate() {
+                            grid[oy * pw..][..ow].copy_from_slice(dyrow);
+                        }
+                        for ky in 0..3 {
+                            for kx in 0..3 {
+                                let wv = wc[ky * 3 + kx];
+                                let dst = &mut dpad[ky * pw + kx..][..len];
+                                for (t, &g) in dst.iter_mut().zip(&grid) {
+                                    *t += wv * g;
+                                }
+                            }
+                        }
+                        for (iy, row) in dxp.chunks_exact_mut(wd).enumerate() {
+                            row.copy_from_slice(&dpad[(iy + 1) * pw + 1..][..wd]);
+                        }
+                        return;
+                    }
                     for (oy, dyrow) in dyp.chunks_exact(ow).enumerate() {
                         for ky in 0..3 {
                             let prow = &mut dpad[(oy * s + ky) * pw..][..pw];
@@ -307,6 +353,38 @@ pub fn depthwise_backward(
                 let xp = &x[(n * d.channels + c) * plane..][..plane];
                 let dyp = &dy[(n * d.channels + c) * oplane..][..oplane];
                 pad.fill(xp, h, wd, s);
+                if s == 1 {
+                    // dy laid out on the padded grid, zeros in the extra columns: each tap's
+                    // sum is one dot product over the plane.
+                    let pw = pad.pw;
+                    let len = (oh - 1) * pw + ow;
+                    pad.grid.clear();
+                    pad.grid.resize(len, 0.0);
+                    for (oy, dyrow) in dyp.chunks_exact(ow).enumerate() {
+                        pad.grid[oy * pw..][..ow].copy_from_slice(dyrow);
+                    }
+                    for ky in 0..3 {
+                        for kx in 0..3 {
+                            let src = &pad.plane[ky * pw + kx..][..len];
+                            let mut lanes = [0.0f32; 8];
+                            let mut a = pad.grid.chunks_exact(8);
+                            let mut b = src.chunks_exact(8);
+                            for (a8, b8) in (&mut a).zip(&mut b) {
+                                for l in 0..8 {
+                                    lanes[l] += a8[l] * b8[l];
+                                }
+                            }
+                            let tail: f32 = a
+                                .remainder()
+                                .iter()
+                                .zip(b.remainder())
+                                .map(|(p, q)| p * q)
+                                .sum();
+                            acc[ky * 3 + kx] += lanes.iter().sum::<f32>() + tail;
+                        }
+                    }
+                    continue;
+                }
                 for (oy, dyrow) in dyp.chunks_exact(ow).enumerate() {
                     for ky in 0..3 {
                         for kx in 0..3 {
