@@ -3,6 +3,31 @@
 
 use rayon::prelude::*;
 
+#[inline(always)]
+fn relu6_chunk_impl(y: &mut [f32], x: &[f32]) {
+    for (y, &x) in y.iter_mut().zip(x) {
+        *y = x.clamp(0.0, 6.0);
+    }
+}
+
+crate::simd_dispatch! {
+    /// ReLU6 of `x` into `y`.
+    pub(crate) fn relu6_chunk(y: &mut [f32], x: &[f32]) => relu6_chunk_impl, on relu6_chunk_on
+}
+
+#[inline(always)]
+fn relu6_backward_chunk_impl(dx: &mut [f32], y: &[f32], dy: &[f32]) {
+    for ((dx, &y), &g) in dx.iter_mut().zip(y).zip(dy) {
+        *dx = if y > 0.0 && y < 6.0 { g } else { 0.0 };
+    }
+}
+
+crate::simd_dispatch! {
+    /// The gradient of ReLU6 into `dx` from its output `y` and `dy`.
+    pub(crate) fn relu6_backward_chunk(dx: &mut [f32], y: &[f32], dy: &[f32])
+        => relu6_backward_chunk_impl, on relu6_backward_chunk_on
+}
+
 /// Elements per task: below this a loop runs on the calling thread.
 const CHUNK: usize = 1 << 16;
 
@@ -16,11 +41,7 @@ pub fn relu6(x: &[f32]) -> Vec<f32> {
     let mut y = vec![0.0f32; x.len()];
     y.par_chunks_mut(CHUNK)
         .zip(x.par_chunks(CHUNK))
-        .for_each(|(y, x)| {
-            for (y, &x) in y.iter_mut().zip(x) {
-                *y = x.clamp(0.0, 6.0);
-            }
-        });
+        .for_each(|(y, x)| relu6_chunk(y, x));
     y
 }
 
@@ -40,11 +61,7 @@ pub fn relu6_backward(y: &[f32], dy: &[f32]) -> Vec<f32> {
     let mut dx = vec![0.0f32; y.len()];
     dx.par_chunks_mut(CHUNK)
         .zip(y.par_chunks(CHUNK).zip(dy.par_chunks(CHUNK)))
-        .for_each(|(dx, (y, dy))| {
-            for ((dx, &y), &g) in dx.iter_mut().zip(y).zip(dy) {
-                *dx = if y > 0.0 && y < 6.0 { g } else { 0.0 };
-            }
-        });
+        .for_each(|(dx, (y, dy))| relu6_backward_chunk(dx, y, dy));
     dx
 }
 

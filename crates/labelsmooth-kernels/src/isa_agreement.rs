@@ -270,3 +270,80 @@ fn adam_update_copies_agree() {
         );
     }
 }
+
+#[test]
+fn mobile_kernel_copies_agree() {
+    use crate::activation::{relu6_backward_chunk_on, relu6_chunk_on};
+    use crate::mobile::{
+        axpy_on, deviation_sum_on, dot_on, norm_plane_dx_on, norm_plane_on, norm_plane_sums_on,
+    };
+    // Lengths around the sixteen lanes, values beyond ReLU6's corners.
+    for len in [1usize, 9, 16, 17, 36, 100, 2305] {
+        let x = values(len, 40 + len as u64, 8.0);
+        let g = values(len, 50 + len as u64, 1.0);
+        let y: Vec<f32> = x.iter().map(|v| v.clamp(0.0, 6.0)).collect();
+        let case = |k: &str| format!("{k} (len {len})");
+        all_equal(
+            &case("axpy"),
+            &on_every_set("axpy", |isa| {
+                let mut d = g.clone();
+                axpy_on(isa, &mut d, &x, 0.37)?;
+                Some(bits(&d))
+            }),
+        );
+        all_equal(
+            &case("dot"),
+            &on_every_set("dot", |isa| dot_on(isa, &x, &g).map(f32::to_bits)),
+        );
+        for square in [false, true] {
+            all_equal(
+                &case("deviation_sum"),
+                &on_every_set("deviation_sum", |isa| {
+                    deviation_sum_on(isa, &x, 0.25, square).map(f64::to_bits)
+                }),
+            );
+        }
+        for relu6 in [false, true] {
+            all_equal(
+                &case("norm_plane"),
+                &on_every_set("norm_plane", |isa| {
+                    let mut o = vec![0.0; len];
+                    norm_plane_on(isa, &mut o, &x, 1.3, -0.4, relu6)?;
+                    Some(bits(&o))
+                }),
+            );
+            let yy = relu6.then_some(y.as_slice());
+            all_equal(
+                &case("norm_plane_sums"),
+                &on_every_set("norm_plane_sums", |isa| {
+                    norm_plane_sums_on(isa, &g, &x, yy, 0.3)
+                        .map(|(a, b)| (a.to_bits(), b.to_bits()))
+                }),
+            );
+            all_equal(
+                &case("norm_plane_dx"),
+                &on_every_set("norm_plane_dx", |isa| {
+                    let mut o = vec![0.0; len];
+                    norm_plane_dx_on(isa, &mut o, &g, &x, yy, [0.9, -0.1, 0.02, 0.3])?;
+                    Some(bits(&o))
+                }),
+            );
+        }
+        all_equal(
+            &case("relu6"),
+            &on_every_set("relu6", |isa| {
+                let mut o = vec![0.0; len];
+                relu6_chunk_on(isa, &mut o, &x)?;
+                Some(bits(&o))
+            }),
+        );
+        all_equal(
+            &case("relu6_backward"),
+            &on_every_set("relu6_backward", |isa| {
+                let mut o = vec![0.0; len];
+                relu6_backward_chunk_on(isa, &mut o, &y, &g)?;
+                Some(bits(&o))
+            }),
+        );
+    }
+}

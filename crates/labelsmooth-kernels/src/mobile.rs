@@ -222,11 +222,11 @@ fn plane_forward(d: DepthwiseDims, x: &[f32], w: &[f32], y: &mut [f32], pad: &mu
         pad.grid.resize(len, 0.0);
         for ky in 0..3 {
             for kx in 0..3 {
-                let wv = w[ky * 3 + kx];
-                let src = &pad.plane[ky * pw + kx..][..len];
-                for (o, &v) in pad.grid.iter_mut().zip(src) {
-                    *o += wv * v;
-                }
+                axpy(
+                    &mut pad.grid,
+                    &pad.plane[ky * pw + kx..][..len],
+                    w[ky * 3 + kx],
+                );
             }
         }
         for (oy, yrow) in y.chunks_exact_mut(ow).enumerate() {
@@ -308,11 +308,7 @@ pub fn depthwise_backward(
                         }
                         for ky in 0..3 {
                             for kx in 0..3 {
-                                let wv = wc[ky * 3 + kx];
-                                let dst = &mut dpad[ky * pw + kx..][..len];
-                                for (t, &g) in dst.iter_mut().zip(&grid) {
-                                    *t += wv * g;
-                                }
+                                axpy(&mut dpad[ky * pw + kx..][..len], &grid, wc[ky * 3 + kx]);
                             }
                         }
                         for (iy, row) in dxp.chunks_exact_mut(wd).enumerate() {
@@ -365,22 +361,7 @@ pub fn depthwise_backward(
                     }
                     for ky in 0..3 {
                         for kx in 0..3 {
-                            let src = &pad.plane[ky * pw + kx..][..len];
-                            let mut lanes = [0.0f32; 8];
-                            let mut a = pad.grid.chunks_exact(8);
-                            let mut b = src.chunks_exact(8);
-                            for (a8, b8) in (&mut a).zip(&mut b) {
-                                for l in 0..8 {
-                                    lanes[l] += a8[l] * b8[l];
-                                }
-                            }
-                            let tail: f32 = a
-                                .remainder()
-                                .iter()
-                                .zip(b.remainder())
-                                .map(|(p, q)| p * q)
-                                .sum();
-                            acc[ky * 3 + kx] += lanes.iter().sum::<f32>() + tail;
+                            acc[ky * 3 + kx] += dot(&pad.grid, &pad.plane[ky * pw + kx..][..len]);
                         }
                     }
                     continue;
@@ -402,6 +383,139 @@ pub fn depthwise_backward(
     (dx, dw)
 }
 
+/// Lanes of the partial sums: their order is fixed, so every instruction set gives the same bits.
+const LANES: usize = 16;
+
+#[inline(always)]
+fn axpy_impl(dst: &mut [f32], src: &[f32], a: f32) {
+    for (d, &s) in dst.iter_mut().zip(src) {
+        *d += a * s;
+    }
+}
+
+crate::simd_dispatch! {
+    /// `dst[i] += a · src[i]` over the shorter of the two.
+    pub fn axpy(dst: &mut [f32], src: &[f32], a: f32) => axpy_impl, on axpy_on
+}
+
+#[inline(always)]
+fn dot_impl(a: &[f32], b: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; LANES];
+    let mut ca = a.chunks_exact(LANES);
+    let mut cb = b.chunks_exact(LANES);
+    for (x, y) in (&mut ca).zip(&mut cb) {
+        for l in 0..LANES {
+            lanes[l] += x[l] * y[l];
+        }
+    }
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    lanes.iter().sum::<f32>() + tail
+}
+
+crate::simd_dispatch! {
+    /// Σ a[i]·b[i] over the shorter of the two, in sixteen lanes added in a fixed order.
+    pub fn dot(a: &[f32], b: &[f32]) -> f32 => dot_impl, on dot_on
+}
+
+#[inline(always)]
+fn norm_plane_impl(y: &mut [f32], x: &[f32], scale: f32, shift: f32, relu6: bool) {
+    if relu6 {
+        for (o, &v) in y.iter_mut().zip(x) {
+            *o = (v * scale + shift).clamp(0.0, 6.0);
+        }
+    } else {
+        for (o, &v) in y.iter_mut().zip(x) {
+            *o = v * scale + shift;
+        }
+    }
+}
+
+crate::simd_dispatch! {
+    /// `y = x·scale + shift`, then ReLU6 when `relu6`.
+    pub fn norm_plane(y: &mut [f32], x: &[f32], scale: f32, shift: f32, relu6: bool)
+        => norm_plane_impl, on norm_plane_on
+}
+
+#[inline(always)]
+fn norm_plane_sums_impl(g: &[f32], x: &[f32], y: Option<&[f32]>, mu: f32) -> (f32, f32) {
+    let (mut a, mut b) = ([0.0f32; LANES], [0.0f32; LANES]);
+    let (mut ta, mut tb) = (0.0f32, 0.0f32);
+    let full = g.len() - g.len() % LANES;
+    match y {
+        Some(y) => {
+            for i in (0..full).step_by(LANES) {
+                for l in 0..LANES {
+                    let o = y[i + l];
+                    let gv = if o > 0.0 && o < 6.0 { g[i + l] } else { 0.0 };
+                    a[l] += gv;
+                    b[l] += gv * (x[i + l] - mu);
+                }
+            }
+            for i in full..g.len() {
+                let gv = if y[i] > 0.0 && y[i] < 6.0 { g[i] } else { 0.0 };
+                ta += gv;
+                tb += gv * (x[i] - mu);
+            }
+        }
+        None => {
+            for i in (0..full).step_by(LANES) {
+                for l in 0..LANES {
+                    a[l] += g[i + l];
+                    b[l] += g[i + l] * (x[i + l] - mu);
+                }
+            }
+            for i in full..g.len() {
+                ta += g[i];
+                tb += g[i] * (x[i] - mu);
+            }
+        }
+    }
+    (a.iter().sum::<f32>() + ta, b.iter().sum::<f32>() + tb)
+}
+
+crate::simd_dispatch! {
+    /// Σ dz and Σ dz·(x − μ) over one plane, with dz = `g` except where the ReLU6 output `y`
+    /// (when given) clipped.
+    pub fn norm_plane_sums(g: &[f32], x: &[f32], y: Option<&[f32]>, mu: f32) -> (f32, f32)
+        => norm_plane_sums_impl, on norm_plane_sums_on
+}
+
+#[inline(always)]
+fn norm_plane_dx_impl(
+    dx: &mut [f32],
+    g: &[f32],
+    x: &[f32],
+    y: Option<&[f32]>,
+    coefficients: [f32; 4],
+) {
+    let [a, base, slope, mu] = coefficients;
+    match y {
+        Some(y) => {
+            for (((o, &gv), &v), &out) in dx.iter_mut().zip(g).zip(x).zip(y) {
+                let gv = if out > 0.0 && out < 6.0 { gv } else { 0.0 };
+                *o = a * gv + base + slope * (v - mu);
+            }
+        }
+        None => {
+            for ((o, &gv), &v) in dx.iter_mut().zip(g).zip(x) {
+                *o = a * gv + base + slope * (v - mu);
+            }
+        }
+    }
+}
+
+crate::simd_dispatch! {
+    /// `dx = a·dz + base + slope·(x − μ)` over one plane (`coefficients` = `[a, base, slope, μ]`),
+    /// dz as in [`norm_plane_sums`].
+    pub fn norm_plane_dx(dx: &mut [f32], g: &[f32], x: &[f32], y: Option<&[f32]>, coefficients: [f32; 4])
+        => norm_plane_dx_impl, on norm_plane_dx_on
+}
+
 /// Shapes of a batch norm over NCHW images: statistics per channel over images and pixels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NormDims {
@@ -421,17 +535,31 @@ impl NormDims {
     }
 }
 
-/// Σ f(v) over `values` in eight f32 lanes (so that the loop vectorizes), returned in f64.
-fn lane_sum(values: &[f32], f: impl Fn(f32) -> f32) -> f64 {
-    let mut lanes = [0.0f32; 8];
-    let mut chunks = values.chunks_exact(8);
+#[inline(always)]
+fn deviation_sum_impl(values: &[f32], center: f32, square: bool) -> f64 {
+    let mut lanes = [0.0f32; LANES];
+    let mut chunks = values.chunks_exact(LANES);
     for c in &mut chunks {
-        for l in 0..8 {
-            lanes[l] += f(c[l]);
+        for l in 0..LANES {
+            let v = c[l] - center;
+            lanes[l] += if square { v * v } else { v };
         }
     }
-    let tail: f32 = chunks.remainder().iter().map(|&v| f(v)).sum();
+    let tail: f32 = chunks
+        .remainder()
+        .iter()
+        .map(|&v| {
+            let v = v - center;
+            if square { v * v } else { v }
+        })
+        .sum();
     lanes.iter().map(|&v| f64::from(v)).sum::<f64>() + f64::from(tail)
+}
+
+crate::simd_dispatch! {
+    /// Σ (v − center), or Σ (v − center)² with `square`, in sixteen f32 lanes added in f64.
+    pub fn deviation_sum(values: &[f32], center: f32, square: bool) -> f64
+        => deviation_sum_impl, on deviation_sum_on
 }
 
 /// Mean and biased variance of each channel (two passes; each plane summed in f32 lanes, the
@@ -447,15 +575,16 @@ pub fn channel_statistics(d: NormDims, x: &[f32]) -> (Vec<f32>, Vec<f32>) {
         out.into_iter().map(|s| s / count).collect()
     };
     let plane = d.pixels.max(1);
-    let mean = per_channel(x.par_chunks(plane).map(|p| lane_sum(p, |v| v)).collect());
+    let mean = per_channel(
+        x.par_chunks(plane)
+            .map(|p| deviation_sum(p, 0.0, false))
+            .collect(),
+    );
     let mean_f32: Vec<f32> = mean.iter().map(|&m| m as f32).collect();
     let var = per_channel(
         x.par_chunks(plane)
             .enumerate()
-            .map(|(i, p)| {
-                let m = mean_f32[i % d.channels];
-                lane_sum(p, |v| (v - m) * (v - m))
-            })
+            .map(|(i, p)| deviation_sum(p, mean_f32[i % d.channels], true))
             .collect(),
     );
     (mean_f32, var.into_iter().map(|v| v as f32).collect())
@@ -486,15 +615,7 @@ pub fn norm_forward(
             let c = i % d.channels;
             let scale = gamma[c] / (var[c] + epsilon).sqrt();
             let shift = beta[c] - mean[c] * scale;
-            if relu6 {
-                for (o, &v) in yr.iter_mut().zip(xr) {
-                    *o = (v * scale + shift).clamp(0.0, 6.0);
-                }
-            } else {
-                for (o, &v) in yr.iter_mut().zip(xr) {
-                    *o = v * scale + shift;
-                }
-            }
+            norm_plane(yr, xr, scale, shift, relu6);
         });
     y
 }
@@ -522,55 +643,8 @@ pub fn norm_backward(
         .par_chunks(d.pixels.max(1))
         .enumerate()
         .map(|(i, gr)| {
-            let c = i % d.channels;
             let r = i * d.pixels..(i + 1) * d.pixels;
-            let (xr, mu) = (&x[r.clone()], mean[c]);
-            let (mut a, mut b) = ([0.0f32; 8], [0.0f32; 8]);
-            let (mut ta, mut tb) = (0.0f32, 0.0f32);
-            match y {
-                Some(y) => {
-                    let yr = &y[r];
-                    let mut gi = gr.chunks_exact(8);
-                    let mut xi = xr.chunks_exact(8);
-                    let mut yi = yr.chunks_exact(8);
-                    for ((g8, x8), y8) in (&mut gi).zip(&mut xi).zip(&mut yi) {
-                        for l in 0..8 {
-                            let g = if y8[l] > 0.0 && y8[l] < 6.0 {
-                                g8[l]
-                            } else {
-                                0.0
-                            };
-                            a[l] += g;
-                            b[l] += g * (x8[l] - mu);
-                        }
-                    }
-                    for ((&g, &v), &o) in gi
-                        .remainder()
-                        .iter()
-                        .zip(xi.remainder())
-                        .zip(yi.remainder())
-                    {
-                        let g = if o > 0.0 && o < 6.0 { g } else { 0.0 };
-                        ta += g;
-                        tb += g * (v - mu);
-                    }
-                }
-                None => {
-                    let mut gi = gr.chunks_exact(8);
-                    let mut xi = xr.chunks_exact(8);
-                    for (g8, x8) in (&mut gi).zip(&mut xi) {
-                        for l in 0..8 {
-                            a[l] += g8[l];
-                            b[l] += g8[l] * (x8[l] - mu);
-                        }
-                    }
-                    for (&g, &v) in gi.remainder().iter().zip(xi.remainder()) {
-                        ta += g;
-                        tb += g * (v - mu);
-                    }
-                }
-            }
-            (a.iter().sum::<f32>() + ta, b.iter().sum::<f32>() + tb)
+            norm_plane_sums(gr, &x[r.clone()], y.map(|y| &y[r]), mean[i % d.channels])
         })
         .collect();
     let mut sums = vec![(0.0f64, 0.0f64); d.channels];
@@ -596,23 +670,13 @@ pub fn norm_backward(
                 let k = gamma[c] * inv / count;
                 // dx = k·(M·dz − Σdz − x̂·Σdz·x̂) with x̂ = (x − μ)·inv.
                 let (base, slope) = (-k * dbeta[c], -k * dgamma[c] * inv);
-                let mu = mean[c];
-                let (xr, gr) = (&x[r.clone()], &dy[r.clone()]);
-                match y {
-                    Some(y) => {
-                        for ((o, (&v, &g)), &out) in
-                            dxr.iter_mut().zip(xr.iter().zip(gr)).zip(&y[r])
-                        {
-                            let g = if out > 0.0 && out < 6.0 { g } else { 0.0 };
-                            *o = k * count * g + base + slope * (v - mu);
-                        }
-                    }
-                    None => {
-                        for (o, (&v, &g)) in dxr.iter_mut().zip(xr.iter().zip(gr)) {
-                            *o = k * count * g + base + slope * (v - mu);
-                        }
-                    }
-                }
+                norm_plane_dx(
+                    dxr,
+                    &dy[r.clone()],
+                    &x[r.clone()],
+                    y.map(|y| &y[r]),
+                    [k * count, base, slope, mean[c]],
+                );
             });
     }
     (dx, dgamma, dbeta)
