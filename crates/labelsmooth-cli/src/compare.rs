@@ -52,6 +52,10 @@ pub struct CompareArgs {
     /// Folder for results.json, compare.csv, figures/ and report.html.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Train the best combination on a stratified 80% of the data and save its model folder
+    /// here (metrics on the other 20%).
+    #[arg(long)]
+    save_best: Option<PathBuf>,
 }
 
 /// What `compare --json` prints.
@@ -78,8 +82,8 @@ struct CompareResults<'a> {
 pub fn compare(args: CompareArgs) -> Result<()> {
     let c = &args.common;
     crate::args::set_threads(c.threads)?;
-    if let Some(out) = &args.out {
-        writable_dir(out)?;
+    for dir in [&args.out, &args.save_best].into_iter().flatten() {
+        writable_dir(dir)?;
     }
     let d = c.load()?;
     let comparison = Comparison {
@@ -115,6 +119,11 @@ pub fn compare(args: CompareArgs) -> Result<()> {
         if let Some(b) = &result.best {
             println!("best: {}", b.regularizer);
         }
+    }
+    if let (Some(dir), Some(best)) = (&args.save_best, &result.best) {
+        let chosen: Regularizers = best.regularizer.parse()?;
+        let spec = chosen.apply(comparison.base.clone(), &comparison.settings);
+        crate::models::save_best(dir, &d, &c.data, &spec, &best.regularizer, c.json)?;
     }
     Ok(())
 }

@@ -548,3 +548,39 @@ fn read_class_names(path: &Path) -> Result<Vec<String>> {
     }
     Ok(names)
 }
+
+/// Trains the setting a sweep or comparison chose (`spec`) on a stratified 80% of `d` (split by
+/// `seed`), measures it on the other 20%, and writes its model folder to `dir`.
+pub(crate) fn save_best(
+    dir: &Path,
+    d: &labelsmooth_data::Dataset,
+    data: &str,
+    spec: &labelsmooth_experiment::TrialSpec,
+    what: &str,
+    json: bool,
+) -> Result<()> {
+    let split = labelsmooth::split::stratified_split(&d.labels, 0.2, spec.train.seed)?;
+    let r = labelsmooth_experiment::run_trial(
+        d,
+        &split.train,
+        &split.valid,
+        spec,
+        &mut crate::progress::Console::new(json),
+    )?;
+    let on = format!(
+        "held-out 20% ({} rows, seed {})",
+        split.valid.len(),
+        spec.train.seed
+    );
+    SavedModel::from_trial(&r, d, data, spec, split.train.len(), &on).save(dir)?;
+    if !json {
+        println!(
+            "best setting ({what}) trained on {} rows: held-out accuracy {:.4}, NLL {:.4}; model saved to {}",
+            split.train.len(),
+            r.eval.accuracy,
+            r.eval.nll,
+            dir.display()
+        );
+    }
+    Ok(())
+}

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use labelsmooth_experiment::io::{write_atomic, write_json};
+use labelsmooth_experiment::io::{writable_dir, write_atomic, write_json};
 use labelsmooth_experiment::summary::{FactorRow, Summary};
 use labelsmooth_experiment::{
     FolderStore, MemoryStore, Sweep, SweepResult, TrialKey, TrialRecord, TrialStore,
@@ -48,6 +48,10 @@ pub struct SweepArgs {
     /// Run only the trials whose index modulo N is I (0 ≤ I < N); combine shards with `merge`.
     #[arg(long, value_parser = parse_shard, requires = "out")]
     shard: Option<(usize, usize)>,
+    /// Train the best factor on a stratified 80% of the data and save its model folder here
+    /// (metrics on the other 20%).
+    #[arg(long, conflicts_with = "shard")]
+    save_best: Option<PathBuf>,
 }
 
 /// `labelsmooth merge`.
@@ -97,22 +101,42 @@ pub fn sweep(args: SweepArgs) -> Result<()> {
         Some((i, n)) => sweep.shard(i, n)?,
         None => sweep.trials(),
     };
+    if let Some(dir) = &args.save_best {
+        writable_dir(dir)?;
+    }
     let mut console = Console::new(c.json);
-    match &args.out {
+    let d = c.load()?;
+    let records = match &args.out {
         Some(out) => {
             let mut store = FolderStore::create(out, &sweep)?;
-            let d = c.load()?;
             sweep.run(&d, &mut store, Some(&keys), &mut console)?;
-            finish(out, &sweep, &sweep.collect(&[&store])?, c.json)
+            let records = sweep.collect(&[&store])?;
+            finish(out, &sweep, &records, c.json)?;
+            records
         }
         None => {
-            let d = c.load()?;
             let mut store = MemoryStore::default();
             sweep.run(&d, &mut store, Some(&keys), &mut console)?;
-            let result = sweep.result(&sweep.collect(&[&store])?)?;
-            print_summary(&result, None, c.json)
+            let records = sweep.collect(&[&store])?;
+            let result = sweep.result(&records)?;
+            print_summary(&result, None, c.json)?;
+            records
         }
+    };
+    if let Some(dir) = &args.save_best {
+        let result = sweep.result(&records)?;
+        let best = result.best.context("no factor to save")?;
+        let factor = sweep
+            .factors
+            .iter()
+            .copied()
+            .find(|f| f.to_string() == best.smoothing.to_string())
+            .context("the best factor is not one of the sweep's")?;
+        let spec = sweep.base.clone().with_smoothing(factor);
+        let what = format!("smoothing {factor}");
+        crate::models::save_best(dir, &d, &c.data, &spec, &what, c.json)?;
     }
+    Ok(())
 }
 
 /// Runs `labelsmooth merge`.

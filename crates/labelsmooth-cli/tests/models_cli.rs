@@ -533,6 +533,18 @@ fn broken_model_folders_and_mismatched_data_are_one_line_errors() {
         ],
         "label `Lima` is not one of the model's classes",
     );
+    // A missing data file is said once, with the system's reason once.
+    let o = labelsmooth(&[
+        "predict",
+        "--model",
+        s(&run),
+        "--data",
+        &format!("npy:{}", s(&dir.path().join("absent.npy"))),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(err.matches("absent.npy").count(), 1, "{err}");
+    assert_eq!(err.matches("os error 2").count(), 1, "{err}");
     // The folder still works after all this.
     ok(&predict(&run, &data)
         .iter()
@@ -793,4 +805,88 @@ fn fine_tuning_a_pretrained_backbone_beats_chance() {
         ],
         "only mobilenet-v2 has a backbone to freeze",
     );
+}
+
+#[test]
+fn sweep_and_compare_save_the_best_setting_as_a_model_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let (train, shuffled) = write_table(dir.path());
+    let data = format!("csv:{}", s(&train));
+    let best = dir.path().join("best");
+    let o = ok(&[
+        "sweep",
+        "--data",
+        &data,
+        "--model",
+        "mlp",
+        "--epochs",
+        "3",
+        "--smoothing",
+        "0,0.2",
+        "--folds",
+        "2",
+        "--save-best",
+        s(&best),
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let card: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(best.join("model.json")).unwrap()).unwrap();
+    assert_eq!(
+        card["training"]["spec"]["train"]["smoothing"].as_f64(),
+        v["best"]["smoothing"].as_f64()
+    );
+    assert_eq!(card["metrics"]["n"], 30);
+    ok(&[
+        "predict",
+        "--model",
+        s(&best),
+        "--data",
+        &format!("csv:{}", s(&shuffled)),
+    ]);
+    let chosen = dir.path().join("chosen");
+    let o = ok(&[
+        "compare",
+        "--data",
+        &data,
+        "--model",
+        "mlp",
+        "--epochs",
+        "3",
+        "--regularizers",
+        "none,smoothing+dropout",
+        "--folds",
+        "2",
+        "--save-best",
+        s(&chosen),
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let card: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(chosen.join("model.json")).unwrap()).unwrap();
+    let smoothed = v["best"]["regularizer"] == "smoothing+dropout";
+    assert_eq!(
+        card["training"]["spec"]["train"]["smoothing"].as_f64(),
+        Some(if smoothed { 0.1 } else { 0.0 })
+    );
+    assert_eq!(
+        card["training"]["spec"]["dropout"].as_f64(),
+        Some(if smoothed { 0.2 } else { 0.0 })
+    );
+    // A shard sees only part of the trials: it cannot choose.
+    let o = labelsmooth(&[
+        "sweep",
+        "--data",
+        &data,
+        "--model",
+        "mlp",
+        "--out",
+        s(&dir.path().join("o")),
+        "--shard",
+        "0/2",
+        "--save-best",
+        s(&best),
+    ]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("cannot be used with"));
 }

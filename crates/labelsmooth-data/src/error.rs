@@ -7,12 +7,12 @@ use std::path::{Path, PathBuf};
 #[non_exhaustive]
 pub enum DataError {
     /// The file or folder could not be opened or read.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         /// The path.
         path: PathBuf,
-        /// What the system said.
-        source: std::io::Error,
+        /// What the system said (part of the message, so not repeated as a cause).
+        error: std::io::Error,
     },
     /// The content is malformed at a line (1-based; 0 when no line applies).
     #[error("{}{}: {message}", path.display(), if *line > 0 { format!(":{line}") } else { String::new() })]
@@ -33,7 +33,7 @@ impl DataError {
     pub(crate) fn io(path: &Path, source: std::io::Error) -> DataError {
         DataError::Io {
             path: path.to_path_buf(),
-            source,
+            error: source,
         }
     }
 

@@ -19,14 +19,14 @@ pub enum Error {
     #[error("{0}")]
     Invalid(String),
     /// A file or folder could not be read or written.
-    #[error("{}: {message}: {source}", path.display())]
+    #[error("{}: {message}: {error}", path.display())]
     Io {
         /// The path.
         path: PathBuf,
         /// What was being done.
         message: &'static str,
-        /// What the system said.
-        source: std::io::Error,
+        /// What the system said (part of the message, so not repeated as a cause).
+        error: std::io::Error,
     },
     /// A file holds something other than what was expected.
     #[error("{}: {message}", path.display())]
@@ -50,7 +50,7 @@ impl Error {
         Error::Io {
             path: path.to_path_buf(),
             message,
-            source,
+            error: source,
         }
     }
 }
