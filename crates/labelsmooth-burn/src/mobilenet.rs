@@ -90,15 +90,7 @@ impl MobileNetV2Config {
         }
         let last = self.feature_channels();
         features.push(Feature::Stem(ConvBnAct::new(c_in, last, 1, 1, 1, device)));
-        let mut classifier = LinearConfig::new(last, self.classes)
-            .with_initializer(Initializer::Normal {
-                mean: 0.0,
-                std: 0.01,
-            })
-            .init(device);
-        if let Some(b) = classifier.bias.take() {
-            classifier.bias = Some(b.map(|t| t.zeros_like()));
-        }
+        let classifier = classifier(last, self.classes, device);
         MobileNetV2 {
             features,
             pool: AdaptiveAvgPool2dConfig::new([1, 1]).init(),
@@ -106,6 +98,20 @@ impl MobileNetV2Config {
             classifier,
         }
     }
+}
+
+/// The classifier as torchvision initializes it: weights N(0, 0.01²), biases 0.
+fn classifier(inputs: usize, classes: usize, device: &Device) -> Linear {
+    let mut layer = LinearConfig::new(inputs, classes)
+        .with_initializer(Initializer::Normal {
+            mean: 0.0,
+            std: 0.01,
+        })
+        .init(device);
+    if let Some(b) = layer.bias.take() {
+        layer.bias = Some(b.map(|t| t.zeros_like()));
+    }
+    layer
 }
 
 fn conv(
@@ -380,16 +386,7 @@ impl MobileNetV2 {
     /// torchvision does), for fine-tuning on other data.
     pub fn with_classes(mut self, classes: usize, device: &Device) -> MobileNetV2 {
         let [inputs, _] = self.classifier.weight.dims();
-        let mut classifier = LinearConfig::new(inputs, classes)
-            .with_initializer(Initializer::Normal {
-                mean: 0.0,
-                std: 0.01,
-            })
-            .init(device);
-        if let Some(b) = classifier.bias.take() {
-            classifier.bias = Some(b.map(|t| t.zeros_like()));
-        }
-        self.classifier = classifier;
+        self.classifier = classifier(inputs, classes, device);
         self
     }
 
