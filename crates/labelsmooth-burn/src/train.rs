@@ -275,6 +275,10 @@ pub struct TrainConfig {
     /// training images.
     #[serde(default)]
     pub augment: bool,
+    /// One weight per class in the loss (PyTorch's `weight`: each sample's loss is scaled by its
+    /// class's weight, the mean divides by the sum of the weights).
+    #[serde(default)]
+    pub class_weights: Option<Vec<f32>>,
 }
 
 impl Default for TrainConfig {
@@ -294,6 +298,7 @@ impl Default for TrainConfig {
             frozen_epochs: None,
             fine_tune_learning_rate: None,
             augment: false,
+            class_weights: None,
         }
     }
 }
@@ -409,6 +414,11 @@ fn check(
     {
         return bad("the fine-tuning learning rate must be finite and > 0".into());
     }
+    if let Some(w) = &cfg.class_weights
+        && w.len() != classes
+    {
+        return bad(format!("{} class weights for {classes} classes", w.len()));
+    }
     if cfg.augment && !matches!(train, Inputs::Dense { shape, .. } if shape.len() == 3) {
         return bad("augmentation (flips and shifts) needs images".into());
     }
@@ -500,6 +510,7 @@ pub fn train_from(
     let loss = SmoothedCrossEntropyConfig::new(classes)
         .with_smoothing(cfg.smoothing)
         .with_convention(cfg.convention)
+        .with_weights(cfg.class_weights.clone())
         .try_init(&device)?;
     let penalty = cfg
         .confidence_penalty

@@ -4,7 +4,7 @@ use clap::{Args, ValueEnum};
 use labelsmooth::targets::Convention;
 use labelsmooth_data::spec::LoadOptions;
 use labelsmooth_data::table::{Column, Header, TableOptions};
-use labelsmooth_experiment::{ModelKind, TrialSpec};
+use labelsmooth_experiment::{ClassWeight, ModelKind, TrialSpec};
 
 /// Sets the number of threads of the global pool (every core when `None`).
 pub(crate) fn set_threads(threads: Option<std::num::NonZeroUsize>) -> anyhow::Result<()> {
@@ -45,6 +45,41 @@ pub(crate) fn parse_delimiter(s: &str) -> Result<u8, String> {
         _ if s == "\\t" || s == "tab" => Ok(b'\t'),
         _ => Err(format!("delimiter `{s}` is not a single-byte character")),
     }
+}
+
+/// `--class-weight`: `balanced`, or a file of `class,weight` lines (the last comma or tab
+/// separates, so class names may hold commas; a name in double quotes is read as CSV quotes it).
+pub(crate) fn parse_class_weight(s: &str) -> Result<ClassWeight, String> {
+    if s == "balanced" {
+        return Ok(ClassWeight::Balanced);
+    }
+    let text = std::fs::read_to_string(s).map_err(|e| format!("{s}: {e}"))?;
+    let mut pairs = Vec::new();
+    for (i, line) in text.trim_start_matches('\u{feff}').lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let parsed = line.rsplit_once([',', '\t']).and_then(|(name, w)| {
+            let name = name.trim();
+            // A CSV-quoted name: "New York, NY" or "Paris ""FR""".
+            let name = match name.strip_prefix('"').and_then(|n| n.strip_suffix('"')) {
+                Some(inner) => inner.replace("\"\"", "\""),
+                None => name.to_string(),
+            };
+            w.trim().parse::<f32>().ok().map(|w| (name, w))
+        });
+        match parsed {
+            Some(p) => pairs.push(p),
+            None => {
+                return Err(format!("{s}:{}: `{line}` is not `class,weight`", i + 1));
+            }
+        }
+    }
+    if pairs.is_empty() {
+        return Err(format!("{s}: no `class,weight` lines"));
+    }
+    Ok(ClassWeight::Given(pairs))
 }
 
 /// Model families, as flags name them.
@@ -142,6 +177,10 @@ pub struct Common {
     /// Random horizontal flips and shifts of training images.
     #[arg(long)]
     pub(crate) augment: bool,
+    /// Class weights of the loss: `balanced` (n / (K·n_c) on the training rows, as
+    /// scikit-learn) or a file of `class,weight` lines.
+    #[arg(long, value_parser = parse_class_weight)]
+    pub(crate) class_weight: Option<ClassWeight>,
     /// Hidden layer sizes of the MLP, input side first (default: 128; the other models have
     /// fixed sizes).
     #[arg(long, value_delimiter = ',')]
@@ -235,6 +274,7 @@ impl Common {
         }
         spec.train.fine_tune_learning_rate = self.fine_tune_lr;
         spec.train.augment = self.augment;
+        spec.class_weight = self.class_weight.clone();
         if let Some(h) = &self.hidden {
             spec.hidden = h.clone();
         }

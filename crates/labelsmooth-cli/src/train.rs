@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::Args;
-use labelsmooth::calibration::{Binning, reliability_bins, top_label};
+use labelsmooth::calibration::{
+    Binning, confusion_matrix, per_class_scores, reliability_bins, top_label,
+};
 use labelsmooth::split::stratified_split;
 use labelsmooth_burn::train::EpochMetrics;
 use labelsmooth_experiment::io::{predictions_csv, writable_dir, write_atomic, write_json};
@@ -56,6 +58,20 @@ struct TrainReport<'a> {
     summary: &'a TrainSummary,
     config: &'a TrialSpec,
     history: &'a [EpochMetrics],
+    /// Held-out precision, recall, F1 and support per class.
+    per_class: Vec<ClassRow<'a>>,
+    /// Held-out confusion matrix, rows the true classes.
+    confusion_matrix: Vec<Vec<usize>>,
+}
+
+/// One class's held-out scores in `metrics.json`.
+#[derive(Serialize)]
+struct ClassRow<'a> {
+    class: &'a str,
+    precision: f64,
+    recall: f64,
+    f1: f64,
+    support: usize,
 }
 
 /// Runs `labelsmooth train`.
@@ -84,6 +100,10 @@ pub fn train(args: TrainArgs) -> Result<()> {
         seconds: r.seconds,
     };
     if let Some(out) = &args.out {
+        let k = d.n_classes();
+        let held_out_labels: Vec<usize> = split.valid.iter().map(|&i| d.labels[i]).collect();
+        let confusion = confusion_matrix(&r.probs, &held_out_labels, k)?;
+        let scores = per_class_scores(&confusion, k)?;
         let report = TrainReport {
             data: &c.data,
             n_train: split.train.len(),
@@ -91,6 +111,19 @@ pub fn train(args: TrainArgs) -> Result<()> {
             summary: &summary,
             config: &spec,
             history: &r.trained.history,
+            per_class: d
+                .class_names
+                .iter()
+                .zip(&scores)
+                .map(|(c, s)| ClassRow {
+                    class: c,
+                    precision: s.precision,
+                    recall: s.recall,
+                    f1: s.f1,
+                    support: s.support,
+                })
+                .collect(),
+            confusion_matrix: confusion.chunks(k).map(<[usize]>::to_vec).collect(),
         };
         write_json(&out.join("metrics.json"), &report)?;
         let labels: Vec<usize> = split.valid.iter().map(|&i| d.labels[i]).collect();
@@ -107,7 +140,7 @@ pub fn train(args: TrainArgs) -> Result<()> {
             c.seed
         );
         SavedModel::from_trial(&r, &d, &c.data, &spec, split.train.len(), &held_out).save(out)?;
-        train_report(out, &c.data, args.smoothing, &labels, &r, d.n_classes())?;
+        train_report(out, &c.data, args.smoothing, &labels, &r, &d.class_names)?;
     }
     if c.json {
         println!("{}", serde_json::to_string(&summary)?);
@@ -137,8 +170,9 @@ fn train_report(
     smoothing: f32,
     labels: &[usize],
     r: &TrialResult,
-    k: usize,
+    class_names: &[String],
 ) -> Result<()> {
+    let k = class_names.len();
     let figures = out.join("figures");
     std::fs::create_dir_all(&figures)
         .with_context(|| format!("{}: cannot create", figures.display()))?;
@@ -186,6 +220,9 @@ fn train_report(
         "confidence_histogram",
         &[(format!("smoothing {smoothing}"), conf)],
     )?;
+    let confusion = confusion_matrix(&r.probs, labels, k)?;
+    plots::confusion_matrix(&figures, "confusion_matrix", class_names, &confusion)?;
+    let scores = per_class_scores(&confusion, k)?;
     let e = &r.eval;
     let page = Page {
         title: format!("Training run: {data}"),
@@ -201,36 +238,63 @@ fn train_report(
             e.ece,
             e.brier
         )],
-        sections: vec![Section {
-            heading: "Held-out metrics".into(),
-            table: Some(Table {
-                header: ["accuracy", "NLL", "ECE", "Brier", "seconds"]
-                    .map(String::from)
-                    .to_vec(),
-                rows: vec![vec![
-                    f4(e.accuracy),
-                    f4(e.nll),
-                    f4(e.ece),
-                    f4(e.brier),
-                    format!("{:.1}", r.seconds),
-                ]],
-            }),
-            figures: vec![
-                ("training_loss".into(), "Training loss per epoch".into()),
-                (
-                    "validation".into(),
-                    "Held-out accuracy and NLL per epoch".into(),
-                ),
-                (
-                    "reliability".into(),
-                    "Reliability diagram on the held-out split".into(),
-                ),
-                (
-                    "confidence_histogram".into(),
-                    "Top-label confidence on the held-out split".into(),
-                ),
-            ],
-        }],
+        sections: vec![
+            Section {
+                heading: "Held-out metrics".into(),
+                table: Some(Table {
+                    header: ["accuracy", "NLL", "ECE", "Brier", "seconds"]
+                        .map(String::from)
+                        .to_vec(),
+                    rows: vec![vec![
+                        f4(e.accuracy),
+                        f4(e.nll),
+                        f4(e.ece),
+                        f4(e.brier),
+                        format!("{:.1}", r.seconds),
+                    ]],
+                }),
+                figures: vec![
+                    ("training_loss".into(), "Training loss per epoch".into()),
+                    (
+                        "validation".into(),
+                        "Held-out accuracy and NLL per epoch".into(),
+                    ),
+                    (
+                        "reliability".into(),
+                        "Reliability diagram on the held-out split".into(),
+                    ),
+                    (
+                        "confidence_histogram".into(),
+                        "Top-label confidence on the held-out split".into(),
+                    ),
+                ],
+            },
+            Section {
+                heading: "Per class, on the held-out split".into(),
+                table: Some(Table {
+                    header: ["class", "precision", "recall", "F1", "support"]
+                        .map(String::from)
+                        .to_vec(),
+                    rows: class_names
+                        .iter()
+                        .zip(&scores)
+                        .map(|(c, s)| {
+                            vec![
+                                c.clone(),
+                                f4(s.precision),
+                                f4(s.recall),
+                                f4(s.f1),
+                                s.support.to_string(),
+                            ]
+                        })
+                        .collect(),
+                }),
+                figures: vec![(
+                    "confusion_matrix".into(),
+                    "Confusion matrix on the held-out split: rows are the true classes".into(),
+                )],
+            },
+        ],
     };
     write_report(&out.join("report.html"), &page, &figures)
 }

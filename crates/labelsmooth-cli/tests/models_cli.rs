@@ -890,3 +890,68 @@ fn sweep_and_compare_save_the_best_setting_as_a_model_folder() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("cannot be used with"));
 }
+
+#[test]
+fn class_weights_come_balanced_or_from_a_file_by_class_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let (train, _) = write_table(dir.path());
+    let data = format!("csv:{}", s(&train));
+    let run = dir.path().join("run");
+    ok(&[
+        "train",
+        "--data",
+        &data,
+        "--model",
+        "mlp",
+        "--epochs",
+        "2",
+        "--class-weight",
+        "balanced",
+        "--out",
+        s(&run),
+    ]);
+    let card: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("model.json")).unwrap()).unwrap();
+    assert_eq!(card["training"]["spec"]["class_weight"], "balanced");
+    // Names with commas: the last comma separates the weight.
+    let weights = dir.path().join("w.csv");
+    std::fs::write(&weights, "New York, NY,2\nParis \"FR\",1\nTokyo,0.5\n").unwrap();
+    ok(&[
+        "train",
+        "--data",
+        &data,
+        "--model",
+        "mlp",
+        "--epochs",
+        "1",
+        "--class-weight",
+        s(&weights),
+    ]);
+    std::fs::write(&weights, "Tokyo,1\nLima,2\n").unwrap();
+    fails(
+        &[
+            "train",
+            "--data",
+            &data,
+            "--model",
+            "mlp",
+            "--epochs",
+            "1",
+            "--class-weight",
+            s(&weights),
+        ],
+        "`Lima`, which is not a class",
+    );
+    std::fs::write(&weights, "Tokyo\n").unwrap();
+    let o = labelsmooth(&[
+        "train",
+        "--data",
+        &data,
+        "--model",
+        "mlp",
+        "--class-weight",
+        s(&weights),
+    ]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("is not `class,weight`"));
+}

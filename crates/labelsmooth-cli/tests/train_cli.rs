@@ -57,17 +57,26 @@ fn train_on_a_user_csv_writes_its_outputs() {
     let metrics: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("metrics.json")).unwrap()).unwrap();
     assert_eq!(metrics["history"].as_array().unwrap().len(), 20);
+    let support: u64 = metrics["per_class"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["support"].as_u64().unwrap())
+        .sum();
+    assert_eq!(support, 12);
+    assert_eq!(metrics["confusion_matrix"].as_array().unwrap().len(), 2);
     let preds = std::fs::read_to_string(out.join("predictions.csv")).unwrap();
     assert!(preds.starts_with("id,true_class,predicted_class,p_left,p_right\n"));
     assert_eq!(preds.lines().count(), 1 + 12);
     assert!(out.join("model.json").is_file());
     let report = std::fs::read_to_string(out.join("report.html")).unwrap();
-    assert_eq!(report.matches("<img ").count(), 4);
+    assert_eq!(report.matches("<img ").count(), 5);
     for f in [
         "training_loss",
         "validation",
         "reliability",
         "confidence_histogram",
+        "confusion_matrix",
     ] {
         assert!(
             out.join("figures").join(format!("{f}.svg")).is_file(),

@@ -58,4 +58,4 @@ pub use store::{FolderStore, MemoryStore, TrialStore};
 pub use study::CalibrationStudy;
 pub use summary::Summary;
 pub use sweep::{Sweep, SweepResult, TrialKey, TrialRecord};
-pub use trial::{ModelKind, TrialSpec, run_trial};
+pub use trial::{ClassWeight, ModelKind, TrialSpec, run_trial};

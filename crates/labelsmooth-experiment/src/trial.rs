@@ -96,6 +96,74 @@ pub struct TrialSpec {
     /// state_dict (`.pth`, `.safetensors`). The classifier is replaced for the data's classes.
     #[serde(default)]
     pub init: Option<String>,
+    /// Class weights of the loss, resolved against the training rows of each trial.
+    #[serde(default)]
+    pub class_weight: Option<ClassWeight>,
+}
+
+/// How the classes are weighted in the loss.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClassWeight {
+    /// n / (K · n_c) from the training rows, as scikit-learn's `class_weight="balanced"`
+    /// (0 for a class without training rows).
+    Balanced,
+    /// A weight per class name.
+    Given(Vec<(String, f32)>),
+}
+
+impl ClassWeight {
+    /// One weight per class of `class_names`, from the labels of the training rows.
+    pub fn resolve(&self, class_names: &[String], train_labels: &[usize]) -> Result<Vec<f32>> {
+        let k = class_names.len();
+        match self {
+            ClassWeight::Balanced => {
+                let mut counts = vec![0usize; k];
+                train_labels.iter().for_each(|&y| counts[y] += 1);
+                let n = train_labels.len() as f64;
+                Ok(counts
+                    .iter()
+                    .map(|&c| {
+                        if c == 0 {
+                            0.0
+                        } else {
+                            (n / (k as f64 * c as f64)) as f32
+                        }
+                    })
+                    .collect())
+            }
+            ClassWeight::Given(pairs) => {
+                let mut w = vec![None; k];
+                for (name, v) in pairs {
+                    let Some(i) = class_names.iter().position(|c| c == name) else {
+                        return Err(Error::Invalid(format!(
+                            "class weight for `{name}`, which is not a class ({})",
+                            class_names.join(", ")
+                        )));
+                    };
+                    if !(v.is_finite() && *v >= 0.0) {
+                        return Err(Error::Invalid(format!(
+                            "class weight {v} for `{name}` must be finite and ≥ 0"
+                        )));
+                    }
+                    w[i] = Some(*v);
+                }
+                let missing: Vec<&str> = class_names
+                    .iter()
+                    .zip(&w)
+                    .filter(|(_, v)| v.is_none())
+                    .map(|(c, _)| c.as_str())
+                    .collect();
+                if !missing.is_empty() {
+                    return Err(Error::Invalid(format!(
+                        "no class weight for {}",
+                        missing.join(", ")
+                    )));
+                }
+                Ok(w.into_iter().map(|v| v.unwrap_or(0.0)).collect())
+            }
+        }
+    }
 }
 
 fn one() -> f64 {
@@ -130,6 +198,7 @@ impl TrialSpec {
             max_len: 40,
             width: 1.0,
             init: None,
+            class_weight: None,
         }
     }
 
@@ -358,6 +427,11 @@ pub fn run_trial(
         None => (&xv, yv.as_slice()),
     };
     let k = d.n_classes();
+    let mut spec = spec.clone();
+    if let Some(cw) = &spec.class_weight {
+        spec.train.class_weights = Some(cw.resolve(&d.class_names, &yt)?);
+    }
+    let spec = &spec;
     let trained = train_from(
         initial,
         &model,
@@ -418,4 +492,40 @@ fn initial_model(spec: &TrialSpec, classes: usize) -> Result<(Option<Classifier>
         Some(Classifier::MobileNet(net.with_classes(classes, &device))),
         spec,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn balanced_weights_are_scikit_learns_and_given_ones_are_checked() {
+        let names: Vec<String> = ["ham", "spam", "eggs"].map(String::from).to_vec();
+        // 6 ham, 2 spam, 0 eggs: n / (K · n_c) = 8 / (3 · 6), 8 / (3 · 2), and 0.
+        let labels = [0, 0, 0, 0, 0, 0, 1, 1];
+        let w = ClassWeight::Balanced.resolve(&names, &labels).unwrap();
+        assert_eq!(w, vec![8.0 / 18.0, 8.0 / 6.0, 0.0]);
+        let given = |pairs: &[(&str, f32)]| {
+            ClassWeight::Given(pairs.iter().map(|(n, v)| (n.to_string(), *v)).collect())
+        };
+        let w = given(&[("spam", 3.0), ("eggs", 0.5), ("ham", 1.0)])
+            .resolve(&names, &labels)
+            .unwrap();
+        assert_eq!(w, vec![1.0, 3.0, 0.5]);
+        let e = given(&[("ham", 1.0), ("spam", 2.0)])
+            .resolve(&names, &labels)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no class weight for eggs"), "{e}");
+        let e = given(&[("bacon", 1.0)])
+            .resolve(&names, &labels)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`bacon`, which is not a class"), "{e}");
+        let e = given(&[("ham", -1.0), ("spam", 1.0), ("eggs", 1.0)])
+            .resolve(&names, &labels)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("must be finite and ≥ 0"), "{e}");
+    }
 }
