@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use crate::args::{parse_delimiter, parse_header, set_threads};
 use crate::plots;
-use crate::report::{Page, Section, Table, f4, write_report};
+use crate::report::{ClassRow, Page, Section, Table, class_rows, class_table, f4, write_report};
 use crate::tools::{Metrics, NllFrom, metrics};
 
 /// How the data files are read (the model knows its columns and image size).
@@ -161,16 +161,6 @@ pub struct EvaluateArgs {
     json: bool,
 }
 
-/// Precision, recall, F1 and support of a named class.
-#[derive(Serialize)]
-struct NamedScores<'a> {
-    class: &'a str,
-    precision: f64,
-    recall: f64,
-    f1: f64,
-    support: usize,
-}
-
 /// What `evaluate --json` prints and `metrics.json` holds.
 #[derive(Serialize)]
 struct Evaluation<'a> {
@@ -180,7 +170,7 @@ struct Evaluation<'a> {
     temperature: Option<f64>,
     #[serde(flatten)]
     metrics: &'a Metrics,
-    per_class: Vec<NamedScores<'a>>,
+    per_class: Vec<ClassRow<'a>>,
     macro_f1: f64,
     confusion_matrix: Vec<Vec<usize>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -244,7 +234,7 @@ pub fn evaluate(args: EvaluateArgs) -> Result<()> {
         data: &args.data.data,
         temperature: m.card.temperature,
         metrics: &before,
-        per_class: named(&classes, &scores),
+        per_class: class_rows(&classes, &scores),
         macro_f1: scores.iter().map(|s| s.f1).sum::<f64>() / k as f64,
         confusion_matrix: confusion.chunks(k).map(<[usize]>::to_vec).collect(),
         fitted_temperature: fitted.as_ref().map(|f| f.0),
@@ -269,20 +259,6 @@ pub fn evaluate(args: EvaluateArgs) -> Result<()> {
         print_evaluation(&report, &before, &classes, &scores, fitted.as_ref());
     }
     Ok(())
-}
-
-fn named<'a>(classes: &'a [String], scores: &[ClassScores]) -> Vec<NamedScores<'a>> {
-    classes
-        .iter()
-        .zip(scores)
-        .map(|(c, s)| NamedScores {
-            class: c,
-            precision: s.precision,
-            recall: s.recall,
-            f1: s.f1,
-            support: s.support,
-        })
-        .collect()
 }
 
 fn print_evaluation(
@@ -403,24 +379,7 @@ fn evaluate_report(
             },
             Section {
                 heading: "Per class".into(),
-                table: Some(Table {
-                    header: ["class", "precision", "recall", "F1", "support"]
-                        .map(String::from)
-                        .to_vec(),
-                    rows: report
-                        .per_class
-                        .iter()
-                        .map(|s| {
-                            vec![
-                                s.class.to_string(),
-                                f4(s.precision),
-                                f4(s.recall),
-                                f4(s.f1),
-                                s.support.to_string(),
-                            ]
-                        })
-                        .collect(),
-                }),
+                table: Some(class_table(&report.per_class)),
                 figures: vec![(
                     "confusion_matrix".into(),
                     "Confusion matrix: rows are the true classes".into(),
@@ -533,15 +492,7 @@ pub fn import(args: ImportArgs) -> Result<()> {
 
 /// One class name per non-empty line; duplicates are an error.
 fn read_class_names(path: &Path) -> Result<Vec<String>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("{}: cannot read", path.display()))?;
-    let names: Vec<String> = text
-        .trim_start_matches('\u{feff}')
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(String::from)
-        .collect();
+    let names = labelsmooth_data::input::read_lines(path)?;
     let mut seen = std::collections::HashSet::new();
     if let Some(d) = names.iter().find(|n| !seen.insert(n.as_str())) {
         bail!("{}: class name `{d}` appears twice", path.display());

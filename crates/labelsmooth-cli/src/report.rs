@@ -6,8 +6,10 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use base64::Engine;
+use labelsmooth::calibration::ClassScores;
 use labelsmooth_experiment::io::write_atomic;
 use labelsmooth_experiment::summary::Row;
+use serde::Serialize;
 
 /// A table of already formatted cells.
 pub struct Table {
@@ -37,6 +39,58 @@ pub struct Page {
     pub reading: Vec<String>,
     /// The sections.
     pub sections: Vec<Section>,
+}
+
+/// One class's precision, recall, F1 and support, by name, as `metrics.json` files and reports
+/// show them.
+#[derive(Serialize)]
+pub struct ClassRow<'a> {
+    /// The class name.
+    pub class: &'a str,
+    /// Precision.
+    pub precision: f64,
+    /// Recall.
+    pub recall: f64,
+    /// F1.
+    pub f1: f64,
+    /// Samples of the class.
+    pub support: usize,
+}
+
+/// The scores of each class of `classes`, named.
+pub fn class_rows<'a>(classes: &'a [String], scores: &[ClassScores]) -> Vec<ClassRow<'a>> {
+    classes
+        .iter()
+        .zip(scores)
+        .map(|(c, s)| ClassRow {
+            class: c,
+            precision: s.precision,
+            recall: s.recall,
+            f1: s.f1,
+            support: s.support,
+        })
+        .collect()
+}
+
+/// The per-class table of a report.
+pub fn class_table(rows: &[ClassRow<'_>]) -> Table {
+    Table {
+        header: ["class", "precision", "recall", "F1", "support"]
+            .map(String::from)
+            .to_vec(),
+        rows: rows
+            .iter()
+            .map(|s| {
+                vec![
+                    s.class.to_string(),
+                    f4(s.precision),
+                    f4(s.recall),
+                    f4(s.f1),
+                    s.support.to_string(),
+                ]
+            })
+            .collect(),
+    }
 }
 
 fn escape(s: &str) -> String {

@@ -18,7 +18,7 @@ use serde::Serialize;
 use crate::args::{Common, parse_alpha};
 use crate::plots;
 use crate::progress::Console;
-use crate::report::{Page, Section, Table, f4, write_report};
+use crate::report::{ClassRow, Page, Section, Table, class_rows, class_table, f4, write_report};
 
 /// `labelsmooth train`.
 #[derive(Args, Debug)]
@@ -64,16 +64,6 @@ struct TrainReport<'a> {
     confusion_matrix: Vec<Vec<usize>>,
 }
 
-/// One class's held-out scores in `metrics.json`.
-#[derive(Serialize)]
-struct ClassRow<'a> {
-    class: &'a str,
-    precision: f64,
-    recall: f64,
-    f1: f64,
-    support: usize,
-}
-
 /// Runs `labelsmooth train`.
 pub fn train(args: TrainArgs) -> Result<()> {
     crate::args::set_threads(args.common.threads)?;
@@ -101,9 +91,9 @@ pub fn train(args: TrainArgs) -> Result<()> {
     };
     if let Some(out) = &args.out {
         let k = d.n_classes();
-        let held_out_labels: Vec<usize> = split.valid.iter().map(|&i| d.labels[i]).collect();
-        let confusion = confusion_matrix(&r.probs, &held_out_labels, k)?;
-        let scores = per_class_scores(&confusion, k)?;
+        let labels: Vec<usize> = split.valid.iter().map(|&i| d.labels[i]).collect();
+        let confusion = confusion_matrix(&r.probs, &labels, k)?;
+        let per_class = class_rows(&d.class_names, &per_class_scores(&confusion, k)?);
         let report = TrainReport {
             data: &c.data,
             n_train: split.train.len(),
@@ -111,22 +101,10 @@ pub fn train(args: TrainArgs) -> Result<()> {
             summary: &summary,
             config: &spec,
             history: &r.trained.history,
-            per_class: d
-                .class_names
-                .iter()
-                .zip(&scores)
-                .map(|(c, s)| ClassRow {
-                    class: c,
-                    precision: s.precision,
-                    recall: s.recall,
-                    f1: s.f1,
-                    support: s.support,
-                })
-                .collect(),
+            per_class,
             confusion_matrix: confusion.chunks(k).map(<[usize]>::to_vec).collect(),
         };
         write_json(&out.join("metrics.json"), &report)?;
-        let labels: Vec<usize> = split.valid.iter().map(|&i| d.labels[i]).collect();
         let ids: Vec<String> = split.valid.iter().map(|&i| d.id(i)).collect();
         let truth: Vec<String> = labels.iter().map(|&y| d.class_names[y].clone()).collect();
         write_atomic(
@@ -140,7 +118,13 @@ pub fn train(args: TrainArgs) -> Result<()> {
             c.seed
         );
         SavedModel::from_trial(&r, &d, &c.data, &spec, split.train.len(), &held_out).save(out)?;
-        train_report(out, &c.data, args.smoothing, &labels, &r, &d.class_names)?;
+        let held_out = HeldOut {
+            labels: &labels,
+            class_names: &d.class_names,
+            confusion: &confusion,
+            per_class: &report.per_class,
+        };
+        train_report(out, &c.data, args.smoothing, &r, &held_out)?;
     }
     if c.json {
         println!("{}", serde_json::to_string(&summary)?);
@@ -163,15 +147,23 @@ pub fn train(args: TrainArgs) -> Result<()> {
     Ok(())
 }
 
+/// What the report shows of the held-out split.
+struct HeldOut<'a> {
+    labels: &'a [usize],
+    class_names: &'a [String],
+    confusion: &'a [usize],
+    per_class: &'a [ClassRow<'a>],
+}
+
 /// Figures and report of one training run.
 fn train_report(
     out: &Path,
     data: &str,
     smoothing: f32,
-    labels: &[usize],
     r: &TrialResult,
-    class_names: &[String],
+    held_out: &HeldOut<'_>,
 ) -> Result<()> {
+    let (labels, class_names) = (held_out.labels, held_out.class_names);
     let k = class_names.len();
     let figures = out.join("figures");
     std::fs::create_dir_all(&figures)
@@ -220,9 +212,12 @@ fn train_report(
         "confidence_histogram",
         &[(format!("smoothing {smoothing}"), conf)],
     )?;
-    let confusion = confusion_matrix(&r.probs, labels, k)?;
-    plots::confusion_matrix(&figures, "confusion_matrix", class_names, &confusion)?;
-    let scores = per_class_scores(&confusion, k)?;
+    plots::confusion_matrix(
+        &figures,
+        "confusion_matrix",
+        class_names,
+        held_out.confusion,
+    )?;
     let e = &r.eval;
     let page = Page {
         title: format!("Training run: {data}"),
@@ -271,24 +266,7 @@ fn train_report(
             },
             Section {
                 heading: "Per class, on the held-out split".into(),
-                table: Some(Table {
-                    header: ["class", "precision", "recall", "F1", "support"]
-                        .map(String::from)
-                        .to_vec(),
-                    rows: class_names
-                        .iter()
-                        .zip(&scores)
-                        .map(|(c, s)| {
-                            vec![
-                                c.clone(),
-                                f4(s.precision),
-                                f4(s.recall),
-                                f4(s.f1),
-                                s.support.to_string(),
-                            ]
-                        })
-                        .collect(),
-                }),
+                table: Some(class_table(held_out.per_class)),
                 figures: vec![(
                     "confusion_matrix".into(),
                     "Confusion matrix on the held-out split: rows are the true classes".into(),

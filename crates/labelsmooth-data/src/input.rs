@@ -253,18 +253,23 @@ fn check_width(path: &Path, line: usize, r: &[String], width: usize) -> Result<(
     Ok(())
 }
 
-/// Reads one text per non-empty line (no labels); ids are the 0-based indices of those lines.
-pub fn lines(path: &Path) -> Result<Samples> {
+/// The non-empty lines of a UTF-8 text file, trimmed (a byte-order mark is skipped).
+pub fn read_lines(path: &Path) -> Result<Vec<String>> {
     let bytes = read_file(path)?;
     let text = String::from_utf8(bytes)
         .map_err(|e| DataError::at(path, 0, format!("not UTF-8 text: {e}")))?;
-    let texts: Vec<String> = text
+    Ok(text
         .trim_start_matches('\u{feff}')
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty())
         .map(String::from)
-        .collect();
+        .collect())
+}
+
+/// Reads one text per non-empty line (no labels); ids are the 0-based indices of those lines.
+pub fn lines(path: &Path) -> Result<Samples> {
+    let texts = read_lines(path)?;
     if texts.is_empty() {
         return Err(DataError::at(path, 0, "the file holds no text"));
     }

@@ -312,9 +312,11 @@ pub fn prepare(
             };
             (model, input)
         }
-        (Features::Text(texts), ModelKind::Lstm) => {
-            let train_texts: Vec<&str> = train_rows.iter().map(|&r| texts[r].as_str()).collect();
-            let tok = Tokenizer::fit(&train_texts, spec.vocab, spec.max_len);
+        (Features::Text(_), ModelKind::Lstm) => {
+            let Features::Text(train_texts) = &train_part.features else {
+                unreachable!("a subset keeps the kind of features")
+            };
+            let tok = Tokenizer::fit(train_texts, spec.vocab, spec.max_len);
             let model = ModelSpec::Text(
                 TextClassifierConfig::new(tok.vocab_size(), k).with_dropout(spec.dropout),
             );
