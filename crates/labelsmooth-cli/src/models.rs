@@ -353,7 +353,7 @@ fn evaluate_report(
     }
     let page = Page {
         title: format!("Evaluation: {data}"),
-        intro: format!("Model {} on {data}.", report.model),
+        intro: format!("The model folder {} on {data}.", report.model),
         reading,
         sections: vec![
             Section {
