@@ -244,6 +244,11 @@ pub enum L2 {
 pub struct TrainConfig {
     /// Passes over the training data.
     pub epochs: usize,
+    /// At least this many optimizer steps: on data so small that `epochs` passes make fewer
+    /// steps, more epochs are run (`max(epochs, ⌈min_steps / steps per epoch⌉)`). 0: exactly
+    /// `epochs`.
+    #[serde(default)]
+    pub min_steps: usize,
     /// Samples per step.
     pub batch_size: usize,
     /// Adam's learning rate.
@@ -281,10 +286,20 @@ pub struct TrainConfig {
     pub class_weights: Option<Vec<f32>>,
 }
 
+impl TrainConfig {
+    /// The epochs run on `rows` training rows: `epochs`, or more when that makes fewer than
+    /// `min_steps` steps.
+    pub fn epochs_for(&self, rows: usize) -> usize {
+        let steps_per_epoch = rows.div_ceil(self.batch_size.max(1)).max(1);
+        self.epochs.max(self.min_steps.div_ceil(steps_per_epoch))
+    }
+}
+
 impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
             epochs: 10,
+            min_steps: 0,
             batch_size: 64,
             learning_rate: 1e-3,
             betas: (0.9, 0.999),
@@ -529,7 +544,8 @@ pub fn train_from(
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
     let n = train.1.len();
     let steps_per_epoch = n.div_ceil(cfg.batch_size);
-    observer.started((cfg.epochs * steps_per_epoch) as u64);
+    let epochs = cfg.epochs_for(n);
+    observer.started((epochs * steps_per_epoch) as u64);
     let mut history = Vec::new();
     let mut best: Option<(f64, Classifier)> = None;
     let mut since_best = 0;
@@ -537,7 +553,7 @@ pub fn train_from(
     let mut augment_rng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_add(0x5eed_a0a0));
     let mut pooled: Option<Inputs> = None;
     let mut learning_rate = cfg.learning_rate;
-    for epoch in 1..=cfg.epochs {
+    for epoch in 1..=epochs {
         if frozen_epochs > 0 && epoch == frozen_epochs + 1 {
             model = model.with_frozen_backbone(false)?;
             learning_rate = cfg.fine_tune_learning_rate.unwrap_or(cfg.learning_rate);

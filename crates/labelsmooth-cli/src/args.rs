@@ -3,7 +3,7 @@
 use clap::{Args, ValueEnum};
 use labelsmooth::targets::Convention;
 use labelsmooth_data::spec::LoadOptions;
-use labelsmooth_data::table::{Column, Header, TableOptions};
+use labelsmooth_data::table::{Column, Header, Missing, TableOptions};
 use labelsmooth_experiment::{ClassWeight, ModelKind, TrialSpec};
 
 /// Sets the number of threads of the global pool (every core when `None`).
@@ -26,6 +26,23 @@ pub(crate) fn parse_alpha(s: &str) -> Result<f32, String> {
         return Err(format!("smoothing factor {a} is outside [0, 1]"));
     }
     Ok(a)
+}
+
+/// A held-out fraction in [0, 1): 0 holds nothing out.
+pub(crate) fn parse_valid_fraction(s: &str) -> Result<f64, String> {
+    let f: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number"))?;
+    if !(0.0..1.0).contains(&f) {
+        return Err(format!("held-out fraction {f} is outside [0, 1)"));
+    }
+    Ok(f)
+}
+
+pub(crate) fn parse_missing(s: &str) -> Result<Missing, String> {
+    s.parse()
+        .map_err(|e: labelsmooth_data::DataError| e.to_string())
 }
 
 pub(crate) fn parse_header(s: &str) -> Result<Header, String> {
@@ -136,7 +153,7 @@ impl From<ConventionArg> for Convention {
 #[derive(Args, Debug, Clone)]
 pub struct Common {
     /// Data: a bundled set (digits, mnist-5k, rt-polarity) or csv:PATH, text:PATH, images:DIR,
-    /// idx:IMAGES,LABELS, cifar:DIR.
+    /// idx:IMAGES,LABELS, cifar:DIR, npy:X.npy,Y.npy.
     #[arg(long)]
     pub(crate) data: String,
     /// Model family.
@@ -145,7 +162,8 @@ pub struct Common {
     /// Smoothing convention: uniform (PyTorch, Keras) or exclude-true (fairseq).
     #[arg(long, value_enum, default_value = "uniform")]
     pub(crate) convention: ConventionArg,
-    /// Epochs (default: mlp 30, cnn 8, lstm 4, mobilenet-v2 10).
+    /// Epochs (default: mlp 30, or as many as make 600 steps on small tables; cnn 8, lstm 4,
+    /// mobilenet-v2 10).
     #[arg(long)]
     pub(crate) epochs: Option<usize>,
     /// Learning rate of Adam (default: 1e-3, lstm 3e-3).
@@ -209,6 +227,10 @@ pub struct Common {
     /// Whether the table has a header: yes, no, auto.
     #[arg(long, value_parser = parse_header, default_value = "auto")]
     header: Header,
+    /// Missing values in a table's feature columns (empty, NA, NaN, null, ?): impute (with each
+    /// column's median on the training rows, saved with the model) or error.
+    #[arg(long, value_parser = parse_missing, default_value = "impute")]
+    missing: Missing,
     /// Side of images read from folders (default: 28, mobilenet-v2 96).
     #[arg(long)]
     image_size: Option<usize>,
@@ -232,6 +254,7 @@ impl Common {
                 header: self.header,
                 label_column: self.label_column.clone(),
                 text_column: self.text_column.clone(),
+                missing: self.missing,
             },
             image_size: self.image_size.unwrap_or(match self.model {
                 ModelArg::MobilenetV2 => 96,
@@ -254,7 +277,7 @@ impl Common {
     pub(crate) fn trial(&self, smoothing: f32) -> TrialSpec {
         let mut spec = TrialSpec::new(self.model.into(), self.seed).with_smoothing(smoothing);
         if let Some(e) = self.epochs {
-            spec.train.epochs = e;
+            spec = spec.with_epochs(e);
         }
         if let Some(lr) = self.learning_rate {
             spec.train.learning_rate = lr;

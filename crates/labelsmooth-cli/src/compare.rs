@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::Args;
-use labelsmooth_experiment::io::{writable_dir, write_atomic, write_json};
+use labelsmooth_experiment::io::{claim_output, write_atomic, write_json};
 use labelsmooth_experiment::regularizer::ComparisonResult;
 use labelsmooth_experiment::summary::{RegularizerRow, Summary};
 use labelsmooth_experiment::{Comparison, ModelKind, RegularizerSettings, Regularizers};
@@ -13,7 +13,10 @@ use serde::Serialize;
 use crate::args::{Common, parse_alpha};
 use crate::plots;
 use crate::progress::Console;
-use crate::report::{Page, Section, print_table, summary_csv, summary_table, write_report};
+use crate::report::{
+    Page, Section, cv_class_section, cv_reading, print_table, summary_csv, summary_table,
+    write_report,
+};
 
 fn parse_regularizers(s: &str) -> Result<Regularizers, String> {
     s.parse()
@@ -76,15 +79,19 @@ struct CompareResults<'a> {
     summary: &'a Summary<RegularizerRow>,
     best: &'a Option<RegularizerRow>,
     folds: &'a [labelsmooth_experiment::summary::FoldMetrics],
+    /// The class names, in the order of the confusion matrices.
+    classes: &'a [String],
 }
 
 /// Runs `labelsmooth compare`.
 pub fn compare(args: CompareArgs) -> Result<()> {
     let c = &args.common;
     crate::args::set_threads(c.threads)?;
-    for dir in [&args.out, &args.save_best].into_iter().flatten() {
-        writable_dir(dir)?;
-    }
+    let _locks = [&args.out, &args.save_best]
+        .into_iter()
+        .flatten()
+        .map(|dir| claim_output(dir))
+        .collect::<Result<Vec<_>, _>>()?;
     let d = c.load()?;
     let comparison = Comparison {
         regularizers: args.regularizers.clone(),
@@ -161,33 +168,39 @@ fn compare_outputs(
             summary: &result.summary,
             best: &result.best,
             folds: &result.folds,
+            classes: &result.classes,
         },
     )?;
+    let mut sections = vec![Section {
+        heading: "Regularizers".into(),
+        table: Some(summary_table("regularizer", rows, false)),
+        figures: vec![(
+            "regularizers".into(),
+            "Accuracy per regularizer, mean ± std over folds".into(),
+        )],
+    }];
+    if let Some(best) = &result.best
+        && let Some(section) =
+            cv_class_section(&figures, "regularizer", rows, best, &result.classes)?
+    {
+        sections.push(section);
+    }
     let page = Page {
         title: format!("Regularizers: {}", c.data),
         intro: format!(
             "Stratified cross-validation, {} folds, seed {}.",
             comparison.folds, c.seed
         ),
-        reading: result
-            .best
-            .iter()
-            .map(|b| {
-                format!(
-                    "Best: {} ({:.2}% accuracy; the highest mean accuracy, ties broken by the lower NLL).",
-                    b.regularizer,
-                    100.0 * b.stats.accuracy_mean
-                )
-            })
-            .collect(),
-        sections: vec![Section {
-            heading: "Regularizers".into(),
-            table: Some(summary_table("regularizer", rows, false)),
-            figures: vec![(
-                "regularizers".into(),
-                "Accuracy per regularizer, mean ± std over folds".into(),
-            )],
-        }],
+        reading: match &result.best {
+            Some(best) => cv_reading(
+                "regularizer",
+                rows,
+                best,
+                rows.iter().find(|r| r.regularizer == "none"),
+            ),
+            None => Vec::new(),
+        },
+        sections,
     };
     write_report(&out.join("report.html"), &page, &figures)
 }

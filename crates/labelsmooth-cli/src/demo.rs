@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use labelsmooth::calibration::{Binning, reliability_bins, top_label};
 use labelsmooth_data::Dataset;
-use labelsmooth_experiment::io::{writable_dir, write_atomic, write_json};
+use labelsmooth_experiment::io::{claim_output, write_atomic, write_json};
 use labelsmooth_experiment::regularizer::ComparisonResult;
 use labelsmooth_experiment::study::{CalibrationResult, CalibrationRow};
 use labelsmooth_experiment::summary::{FactorRow, FoldMetrics, RegularizerRow, Summary};
@@ -115,7 +115,7 @@ fn base_spec(seed: u64) -> TrialSpec {
 /// Runs the demo.
 pub fn demo(args: DemoArgs) -> Result<()> {
     let started = std::time::Instant::now();
-    writable_dir(&args.out)?;
+    let _lock = claim_output(&args.out)?;
     let figures = args.out.join("figures");
     std::fs::create_dir_all(&figures)
         .with_context(|| format!("{}: cannot create", figures.display()))?;

@@ -10,12 +10,14 @@ use labelsmooth::calibration::{
 };
 use labelsmooth_data::npy;
 use labelsmooth_data::spec::LoadOptions;
-use labelsmooth_data::table::{Header, TableOptions};
+use labelsmooth_data::table::{Header, Missing, TableOptions};
 use labelsmooth_experiment::SavedModel;
-use labelsmooth_experiment::io::{predictions_csv, writable_dir, write_atomic, write_json};
+use labelsmooth_experiment::io::{
+    claim_output, predictions_csv, writable_dir, write_atomic, write_json,
+};
 use serde::Serialize;
 
-use crate::args::{parse_delimiter, parse_header, set_threads};
+use crate::args::{parse_delimiter, parse_header, parse_missing, set_threads};
 use crate::plots;
 use crate::report::{ClassRow, Page, Section, Table, class_rows, class_table, f4, write_report};
 use crate::tools::{Metrics, NllFrom, metrics};
@@ -37,6 +39,10 @@ pub struct DataArgs {
     /// Whether the table has a header: yes, no, auto.
     #[arg(long, value_parser = parse_header, default_value = "auto")]
     header: Header,
+    /// Missing values in a table's feature columns (empty, NA, NaN, null, ?): impute (with the
+    /// training median saved in the model) or error.
+    #[arg(long, value_parser = parse_missing, default_value = "impute")]
+    missing: Missing,
     /// Threads (default: every core).
     #[arg(long)]
     threads: Option<std::num::NonZeroUsize>,
@@ -50,6 +56,7 @@ impl DataArgs {
             table: TableOptions {
                 delimiter: self.delimiter,
                 header: self.header,
+                missing: self.missing,
                 ..Default::default()
             },
             ..Default::default()
@@ -181,9 +188,7 @@ struct Evaluation<'a> {
 
 /// Runs `labelsmooth evaluate`.
 pub fn evaluate(args: EvaluateArgs) -> Result<()> {
-    if let Some(out) = &args.out {
-        writable_dir(out)?;
-    }
+    let _lock = args.out.as_deref().map(claim_output).transpose()?;
     let (mut m, samples, logits) = args.data.load()?;
     let Some(labels) = m.class_ids(&samples)? else {
         bail!(
@@ -473,6 +478,8 @@ pub fn import(args: ImportArgs) -> Result<()> {
         },
     );
     saved.card.imported_from = Some(args.from.display().to_string());
+    // Claimed once everything has been read and checked, so that a failed import writes nothing.
+    let _lock = claim_output(&args.out)?;
     saved.save(&args.out)?;
     if args.json {
         println!(
@@ -491,7 +498,7 @@ pub fn import(args: ImportArgs) -> Result<()> {
 }
 
 /// One class name per non-empty line; duplicates are an error.
-fn read_class_names(path: &Path) -> Result<Vec<String>> {
+pub(crate) fn read_class_names(path: &Path) -> Result<Vec<String>> {
     let names = labelsmooth_data::input::read_lines(path)?;
     let mut seen = std::collections::HashSet::new();
     if let Some(d) = names.iter().find(|n| !seen.insert(n.as_str())) {

@@ -77,13 +77,14 @@ pub fn confidence_histogram(dir: &Path, name: &str, series: &[(String, Vec<f32>)
                 .caption(format!("Confidence: {label}"), ("sans-serif", 18))
                 .margin(10)
                 .x_label_area_size(35)
-                .y_label_area_size(45)
+                .y_label_area_size(60)
                 .build_cartesian_2d(0.0..1.0, 0.0..top)
                 .map_err(err)?;
             chart
                 .configure_mesh()
                 .x_desc("top-label confidence")
                 .y_desc("samples")
+                .y_label_formatter(&whole)
                 .label_style(("sans-serif", 12))
                 .draw()
                 .map_err(err)?;
@@ -133,8 +134,8 @@ pub fn points<R: Row>(rows: &[R]) -> Vec<(String, f64, f64)> {
         .collect()
 }
 
-/// Reliability diagram: accuracy per confidence bin against the diagonal, and the bin counts
-/// below.
+/// Reliability diagram: accuracy per confidence bin against the diagonal, the legend in a strip
+/// of its own (so that it covers no bar), and the bin counts below.
 pub fn reliability_diagram(
     dir: &Path,
     name: &str,
@@ -142,8 +143,9 @@ pub fn reliability_diagram(
     bins: &[ReliabilityBin],
     ece: f64,
 ) -> Result<()> {
-    both!(dir, name, (560, 640), |root| {
-        let (upper, lower) = root.split_vertically(460);
+    both!(dir, name, (560, 670), |root| {
+        let (upper, rest) = root.split_vertically(460);
+        let (legend, lower) = rest.split_vertically(30);
         let mut chart = ChartBuilder::on(&upper)
             .caption(format!("{title} (ECE {ece:.3})"), ("sans-serif", 18))
             .margin(10)
@@ -164,35 +166,49 @@ pub fn reliability_diagram(
                     BLUE.mix(0.75).filled(),
                 )
             }))
-            .map_err(err)?
-            .label("accuracy per bin")
-            .legend(|(x, y)| {
-                Rectangle::new([(x, y - 5), (x + 12, y + 5)], BLUE.mix(0.75).filled())
-            });
+            .map_err(err)?;
         chart
             .draw_series(
                 bins.iter()
                     .filter(|b| b.count > 0)
                     .map(|b| Circle::new((b.mean_confidence, b.accuracy), 4, ORANGE.filled())),
             )
-            .map_err(err)?
-            .label("(mean confidence, accuracy)")
-            .legend(|(x, y)| Circle::new((x + 6, y), 4, ORANGE.filled()));
+            .map_err(err)?;
         chart
             .draw_series(LineSeries::new(
                 [(0.0, 0.0), (1.0, 1.0)],
                 GREY.stroke_width(2),
             ))
-            .map_err(err)?
-            .label("perfect calibration")
-            .legend(|(x, y)| PathElement::new([(x, y), (x + 12, y)], GREY.stroke_width(2)));
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .border_style(BLACK)
-            .background_style(WHITE.mix(0.9))
-            .label_font(("sans-serif", 12))
-            .draw()
+            .map_err(err)?;
+        let font = ("sans-serif", 12).into_font();
+        let y = 15;
+        legend
+            .draw(&Rectangle::new(
+                [(62, y - 6), (76, y + 6)],
+                BLUE.mix(0.75).filled(),
+            ))
+            .map_err(err)?;
+        legend
+            .draw(&Text::new("accuracy per bin", (82, y - 7), font.clone()))
+            .map_err(err)?;
+        legend
+            .draw(&Circle::new((206, y), 4, ORANGE.filled()))
+            .map_err(err)?;
+        legend
+            .draw(&Text::new(
+                "(mean confidence, accuracy)",
+                (216, y - 7),
+                font.clone(),
+            ))
+            .map_err(err)?;
+        legend
+            .draw(&PathElement::new(
+                [(400, y), (416, y)],
+                GREY.stroke_width(2),
+            ))
+            .map_err(err)?;
+        legend
+            .draw(&Text::new("perfect calibration", (422, y - 7), font))
             .map_err(err)?;
         let top = bins.iter().map(|b| b.count).max().unwrap_or(1) as f64 * 1.1 + 1.0;
         let mut counts = ChartBuilder::on(&lower)
@@ -205,7 +221,8 @@ pub fn reliability_diagram(
             .configure_mesh()
             .x_desc("confidence")
             .y_desc("samples")
-            .y_labels(3)
+            .y_labels(4)
+            .y_label_formatter(&whole)
             .label_style(("sans-serif", 12))
             .draw()
             .map_err(err)?;
@@ -227,59 +244,121 @@ pub fn error_bars(
     (title, x_desc, y_desc): (&str, &str, &str),
     points: &[(String, f64, f64)],
 ) -> Result<()> {
-    let labels: Vec<String> = points.iter().map(|p| p.0.clone()).collect();
-    let means: Vec<f64> = points.iter().map(|p| p.1).collect();
-    let stds: Vec<f64> = points.iter().map(|p| p.2).collect();
-    both!(dir, name, (800, 420), |root| {
-        let lo = means
-            .iter()
-            .zip(&stds)
-            .map(|(m, s)| m - s)
-            .fold(f64::INFINITY, f64::min);
-        let hi = means
-            .iter()
-            .zip(&stds)
-            .map(|(m, s)| m + s)
-            .fold(f64::NEG_INFINITY, f64::max);
-        let pad = ((hi - lo) * 0.25).max(0.005);
-        let n = labels.len();
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 20))
-            .margin(12)
-            .x_label_area_size(45)
-            .y_label_area_size(60)
-            .build_cartesian_2d(-0.5..n as f64 - 0.5, (lo - pad)..(hi + pad))
-            .map_err(err)?;
-        chart
-            .configure_mesh()
-            .x_desc(x_desc)
-            .y_desc(y_desc)
-            .x_labels(n)
-            .x_label_formatter(&|x| {
-                let i = x.round();
-                if (x - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < n {
-                    labels[i as usize].clone()
-                } else {
-                    String::new()
-                }
-            })
-            .label_style(("sans-serif", 12))
-            .draw()
-            .map_err(err)?;
-        chart
-            .draw_series(means.iter().zip(&stds).enumerate().map(|(i, (&m, &s))| {
-                ErrorBar::new_vertical(i as f64, m - s, m, m + s, BLUE.filled(), 10)
-            }))
-            .map_err(err)?;
-        chart
-            .draw_series(
-                means
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &m)| Circle::new((i as f64, m), 5, BLUE.filled())),
-            )
-            .map_err(err)?;
+    let width = panel_width(points);
+    both!(dir, name, (width, 420), |root| {
+        error_panel(&root, (title, x_desc, y_desc), points, y_desc == "accuracy")?;
     })
+}
+
+/// NLL and ECE (mean ± std over folds) per setting, side by side.
+pub fn calibration_vs_setting<R: Row>(
+    dir: &Path,
+    name: &str,
+    title: &str,
+    x_desc: &str,
+    rows: &[R],
+) -> Result<()> {
+    let nll: Vec<(String, f64, f64)> = rows
+        .iter()
+        .map(|r| (r.key(), r.stats().nll_mean, r.stats().nll_std))
+        .collect();
+    let ece: Vec<(String, f64, f64)> = rows
+        .iter()
+        .map(|r| (r.key(), r.stats().ece_mean, r.stats().ece_std))
+        .collect();
+    let width = 2 * panel_width(&nll).min(700);
+    both!(dir, name, (width, 460), |root| {
+        let root = root.titled(title, ("sans-serif", 20)).map_err(err)?;
+        let panels = root.split_evenly((1, 2));
+        error_panel(&panels[0], ("NLL", x_desc, "NLL"), &nll, false)?;
+        error_panel(&panels[1], ("ECE", x_desc, "ECE"), &ece, false)?;
+    })
+}
+
+/// Width of a figure whose x axis names `points`: wide enough that the names do not overlap.
+fn panel_width(points: &[(String, f64, f64)]) -> u32 {
+    let longest = points
+        .iter()
+        .map(|p| p.0.chars().count())
+        .max()
+        .unwrap_or(1) as u32;
+    (140 + points.len() as u32 * (longest * 8 + 24)).clamp(560, 1600)
+}
+
+/// One panel of points with error bars; `unit`: a probability-like metric, whose axis stops
+/// at 1.
+fn error_panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    (title, x_desc, y_desc): (&str, &str, &str),
+    points: &[(String, f64, f64)],
+    unit: bool,
+) -> Result<()> {
+    let n = points.len();
+    let lo = points
+        .iter()
+        .map(|(_, m, s)| m - s)
+        .fold(f64::INFINITY, f64::min);
+    let hi = points
+        .iter()
+        .map(|(_, m, s)| m + s)
+        .fold(f64::NEG_INFINITY, f64::max);
+    let (lo, hi) = if lo.is_finite() && hi.is_finite() {
+        (lo, hi)
+    } else {
+        (0.0, 1.0)
+    };
+    let pad = ((hi - lo) * 0.25).max(0.005);
+    let (mut y0, mut y1) = (lo - pad, hi + pad);
+    if unit {
+        y1 = y1.min(1.0);
+        y0 = y0.max(0.0).min(y1 - 0.01);
+    }
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(45)
+        .y_label_area_size(65)
+        .build_cartesian_2d(-0.5..n as f64 - 0.5, y0..y1)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .x_labels(n)
+        .x_label_formatter(&|x| {
+            let i = x.round();
+            if (x - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < n {
+                points[i as usize].0.clone()
+            } else {
+                String::new()
+            }
+        })
+        .label_style(("sans-serif", 12))
+        .draw()
+        .map_err(err)?;
+    chart
+        .draw_series(points.iter().enumerate().map(|(i, &(_, m, s))| {
+            ErrorBar::new_vertical(i as f64, m - s, m, m + s, BLUE.filled(), 10)
+        }))
+        .map_err(err)?;
+    chart
+        .draw_series(
+            points
+                .iter()
+                .enumerate()
+                .map(|(i, &(_, m, _))| Circle::new((i as f64, m), 5, BLUE.filled())),
+        )
+        .map_err(err)?;
+    Ok(())
+}
+
+/// Axis labels of counts: whole numbers only.
+fn whole(v: &f64) -> String {
+    if (v - v.round()).abs() < 1e-9 {
+        format!("{v:.0}")
+    } else {
+        String::new()
+    }
 }
 
 /// Lines of one metric per epoch, one per named run.
@@ -314,6 +393,8 @@ pub fn curves(
             .configure_mesh()
             .x_desc("epoch")
             .y_desc(y_desc)
+            .x_labels(epochs.min(12))
+            .x_label_formatter(&whole)
             .label_style(("sans-serif", 12))
             .draw()
             .map_err(err)?;

@@ -43,7 +43,7 @@ pub struct Page {
 
 /// One class's precision, recall, F1 and support, by name, as `metrics.json` files and reports
 /// show them.
-#[derive(Serialize)]
+#[derive(Debug, Serialize)]
 pub struct ClassRow<'a> {
     /// The class name.
     pub class: &'a str,
@@ -168,7 +168,7 @@ pub fn f4(v: f64) -> String {
 /// Cross-validated summary rows `(key, row)` as a table whose first column is named `key`;
 /// with `folds`, a last column holds the number of folds.
 pub fn summary_table<R: Row>(key: &str, rows: &[R], folds: bool) -> Table {
-    let mut header: Vec<String> = [key, "accuracy", "± std", "NLL", "ECE"]
+    let mut header: Vec<String> = [key, "accuracy", "± std", "NLL", "± std", "ECE", "± std"]
         .map(String::from)
         .to_vec();
     if folds {
@@ -185,7 +185,9 @@ pub fn summary_table<R: Row>(key: &str, rows: &[R], folds: bool) -> Table {
                     f4(r.accuracy_mean),
                     f4(r.accuracy_std),
                     f4(r.nll_mean),
+                    f4(r.nll_std),
                     f4(r.ece_mean),
+                    f4(r.ece_std),
                 ];
                 if folds {
                     cells.push(r.folds.to_string());
@@ -196,7 +198,7 @@ pub fn summary_table<R: Row>(key: &str, rows: &[R], folds: bool) -> Table {
     }
 }
 
-/// The same rows as CSV: `key,accuracy_mean,accuracy_std,nll_mean,ece_mean,folds`.
+/// The same rows as CSV: `key,accuracy_mean,accuracy_std,nll_mean,nll_std,ece_mean,ece_std,folds`.
 pub fn summary_csv<R: Row>(key: &str, rows: &[R]) -> Result<Vec<u8>> {
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record([
@@ -204,7 +206,9 @@ pub fn summary_csv<R: Row>(key: &str, rows: &[R]) -> Result<Vec<u8>> {
         "accuracy_mean",
         "accuracy_std",
         "nll_mean",
+        "nll_std",
         "ece_mean",
+        "ece_std",
         "folds",
     ])?;
     for row in rows {
@@ -214,11 +218,147 @@ pub fn summary_csv<R: Row>(key: &str, rows: &[R]) -> Result<Vec<u8>> {
             r.accuracy_mean.to_string(),
             r.accuracy_std.to_string(),
             r.nll_mean.to_string(),
+            r.nll_std.to_string(),
             r.ece_mean.to_string(),
+            r.ece_std.to_string(),
             r.folds.to_string(),
         ])?;
     }
     w.into_inner().context("cannot format the summary CSV")
+}
+
+/// Sentences that read cross-validated rows for a user: the best setting (`what` names the
+/// kind, e.g. "smoothing factor"), the settings it ties with, and against `baseline` (no
+/// smoothing, no regularizer) whether its accuracy gain is outside the fold-to-fold spread and
+/// what it does to NLL and ECE.
+pub fn cv_reading<R: Row>(what: &str, rows: &[R], best: &R, baseline: Option<&R>) -> Vec<String> {
+    let b = best.stats();
+    let mut out = vec![format!(
+        "Best {what}: {} ({:.2}% ± {:.2}% accuracy over {} folds; the highest mean accuracy, ties broken by the lower mean NLL).",
+        best.key(),
+        100.0 * b.accuracy_mean,
+        100.0 * b.accuracy_std,
+        b.folds
+    )];
+    let tied: Vec<&R> = rows
+        .iter()
+        .filter(|r| r.key() != best.key() && r.stats().accuracy_mean == b.accuracy_mean)
+        .collect();
+    if !tied.is_empty() {
+        let names: Vec<String> = tied.iter().map(|r| r.key()).collect();
+        let nll_tie = tied.iter().all(|r| r.stats().nll_mean == b.nll_mean);
+        out.push(if nll_tie {
+            format!(
+                "{} ties with {} on mean accuracy and mean NLL: it is named only because it comes first.",
+                best.key(),
+                names.join(", ")
+            )
+        } else {
+            format!(
+                "{} ties with {} on mean accuracy ({:.2}%); its lower mean NLL ({:.3}, against {}) names it.",
+                best.key(),
+                names.join(", "),
+                100.0 * b.accuracy_mean,
+                b.nll_mean,
+                tied.iter()
+                    .map(|r| format!("{:.3}", r.stats().nll_mean))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        });
+    }
+    let Some(base) = baseline else {
+        return out;
+    };
+    let z = base.stats();
+    if base.key() == best.key() {
+        out.push(format!("No {what} beats {} on mean accuracy.", base.key()));
+        return out;
+    }
+    let gain = 100.0 * (b.accuracy_mean - z.accuracy_mean);
+    let spread = 100.0 * b.accuracy_std.max(z.accuracy_std);
+    out.push(if gain.abs() <= spread {
+        format!(
+            "Its accuracy gain over {} ({gain:+.2} points) is inside the fold-to-fold spread (std up to {spread:.2} points): these folds do not tell the two apart.",
+            base.key()
+        )
+    } else {
+        format!(
+            "Its accuracy gain over {} ({gain:+.2} points) is larger than the fold-to-fold spread (std up to {spread:.2} points).",
+            base.key()
+        )
+    });
+    let word = |new: f64, old: f64| {
+        if new < old {
+            "better"
+        } else if new > old {
+            "worse"
+        } else {
+            "the same"
+        }
+    };
+    out.push(format!(
+        "What it does to calibration against {}: NLL {:.3} against {:.3} ({}), ECE {:.3} against {:.3} ({}).",
+        base.key(),
+        b.nll_mean,
+        z.nll_mean,
+        word(b.nll_mean, z.nll_mean),
+        b.ece_mean,
+        z.ece_mean,
+        word(b.ece_mean, z.ece_mean)
+    ));
+    out
+}
+
+/// The per-class section of a cross-validated report: each setting's F1 per class from its
+/// held-out confusion matrix pooled over the folds, and the best setting's matrix as the
+/// figure `confusion_matrix` in `figures`. `None` when the rows carry no matrices.
+pub fn cv_class_section<R: Row>(
+    figures: &Path,
+    key: &str,
+    rows: &[R],
+    best: &R,
+    classes: &[String],
+) -> Result<Option<Section>> {
+    let k = classes.len();
+    if k == 0 || rows.iter().any(|r| r.confusion().len() != k * k) {
+        return Ok(None);
+    }
+    let scores: Vec<Vec<ClassScores>> = rows
+        .iter()
+        .map(|r| labelsmooth::calibration::per_class_scores(r.confusion(), k))
+        .collect::<labelsmooth::Result<_>>()?;
+    let mut header = vec!["class".to_string(), "support".to_string()];
+    header.extend(rows.iter().map(|r| format!("F1, {key} {}", r.key())));
+    let mut table_rows: Vec<Vec<String>> = (0..k)
+        .map(|c| {
+            let mut cells = vec![classes[c].clone(), scores[0][c].support.to_string()];
+            cells.extend(scores.iter().map(|s| f4(s[c].f1)));
+            cells
+        })
+        .collect();
+    let mut macro_row = vec!["macro F1".to_string(), String::new()];
+    macro_row.extend(
+        scores
+            .iter()
+            .map(|s| f4(s.iter().map(|c| c.f1).sum::<f64>() / k as f64)),
+    );
+    table_rows.push(macro_row);
+    crate::plots::confusion_matrix(figures, "confusion_matrix", classes, best.confusion())?;
+    Ok(Some(Section {
+        heading: "Per class, held out, pooled over the folds".into(),
+        table: Some(Table {
+            header,
+            rows: table_rows,
+        }),
+        figures: vec![(
+            "confusion_matrix".into(),
+            format!(
+                "Confusion matrix of {key} {} over every held-out fold: rows are the true classes",
+                best.key()
+            ),
+        )],
+    }))
 }
 
 /// Renders `page` with the figures in `figures` and writes it to `path`, atomically.

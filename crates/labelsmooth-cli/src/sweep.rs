@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use labelsmooth_experiment::io::{writable_dir, write_atomic, write_json};
+use labelsmooth_experiment::io::{claim_output, write_atomic, write_json};
 use labelsmooth_experiment::summary::{FactorRow, Summary};
 use labelsmooth_experiment::{
     FolderStore, MemoryStore, Sweep, SweepResult, TrialKey, TrialRecord, TrialStore,
@@ -16,7 +16,10 @@ use serde::Serialize;
 use crate::args::{Common, parse_alpha};
 use crate::plots;
 use crate::progress::Console;
-use crate::report::{Page, Section, print_table, summary_csv, summary_table, write_report};
+use crate::report::{
+    Page, Section, cv_class_section, cv_reading, print_table, summary_csv, summary_table,
+    write_report,
+};
 
 fn parse_shard(s: &str) -> Result<(usize, usize), String> {
     let (i, n) = s
@@ -101,9 +104,11 @@ pub fn sweep(args: SweepArgs) -> Result<()> {
         Some((i, n)) => sweep.shard(i, n)?,
         None => sweep.trials(),
     };
-    if let Some(dir) = &args.save_best {
-        writable_dir(dir)?;
-    }
+    let _locks = [&args.out, &args.save_best]
+        .into_iter()
+        .flatten()
+        .map(|dir| claim_output(dir))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut console = Console::new(c.json);
     let d = c.load()?;
     let records = match &args.out {
@@ -162,6 +167,7 @@ pub fn merge(args: MergeArgs) -> Result<()> {
     // Complete before anything is written.
     let result = sweep.result(&records)?;
     let out = args.out.clone().unwrap_or_else(|| args.dirs[0].clone());
+    let _lock = claim_output(&out)?;
     let mut merged = FolderStore::create(&out, &sweep)?;
     for (key, r) in &records {
         merged.put(key, r)?;
@@ -254,27 +260,41 @@ fn write_outputs(out: &Path, result: &SweepResult) -> Result<()> {
         ),
         &plots::points(rows),
     )?;
+    plots::calibration_vs_setting(
+        &figures,
+        "calibration_vs_smoothing",
+        &format!(
+            "NLL and ECE vs smoothing factor ({}-fold CV, mean ± std)",
+            s.folds
+        ),
+        "smoothing factor α",
+        rows,
+    )?;
     write_atomic(&out.join("sweep.csv"), &summary_csv("smoothing", rows)?)?;
     write_json(&out.join("results.json"), result)?;
     let zero = rows.iter().find(|r| r.smoothing == 0.0);
-    let mut reading = Vec::new();
-    if let Some(b) = &result.best {
-        reading.push(format!(
-            "Best factor: α = {} ({:.2}% ± {:.2}%; the highest mean accuracy, ties broken by the lower NLL).",
-            b.smoothing,
-            100.0 * b.stats.accuracy_mean,
-            100.0 * b.stats.accuracy_std
-        ));
-        if let Some(z) = zero {
-            reading.push(format!(
-                "Against no smoothing: {:+.2} accuracy points, ECE {:.3} against {:.3}, NLL {:.3} against {:.3}.",
-                100.0 * (b.stats.accuracy_mean - z.stats.accuracy_mean),
-                b.stats.ece_mean,
-                z.stats.ece_mean,
-                b.stats.nll_mean,
-                z.stats.nll_mean
-            ));
-        }
+    let reading = match &result.best {
+        Some(best) => cv_reading("smoothing factor", rows, best, zero),
+        None => Vec::new(),
+    };
+    let mut sections = vec![Section {
+        heading: "Smoothing factor".into(),
+        table: Some(summary_table("α", rows, true)),
+        figures: vec![
+            (
+                "accuracy_vs_smoothing".into(),
+                "Accuracy against the smoothing factor, mean ± std over folds".into(),
+            ),
+            (
+                "calibration_vs_smoothing".into(),
+                "NLL and ECE against the smoothing factor, mean ± std over folds".into(),
+            ),
+        ],
+    }];
+    if let Some(best) = &result.best
+        && let Some(section) = cv_class_section(&figures, "α", rows, best, result.classes())?
+    {
+        sections.push(section);
     }
     let page = Page {
         title: format!("Smoothing sweep: {} / {}", s.data, s.base.model),
@@ -285,14 +305,7 @@ fn write_outputs(out: &Path, result: &SweepResult) -> Result<()> {
             s.trials().len()
         ),
         reading,
-        sections: vec![Section {
-            heading: "Smoothing factor".into(),
-            table: Some(summary_table("α", rows, true)),
-            figures: vec![(
-                "accuracy_vs_smoothing".into(),
-                "Accuracy against the smoothing factor, mean ± std over folds".into(),
-            )],
-        }],
+        sections,
     };
     write_report(&out.join("report.html"), &page, &figures)
 }

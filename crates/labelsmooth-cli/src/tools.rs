@@ -1,19 +1,24 @@
 //! `labelsmooth calibrate` and `labelsmooth smooth`: the core library on files and streams.
 
 use std::io::{BufRead, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use labelsmooth::calibration::{
     Binning, Norm, ReliabilityBin, accuracy, apply_temperature, binary_brier_score,
-    binary_reliability_bins, brier_score, calibration_curve, error_of_bins, fit_temperature,
-    logit_nll, negative_log_likelihood, reliability_bins, softmax,
+    binary_reliability_bins, brier_score, calibration_curve, confusion_matrix, error_of_bins,
+    fit_temperature, logit_nll, negative_log_likelihood, per_class_scores, reliability_bins,
+    softmax, top_label,
 };
+use labelsmooth::split::stratified_split;
 use labelsmooth::targets::{BinaryConvention, Convention, smooth_binary, smooth_class_ids};
+use labelsmooth_experiment::io::{claim_output, write_json};
 use serde::Serialize;
 
-use crate::arrays::{read_labels, read_matrix};
+use crate::arrays::{class_ids, read_label_values, read_predictions};
+use crate::plots;
+use crate::report::{ClassRow, Page, Section, Table, class_rows, class_table, f4, write_report};
 
 fn parse_binning(s: &str) -> Result<Binning, String> {
     s.parse::<Binning>().map_err(|e| e.to_string())
@@ -22,31 +27,67 @@ fn parse_binning(s: &str) -> Result<Binning, String> {
 /// `labelsmooth calibrate`.
 #[derive(Args, Debug)]
 pub struct CalibrateArgs {
-    /// Predicted probabilities, `[n, k]` (CSV or .npy); one column means P(class 1) for 0/1 labels.
+    /// Predicted probabilities, `[n, k]` (CSV or .npy); one column means P(class 1) for 0/1
+    /// labels. A CSV with `p_<class>` columns (`predictions.csv` of `train` and `predict`) gives
+    /// its classes, and its `true_class` column the labels.
     #[arg(long, required_unless_present = "logits", conflicts_with = "logits")]
     probs: Option<PathBuf>,
     /// Logits `[n, k]` (CSV or .npy).
     #[arg(long)]
     logits: Option<PathBuf>,
-    /// True class ids, one per row (CSV or .npy).
+    /// True classes, one per row: class ids, or class names (with --class-names or a
+    /// probability CSV whose header names the classes); CSV or .npy.
     #[arg(long)]
-    labels: PathBuf,
+    labels: Option<PathBuf>,
+    /// Class names in column order, one per line.
+    #[arg(long)]
+    class_names: Option<PathBuf>,
     /// Bins of the calibration errors and the reliability diagram.
     #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..))]
     bins: u64,
     /// Bin layout: uniform (equal width, as torchmetrics) or quantile (equal mass).
     #[arg(long, default_value = "uniform", value_parser = parse_binning)]
     binning: Binning,
-    /// Also fit a temperature on these predictions (minimum NLL) and report the metrics after it.
+    /// Fit a temperature (minimum NLL) on a stratified part of the rows (--fit-fraction) and
+    /// report the metrics before and after it on the other rows; with --fit-on, fit on that
+    /// file instead and report on all rows.
     #[arg(long)]
     fit_temperature: bool,
+    /// Share of the rows, per class, the temperature is fitted on.
+    #[arg(long, default_value = "0.5", value_parser = parse_fit_fraction)]
+    fit_fraction: f64,
+    /// Fit the temperature on these predictions (the same kind as --probs or --logits, e.g. a
+    /// validation set) instead of a part of the evaluated rows.
+    #[arg(long, requires = "fit_temperature")]
+    fit_on: Option<PathBuf>,
+    /// The labels of --fit-on (not needed when it has a `true_class` column).
+    #[arg(long, requires = "fit_on")]
+    fit_on_labels: Option<PathBuf>,
+    /// Seed of the split for --fit-temperature.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
     /// Divide each probability row by its sum instead of refusing rows that do not sum to 1
     /// (within 1e-3).
     #[arg(long)]
     renormalize: bool,
+    /// Folder for results.json, the figures (reliability diagrams, confidence histogram,
+    /// confusion matrix) and report.html.
+    #[arg(long)]
+    out: Option<PathBuf>,
     /// Print one JSON object on stdout.
     #[arg(long)]
     json: bool,
+}
+
+fn parse_fit_fraction(s: &str) -> Result<f64, String> {
+    let f: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number"))?;
+    if !(f > 0.0 && f < 1.0) {
+        return Err(format!("fit fraction {f} is not strictly between 0 and 1"));
+    }
+    Ok(f)
 }
 
 /// Calibration metrics of one set of predictions.
@@ -80,19 +121,6 @@ struct Curve {
     prob_true: Vec<f64>,
     prob_pred: Vec<f64>,
     counts: Vec<usize>,
-}
-
-/// What `calibrate --json` prints.
-#[derive(Debug, Serialize)]
-struct CalibrateOutput {
-    #[serde(flatten)]
-    before: Metrics,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    calibration_curve: Option<Curve>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    temperature: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    after: Option<Metrics>,
 }
 
 /// The smallest probability the NLL of probability files uses (−log of it at most).
@@ -152,42 +180,102 @@ pub(crate) fn metrics(
     })
 }
 
-/// Runs `labelsmooth calibrate`.
-pub fn calibrate(args: CalibrateArgs) -> Result<()> {
-    let labels = read_labels(&args.labels)?;
-    let (path, is_logits) = match (&args.probs, &args.logits) {
-        (Some(p), None) => (p, false),
-        (None, Some(l)) => (l, true),
-        _ => bail!("give exactly one of --probs and --logits"),
-    };
-    let m = read_matrix(path)?;
-    if m.rows != labels.len() {
-        bail!(
-            "{} has {} rows but {} has {} labels",
-            path.display(),
-            m.rows,
-            args.labels.display(),
-            labels.len()
-        );
+/// One file of predictions with its labels, ready for the metrics.
+struct Set {
+    /// Logits `[n, k]` (from probability files: their clipped logarithms).
+    logits: Vec<f32>,
+    /// Probabilities `[n, k]`.
+    probs: Vec<f32>,
+    labels: Vec<usize>,
+    k: usize,
+    /// One column of P(class 1).
+    binary: bool,
+    class_names: Option<Vec<String>>,
+}
+
+impl Set {
+    /// The rows `rows` of this set.
+    fn subset(&self, rows: &[usize]) -> Set {
+        let k = self.k;
+        let pick = |v: &[f32]| -> Vec<f32> {
+            rows.iter()
+                .flat_map(|&r| v[r * k..(r + 1) * k].iter().copied())
+                .collect()
+        };
+        Set {
+            logits: pick(&self.logits),
+            probs: pick(&self.probs),
+            labels: rows.iter().map(|&r| self.labels[r]).collect(),
+            k,
+            binary: self.binary,
+            class_names: self.class_names.clone(),
+        }
     }
-    let bins = args.bins as usize;
+}
+
+/// Reads predictions (`is_logits`: logits, else probabilities) and their labels (`labels`, or
+/// the file's `true_class` column); class names from `given_names` or the file's header.
+fn read_set(
+    path: &Path,
+    is_logits: bool,
+    labels: Option<&Path>,
+    given_names: Option<&[String]>,
+    renormalize: bool,
+) -> Result<Set> {
+    let pred = read_predictions(path)?;
+    let m = &pred.matrix;
     let binary = m.cols == 1;
     let k = if binary { 2 } else { m.cols };
-    if let Some((row, &y)) = labels.iter().enumerate().find(|(_, y)| **y >= k) {
+    let class_names = match (given_names, pred.class_names) {
+        (Some(given), Some(header)) if given != header.as_slice() => bail!(
+            "{}: its header names the classes {} but --class-names gives {}",
+            path.display(),
+            header.join(", "),
+            given.join(", ")
+        ),
+        (Some(given), _) => Some(given.to_vec()),
+        (None, header) => header,
+    };
+    if let Some(names) = &class_names
+        && names.len() != k
+    {
         bail!(
-            "{}: row {}: class id {y} is out of range for {k} classes",
-            args.labels.display(),
-            row + 1
+            "{} class names for the {k} classes of {}",
+            names.len(),
+            path.display()
         );
     }
-    // Logits for temperature scaling and probabilities for the metrics.
-    let (logits, given_probs): (Vec<f32>, Option<Vec<f32>>) = if is_logits {
-        let logits = if binary {
+    let values = match (labels, pred.truth) {
+        (Some(l), _) => read_label_values(l, class_names.as_deref())?,
+        (None, Some(truth)) => truth
+            .into_iter()
+            .enumerate()
+            .map(|(i, t)| (format!("{}: row {} (true_class)", path.display(), i + 1), t))
+            .collect(),
+        (None, None) => bail!(
+            "{}: give the true classes with --labels FILE (the file has no true_class column)",
+            path.display()
+        ),
+    };
+    let ids = class_ids(&values, class_names.as_deref(), k)?;
+    if m.rows != ids.len() {
+        bail!(
+            "{} has {} rows but there are {} labels{}",
+            path.display(),
+            m.rows,
+            ids.len(),
+            labels.map_or(String::new(), |l| format!(" in {}", l.display()))
+        );
+    }
+    let labels = ids;
+    let (logits, probs) = if is_logits {
+        let logits: Vec<f32> = if binary {
             m.values.iter().flat_map(|&x| [0.0, x as f32]).collect()
         } else {
             m.values.iter().map(|&x| x as f32).collect()
         };
-        (logits, None)
+        let probs = softmax(&logits, k)?;
+        (logits, probs)
     } else {
         let mut probs: Vec<f64> = if binary {
             m.values.iter().flat_map(|&p| [1.0 - p, p]).collect()
@@ -212,7 +300,7 @@ pub fn calibrate(args: CalibrateArgs) -> Result<()> {
                         row + 1
                     );
                 }
-                if !args.renormalize {
+                if !renormalize {
                     bail!(
                         "{}: row {}: probabilities sum to {sum:.4}, not 1 (give --renormalize to divide each row by its sum)",
                         path.display(),
@@ -227,93 +315,397 @@ pub fn calibrate(args: CalibrateArgs) -> Result<()> {
                 .iter()
                 .map(|&p| p.max(LOGIT_FLOOR).ln() as f32)
                 .collect(),
-            Some(probs.iter().map(|&p| p as f32).collect()),
+            probs.iter().map(|&p| p as f32).collect(),
         )
     };
-    let probs = match given_probs {
-        Some(p) => p,
-        None => softmax(&logits, k)?,
-    };
-    let nll_from = |temperature: f64| {
-        if is_logits {
+    Ok(Set {
+        logits,
+        probs,
+        labels,
+        k,
+        binary,
+        class_names,
+    })
+}
+
+/// The metrics of `set` at temperature `t` (1: as given).
+fn set_metrics(
+    set: &Set,
+    is_logits: bool,
+    t: f64,
+    bins: usize,
+    binning: Binning,
+) -> Result<(Metrics, Vec<f32>)> {
+    let (probs, nll_from) = if t == 1.0 {
+        let from = if is_logits {
             NllFrom::Logits {
-                logits: &logits,
-                temperature,
+                logits: &set.logits,
+                temperature: 1.0,
                 clipped_at: None,
             }
-        } else if temperature == 1.0 {
-            NllFrom::Probabilities
         } else {
+            NllFrom::Probabilities
+        };
+        (set.probs.clone(), from)
+    } else {
+        (
+            softmax(&apply_temperature(&set.logits, t)?, set.k)?,
             NllFrom::Logits {
-                logits: &logits,
-                temperature,
-                clipped_at: Some(LOGIT_FLOOR),
-            }
-        }
+                logits: &set.logits,
+                temperature: t,
+                clipped_at: (!is_logits).then_some(LOGIT_FLOOR),
+            },
+        )
     };
-    let before = metrics(&probs, nll_from(1.0), &labels, k, bins, args.binning)?;
-    let curve = if binary {
-        let p1: Vec<f64> = probs.chunks(2).map(|r| f64::from(r[1])).collect();
-        Some(calibration_curve(&labels, &p1, bins, args.binning)?)
+    let m = metrics(&probs, nll_from, &set.labels, set.k, bins, binning)?;
+    Ok((m, probs))
+}
+
+/// A temperature fitted on some rows and its effect on others.
+#[derive(Debug, Serialize)]
+struct Scaling {
+    /// The fitted temperature T.
+    temperature: f64,
+    /// The rows it was fitted on, in words.
+    fitted_on: String,
+    fit_rows: usize,
+    /// The rows `before_scaling` and `after` are measured on, in words.
+    evaluated_on: String,
+    /// The evaluated rows as given.
+    before_scaling: Metrics,
+    /// The evaluated rows at temperature T.
+    after: Metrics,
+}
+
+/// What `calibrate --json` prints and `--out` writes as results.json.
+#[derive(Debug, Serialize)]
+struct CalibrateOutput<'a> {
+    /// Every row, as given.
+    #[serde(flatten)]
+    before: Metrics,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    calibration_curve: Option<Curve>,
+    /// Precision, recall, F1 and support per class, every row.
+    per_class: Vec<ClassRow<'a>>,
+    /// Rows the true classes.
+    confusion_matrix: Vec<Vec<usize>>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    scaling: Option<Scaling>,
+}
+
+/// Runs `labelsmooth calibrate`.
+pub fn calibrate(args: CalibrateArgs) -> Result<()> {
+    let _lock = args.out.as_deref().map(claim_output).transpose()?;
+    let given_names = args
+        .class_names
+        .as_deref()
+        .map(crate::models::read_class_names)
+        .transpose()?;
+    let (path, is_logits) = match (&args.probs, &args.logits) {
+        (Some(p), None) => (p, false),
+        (None, Some(l)) => (l, true),
+        _ => bail!("give exactly one of --probs and --logits"),
+    };
+    let set = read_set(
+        path,
+        is_logits,
+        args.labels.as_deref(),
+        given_names.as_deref(),
+        args.renormalize,
+    )?;
+    let (bins, binning, k) = (args.bins as usize, args.binning, set.k);
+    let (before, _) = set_metrics(&set, is_logits, 1.0, bins, binning)?;
+    let curve = if set.binary {
+        let p1: Vec<f64> = set.probs.chunks(2).map(|r| f64::from(r[1])).collect();
+        Some(calibration_curve(&set.labels, &p1, bins, binning)?)
     } else {
         None
     };
-    let fitted = if args.fit_temperature {
-        let fit = fit_temperature(&logits, &labels, k)?;
-        let scaled = softmax(&apply_temperature(&logits, fit.temperature)?, k)?;
+    let scaled = if args.fit_temperature {
+        let (fit_set, eval_set, fitted_on, evaluated_on) = match &args.fit_on {
+            Some(fit_path) => {
+                let fit = read_set(
+                    fit_path,
+                    is_logits,
+                    args.fit_on_labels.as_deref(),
+                    set.class_names.as_deref(),
+                    args.renormalize,
+                )?;
+                if fit.k != k {
+                    bail!(
+                        "{} has {} classes but {} has {k}",
+                        fit_path.display(),
+                        fit.k,
+                        path.display()
+                    );
+                }
+                let on = format!("{} ({} rows)", fit_path.display(), fit.labels.len());
+                let eval = format!("every row of {}", path.display());
+                (
+                    fit,
+                    set.subset(&(0..set.labels.len()).collect::<Vec<_>>()),
+                    on,
+                    eval,
+                )
+            }
+            None => {
+                let split = stratified_split(&set.labels, 1.0 - args.fit_fraction, args.seed)
+                    .map_err(|_| {
+                        anyhow::anyhow!(
+                            "{}: too few rows to fit the temperature on {}% of each class and evaluate on the rest (give --fit-on FILE, or another --fit-fraction)",
+                            path.display(),
+                            (100.0 * args.fit_fraction).round()
+                        )
+                    })?;
+                let on = format!(
+                    "a stratified {}% of the rows (seed {}, {} rows)",
+                    (100.0 * args.fit_fraction).round(),
+                    args.seed,
+                    split.train.len()
+                );
+                let eval = format!("the other {} rows", split.valid.len());
+                (set.subset(&split.train), set.subset(&split.valid), on, eval)
+            }
+        };
+        let t = fit_temperature(&fit_set.logits, &fit_set.labels, k)?.temperature;
+        let (before_scaling, _) = set_metrics(&eval_set, is_logits, 1.0, bins, binning)?;
+        let (after, probs) = set_metrics(&eval_set, is_logits, t, bins, binning)?;
         Some((
-            fit.temperature,
-            metrics(
-                &scaled,
-                nll_from(fit.temperature),
-                &labels,
-                k,
-                bins,
-                args.binning,
-            )?,
+            Scaling {
+                temperature: t,
+                fitted_on,
+                fit_rows: fit_set.labels.len(),
+                evaluated_on,
+                before_scaling,
+                after,
+            },
+            eval_set,
+            probs,
         ))
     } else {
         None
     };
+    let names: Vec<String> = set
+        .class_names
+        .clone()
+        .unwrap_or_else(|| (0..k).map(|c| c.to_string()).collect());
+    let confusion = confusion_matrix(&set.probs, &set.labels, k)?;
+    let scores = per_class_scores(&confusion, k)?;
+    let (scaling, scaled_rows) = match scaled {
+        Some((s, eval_set, probs)) => (Some(s), Some((eval_set, probs))),
+        None => (None, None),
+    };
+    let o = CalibrateOutput {
+        before,
+        calibration_curve: curve.map(|c| Curve {
+            prob_true: c.prob_true,
+            prob_pred: c.prob_pred,
+            counts: c.counts,
+        }),
+        per_class: class_rows(&names, &scores),
+        confusion_matrix: confusion.chunks(k).map(<[usize]>::to_vec).collect(),
+        scaling,
+    };
+    if let Some(out) = &args.out {
+        write_json(&out.join("results.json"), &o)?;
+        calibrate_report(
+            out,
+            path,
+            &o,
+            &set,
+            scaled_rows.as_ref(),
+            &names,
+            &confusion,
+        )?;
+    }
     if args.json {
-        let (temperature, after) = match fitted {
-            Some((t, m)) => (Some(t), Some(m)),
-            None => (None, None),
-        };
-        let o = CalibrateOutput {
-            before,
-            calibration_curve: curve.map(|c| Curve {
-                prob_true: c.prob_true,
-                prob_pred: c.prob_pred,
-                counts: c.counts,
-            }),
-            temperature,
-            after,
-        };
         println!("{}", serde_json::to_string(&o)?);
     } else {
         let row = |name: &str, m: &Metrics| {
             println!(
-                "{name:<8} {:>6} {:>9.4} {:>8.4} {:>8.4} {:>8.4} {:>8.4} {:>8.4}",
+                "{name:<10} {:>6} {:>9.4} {:>8.4} {:>8.4} {:>8.4} {:>8.4} {:>8.4}",
                 m.n, m.accuracy, m.nll, m.brier, m.ece, m.mce, m.rmsce
             )
         };
         println!(
-            "{:<8} {:>6} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8}",
+            "{:<10} {:>6} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8}",
             "", "n", "accuracy", "NLL", "Brier", "ECE", "MCE", "RMSCE"
         );
-        row("as given", &before);
-        if let Some((t, after)) = &fitted {
-            row("T-scaled", after);
-            println!("fitted temperature T = {t:.4}");
+        row("as given", &o.before);
+        if let Some(s) = &o.scaling {
+            println!(
+                "temperature T = {:.4}, fitted on {}; on {}:",
+                s.temperature, s.fitted_on, s.evaluated_on
+            );
+            row("before", &s.before_scaling);
+            row("T-scaled", &s.after);
         }
-        if let Some(eps) = before.nll_clipped_at {
+        if let Some(eps) = o.before.nll_clipped_at {
             println!(
                 "NLL from probabilities: each clipped below at {eps:e} (give --logits for the exact value)"
             );
         }
+        if let Some(out) = &args.out {
+            println!("report: {}", out.join("report.html").display());
+        }
     }
     Ok(())
+}
+
+/// Figures and report of `calibrate --out`.
+fn calibrate_report(
+    out: &Path,
+    path: &Path,
+    o: &CalibrateOutput<'_>,
+    set: &Set,
+    scaled: Option<&(Set, Vec<f32>)>,
+    names: &[String],
+    confusion: &[usize],
+) -> Result<()> {
+    let figures = out.join("figures");
+    std::fs::create_dir_all(&figures)
+        .with_context(|| format!("{}: cannot create", figures.display()))?;
+    let m = &o.before;
+    plots::reliability_diagram(
+        &figures,
+        "reliability",
+        "Reliability as given",
+        &m.bins,
+        m.ece,
+    )?;
+    let top = |probs: &[f32], labels: &[usize]| -> Result<Vec<f32>> {
+        Ok(top_label(probs, labels, set.k)?
+            .into_iter()
+            .map(|(c, _)| c)
+            .collect())
+    };
+    let mut histograms = vec![("as given".to_string(), top(&set.probs, &set.labels)?)];
+    let mut figs = vec![(
+        "reliability".to_string(),
+        "Reliability diagram of every row as given".to_string(),
+    )];
+    let mut reading = vec![format!(
+        "Accuracy {:.2}%, NLL {:.3}{}, Brier {:.3}, ECE {:.3} on {} rows.",
+        100.0 * m.accuracy,
+        m.nll,
+        m.nll_clipped_at.map_or(String::new(), |e| format!(
+            " (probabilities clipped below at {e:e})"
+        )),
+        m.brier,
+        m.ece,
+        m.n
+    )];
+    let mean_conf = m
+        .bins
+        .iter()
+        .map(|b| b.mean_confidence * b.count as f64)
+        .sum::<f64>()
+        / m.n.max(1) as f64;
+    reading.push(format!(
+        "Mean confidence {mean_conf:.3} against accuracy {:.3}: the predictions are {}.",
+        m.accuracy,
+        if mean_conf > m.accuracy + 0.01 {
+            "over-confident"
+        } else if mean_conf < m.accuracy - 0.01 {
+            "under-confident"
+        } else {
+            "about calibrated"
+        }
+    ));
+    let mut rows = vec![metric_cells("as given, every row", m)];
+    if let (Some(s), Some((eval_set, probs))) = (&o.scaling, scaled) {
+        plots::reliability_diagram(
+            &figures,
+            "reliability_scaled",
+            &format!("Reliability at T = {:.3}", s.temperature),
+            &s.after.bins,
+            s.after.ece,
+        )?;
+        figs.push((
+            "reliability_scaled".into(),
+            format!(
+                "Reliability diagram at the fitted temperature, on {}",
+                s.evaluated_on
+            ),
+        ));
+        histograms.push((
+            format!("T = {:.3}", s.temperature),
+            top(probs, &eval_set.labels)?,
+        ));
+        reading.push(format!(
+            "Temperature scaling fitted T = {:.3} on {}; on {} it moves NLL {:.3} → {:.3} and ECE {:.3} → {:.3} ({}).",
+            s.temperature,
+            s.fitted_on,
+            s.evaluated_on,
+            s.before_scaling.nll,
+            s.after.nll,
+            s.before_scaling.ece,
+            s.after.ece,
+            if s.temperature > 1.0 {
+                "T > 1 softens over-confident predictions"
+            } else {
+                "T < 1 sharpens under-confident predictions"
+            }
+        ));
+        rows.push(metric_cells(
+            &format!("as given, {}", s.evaluated_on),
+            &s.before_scaling,
+        ));
+        rows.push(metric_cells(
+            &format!("T = {:.3}, {}", s.temperature, s.evaluated_on),
+            &s.after,
+        ));
+    }
+    plots::confidence_histogram(&figures, "confidence_histogram", &histograms)?;
+    figs.push(("confidence_histogram".into(), "Top-label confidence".into()));
+    plots::confusion_matrix(&figures, "confusion_matrix", names, confusion)?;
+    let page = Page {
+        title: format!("Calibration: {}", path.display()),
+        intro: format!(
+            "The predictions in {} against their true classes: {} classes, ECE over {} bins of the top-label confidence.",
+            path.display(),
+            set.k,
+            m.bins.len()
+        ),
+        reading,
+        sections: vec![
+            Section {
+                heading: "Metrics".into(),
+                table: Some(Table {
+                    header: [
+                        "rows", "n", "accuracy", "NLL", "Brier", "ECE", "MCE", "RMSCE",
+                    ]
+                    .map(String::from)
+                    .to_vec(),
+                    rows,
+                }),
+                figures: figs,
+            },
+            Section {
+                heading: "Per class".into(),
+                table: Some(class_table(&o.per_class)),
+                figures: vec![(
+                    "confusion_matrix".into(),
+                    "Confusion matrix: rows are the true classes".into(),
+                )],
+            },
+        ],
+    };
+    write_report(&out.join("report.html"), &page, &figures)
+}
+
+/// A row of the metrics table.
+fn metric_cells(rows: &str, m: &Metrics) -> Vec<String> {
+    vec![
+        rows.to_string(),
+        m.n.to_string(),
+        f4(m.accuracy),
+        f4(m.nll),
+        f4(m.brier),
+        f4(m.ece),
+        f4(m.mce),
+        f4(m.rmsce),
+    ]
 }
 
 /// What `smooth` reads and how it smooths it.

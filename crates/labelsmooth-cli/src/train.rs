@@ -8,14 +8,14 @@ use clap::Args;
 use labelsmooth::calibration::{
     Binning, confusion_matrix, per_class_scores, reliability_bins, top_label,
 };
-use labelsmooth::split::stratified_split;
+use labelsmooth::split::{Split, stratified_split};
 use labelsmooth_burn::train::EpochMetrics;
-use labelsmooth_experiment::io::{predictions_csv, writable_dir, write_atomic, write_json};
+use labelsmooth_experiment::io::{claim_output, predictions_csv, write_atomic, write_json};
 use labelsmooth_experiment::trial::TrialResult;
 use labelsmooth_experiment::{SavedModel, TrialSpec, run_trial};
 use serde::Serialize;
 
-use crate::args::{Common, parse_alpha};
+use crate::args::{Common, parse_alpha, parse_valid_fraction};
 use crate::plots;
 use crate::progress::Console;
 use crate::report::{ClassRow, Page, Section, Table, class_rows, class_table, f4, write_report};
@@ -28,8 +28,10 @@ pub struct TrainArgs {
     /// Smoothing factor α in [0, 1].
     #[arg(long, default_value = "0.1", value_parser = parse_alpha)]
     smoothing: f32,
-    /// Fraction of each class held out for evaluation.
-    #[arg(long, default_value_t = 0.2)]
+    /// Fraction of each class held out for evaluation. 0 trains a final model on every row: the
+    /// metrics are then measured on the training rows (optimistic) and no predictions.csv is
+    /// written.
+    #[arg(long, default_value = "0.2", value_parser = parse_valid_fraction)]
     valid_fraction: f64,
     /// Folder for the model (model.json and its weights, read by `predict` and `evaluate`),
     /// metrics.json, predictions.csv (the held-out rows, by data row), figures/ and report.html.
@@ -37,9 +39,11 @@ pub struct TrainArgs {
     out: Option<PathBuf>,
 }
 
-/// The held-out metrics printed by `--json`.
+/// The metrics printed by `--json`.
 #[derive(Serialize)]
 struct TrainSummary {
+    /// The rows they are measured on: the held-out split, or the training rows.
+    metrics_on: String,
     accuracy: f64,
     nll: f64,
     ece: f64,
@@ -58,21 +62,34 @@ struct TrainReport<'a> {
     summary: &'a TrainSummary,
     config: &'a TrialSpec,
     history: &'a [EpochMetrics],
-    /// Held-out precision, recall, F1 and support per class.
+    /// Precision, recall, F1 and support per class on `metrics_on`.
     per_class: Vec<ClassRow<'a>>,
-    /// Held-out confusion matrix, rows the true classes.
+    /// Confusion matrix on `metrics_on`, rows the true classes.
     confusion_matrix: Vec<Vec<usize>>,
 }
 
 /// Runs `labelsmooth train`.
 pub fn train(args: TrainArgs) -> Result<()> {
     crate::args::set_threads(args.common.threads)?;
-    if let Some(out) = &args.out {
-        writable_dir(out)?;
-    }
+    let _lock = args.out.as_deref().map(claim_output).transpose()?;
     let c = &args.common;
     let d = c.load()?;
-    let split = stratified_split(&d.labels, args.valid_fraction, c.seed)?;
+    let final_model = args.valid_fraction == 0.0;
+    let split = if final_model {
+        let all: Vec<usize> = (0..d.labels.len()).collect();
+        Split {
+            train: all.clone(),
+            valid: all,
+        }
+    } else {
+        stratified_split(&d.labels, args.valid_fraction, c.seed)?
+    };
+    let n_held_out = if final_model { 0 } else { split.valid.len() };
+    let scope = if final_model {
+        "training rows (nothing held out)".to_string()
+    } else {
+        "held-out split".to_string()
+    };
     let spec = c.trial(args.smoothing);
     let r = run_trial(
         &d,
@@ -82,6 +99,7 @@ pub fn train(args: TrainArgs) -> Result<()> {
         &mut Console::new(c.json),
     )?;
     let summary = TrainSummary {
+        metrics_on: scope.clone(),
         accuracy: r.eval.accuracy,
         nll: r.eval.nll,
         ece: r.eval.ece,
@@ -97,7 +115,7 @@ pub fn train(args: TrainArgs) -> Result<()> {
         let report = TrainReport {
             data: &c.data,
             n_train: split.train.len(),
-            n_valid: split.valid.len(),
+            n_valid: n_held_out,
             summary: &summary,
             config: &spec,
             history: &r.trained.history,
@@ -105,20 +123,41 @@ pub fn train(args: TrainArgs) -> Result<()> {
             confusion_matrix: confusion.chunks(k).map(<[usize]>::to_vec).collect(),
         };
         write_json(&out.join("metrics.json"), &report)?;
-        let ids: Vec<String> = split.valid.iter().map(|&i| d.id(i)).collect();
-        let truth: Vec<String> = labels.iter().map(|&y| d.class_names[y].clone()).collect();
-        write_atomic(
-            &out.join("predictions.csv"),
-            &predictions_csv(&ids, Some(&truth), &r.probs, &d.class_names)?,
-        )?;
-        let held_out = format!(
-            "held-out {}% ({} rows, seed {})",
-            (100.0 * args.valid_fraction).round(),
-            split.valid.len(),
-            c.seed
-        );
-        SavedModel::from_trial(&r, &d, &c.data, &spec, split.train.len(), &held_out).save(out)?;
+        let predictions = out.join("predictions.csv");
+        if final_model {
+            // An earlier run's held-out predictions would not belong to this model.
+            match std::fs::remove_file(&predictions) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(e).with_context(|| {
+                        format!("{}: cannot remove the earlier run's", predictions.display())
+                    });
+                }
+                _ => {}
+            }
+        } else {
+            let ids: Vec<String> = split.valid.iter().map(|&i| d.id(i)).collect();
+            let truth: Vec<String> = labels.iter().map(|&y| d.class_names[y].clone()).collect();
+            write_atomic(
+                &predictions,
+                &predictions_csv(&ids, Some(&truth), &r.probs, &d.class_names)?,
+            )?;
+        }
+        let on = if final_model {
+            format!(
+                "training rows: all {} rows trained, none held out (optimistic)",
+                split.train.len()
+            )
+        } else {
+            format!(
+                "held-out {}% ({} rows, seed {})",
+                (100.0 * args.valid_fraction).round(),
+                split.valid.len(),
+                c.seed
+            )
+        };
+        SavedModel::from_trial(&r, &d, &c.data, &spec, split.train.len(), &on).save(out)?;
         let held_out = HeldOut {
+            scope: &scope,
             labels: &labels,
             class_names: &d.class_names,
             confusion: &confusion,
@@ -130,25 +169,32 @@ pub fn train(args: TrainArgs) -> Result<()> {
         println!("{}", serde_json::to_string(&summary)?);
     } else {
         println!(
-            "{} / {}, smoothing {} ({}): held-out accuracy {:.4}, NLL {:.4}, ECE {:.4}, Brier {:.4} ({} train, {} held out, {:.1} s)",
+            "{} / {}, smoothing {} ({}): {} accuracy {:.4}, NLL {:.4}, ECE {:.4}, Brier {:.4} ({} train, {} held out, {:.1} s)",
             c.data,
             c.model_name(),
             args.smoothing,
             spec.train.convention.name(),
+            if final_model {
+                "training-row"
+            } else {
+                "held-out"
+            },
             summary.accuracy,
             summary.nll,
             summary.ece,
             summary.brier,
             split.train.len(),
-            split.valid.len(),
+            n_held_out,
             summary.seconds
         );
     }
     Ok(())
 }
 
-/// What the report shows of the held-out split.
+/// What the report shows of the rows the metrics are measured on.
 struct HeldOut<'a> {
+    /// Which rows: the held-out split, or the training rows when nothing is held out.
+    scope: &'a str,
     labels: &'a [usize],
     class_names: &'a [String],
     confusion: &'a [usize],
@@ -163,7 +209,7 @@ fn train_report(
     r: &TrialResult,
     held_out: &HeldOut<'_>,
 ) -> Result<()> {
-    let (labels, class_names) = (held_out.labels, held_out.class_names);
+    let (labels, class_names, scope) = (held_out.labels, held_out.class_names, held_out.scope);
     let k = class_names.len();
     let figures = out.join("figures");
     std::fs::create_dir_all(&figures)
@@ -179,7 +225,7 @@ fn train_report(
     plots::curves(
         &figures,
         "validation",
-        "Held-out accuracy and NLL per epoch",
+        &format!("Accuracy and NLL on the {scope} per epoch"),
         "value",
         &[
             (
@@ -222,12 +268,12 @@ fn train_report(
     let page = Page {
         title: format!("Training run: {data}"),
         intro: format!(
-            "Smoothing {smoothing}; {} epochs; metrics on the stratified held-out split ({} samples).",
+            "Smoothing {smoothing}; {} epochs; metrics on the {scope} ({} samples).",
             h.len(),
             labels.len()
         ),
         reading: vec![format!(
-            "Held-out accuracy {:.2}%, NLL {:.3}, ECE {:.3}, Brier {:.3}.",
+            "Accuracy {:.2}%, NLL {:.3}, ECE {:.3}, Brier {:.3} on the {scope}.",
             100.0 * e.accuracy,
             e.nll,
             e.ece,
@@ -235,7 +281,7 @@ fn train_report(
         )],
         sections: vec![
             Section {
-                heading: "Held-out metrics".into(),
+                heading: format!("Metrics on the {scope}"),
                 table: Some(Table {
                     header: ["accuracy", "NLL", "ECE", "Brier", "seconds"]
                         .map(String::from)
@@ -252,24 +298,24 @@ fn train_report(
                     ("training_loss".into(), "Training loss per epoch".into()),
                     (
                         "validation".into(),
-                        "Held-out accuracy and NLL per epoch".into(),
+                        format!("Accuracy and NLL on the {scope} per epoch"),
                     ),
                     (
                         "reliability".into(),
-                        "Reliability diagram on the held-out split".into(),
+                        format!("Reliability diagram on the {scope}"),
                     ),
                     (
                         "confidence_histogram".into(),
-                        "Top-label confidence on the held-out split".into(),
+                        format!("Top-label confidence on the {scope}"),
                     ),
                 ],
             },
             Section {
-                heading: "Per class, on the held-out split".into(),
+                heading: format!("Per class, on the {scope}"),
                 table: Some(class_table(held_out.per_class)),
                 figures: vec![(
                     "confusion_matrix".into(),
-                    "Confusion matrix on the held-out split: rows are the true classes".into(),
+                    format!("Confusion matrix on the {scope}: rows are the true classes"),
                 )],
             },
         ],

@@ -955,3 +955,105 @@ fn class_weights_come_balanced_or_from_a_file_by_class_name() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("is not `class,weight`"));
 }
+
+#[test]
+fn missing_values_take_the_saved_median_and_npy_pairs_train() {
+    let dir = tempfile::tempdir().unwrap();
+    // Two classes apart in x; y is noise with a few values missing.
+    let mut csv = String::from("x,y,label\n");
+    for i in 0..80 {
+        let (x, label) = if i % 2 == 0 { (-2.0, "a") } else { (2.0, "b") };
+        let y = if i % 9 == 0 {
+            "NA".to_string()
+        } else {
+            format!("{}", (i % 7) as f64 * 0.5)
+        };
+        csv.push_str(&format!("{},{y},{label}\n", x + (i % 5) as f64 * 0.1));
+    }
+    let data = dir.path().join("train.csv");
+    std::fs::write(&data, &csv).unwrap();
+    let model = dir.path().join("model");
+    let o = ok(&[
+        "train",
+        "--data",
+        &format!("csv:{}", s(&data)),
+        "--model",
+        "mlp",
+        "--epochs",
+        "20",
+        "--out",
+        s(&model),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("9 missing values (`y`: 9)"), "{err}");
+    let card: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(model.join("model.json")).unwrap()).unwrap();
+    let median = card["input"]["standardizer"]["median"][1].as_f64().unwrap();
+    // A row with y missing predicts as the row with the saved median in its place.
+    let new = dir.path().join("new.csv");
+    std::fs::write(&new, format!("label,y,x\na,,1.5\na,{median},1.5\n")).unwrap();
+    let out = dir.path().join("p.csv");
+    let o = ok(&[
+        "predict",
+        "--model",
+        s(&model),
+        "--data",
+        &format!("csv:{}", s(&new)),
+        "--out",
+        s(&out),
+    ]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains(
+        "1 missing value (column `y`: 1), imputed with the training median saved in the model"
+    ));
+    let p = probabilities(&out);
+    assert_eq!(p["0"], p["1"]);
+    fails(
+        &[
+            "predict",
+            "--model",
+            s(&model),
+            "--data",
+            &format!("csv:{}", s(&new)),
+            "--missing",
+            "error",
+        ],
+        "new.csv:2: column `y`: missing value ``",
+    );
+    // The same kind of data as two .npy files: train, then evaluate on them.
+    let n = 60;
+    let xs: Vec<f32> = (0..n)
+        .flat_map(|i| [if i % 3 == 0 { -2.0 } else { 2.0 }, (i % 4) as f32])
+        .collect();
+    let ys: Vec<f32> = (0..n).map(|i| if i % 3 == 0 { 5.0 } else { 9.0 }).collect();
+    let x = dir.path().join("x.npy");
+    let y = dir.path().join("y.npy");
+    std::fs::write(&x, labelsmooth_data::npy::to_bytes_f32(&xs, &[n, 2])).unwrap();
+    std::fs::write(&y, labelsmooth_data::npy::to_bytes_f32(&ys, &[n])).unwrap();
+    let pair = format!("npy:{},{}", s(&x), s(&y));
+    let npy_model = dir.path().join("npy-model");
+    ok(&[
+        "train",
+        "--data",
+        &pair,
+        "--model",
+        "mlp",
+        "--epochs",
+        "30",
+        "--out",
+        s(&npy_model),
+    ]);
+    let card: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(npy_model.join("model.json")).unwrap()).unwrap();
+    assert_eq!(card["classes"], serde_json::json!(["5", "9"]));
+    let o = ok(&[
+        "evaluate",
+        "--model",
+        s(&npy_model),
+        "--data",
+        &pair,
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["n"], 60);
+    assert!(v["accuracy"].as_f64().unwrap() > 0.9, "{v}");
+}

@@ -808,3 +808,462 @@ fn model_size_threads_and_early_stopping_flags() {
     ]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+#[test]
+fn a_final_model_trains_on_every_row_and_small_tables_get_enough_steps() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = format!("csv:{}", table(dir.path()));
+    let out = dir.path().join("final");
+    // A run with a held-out split first, so that its predictions.csv is there to be removed.
+    let o = labelsmooth(&[
+        "train",
+        "--data",
+        &data,
+        "--model",
+        "mlp",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("metrics.json")).unwrap()).unwrap();
+    // 48 training rows are one step of 64 per epoch: 600 steps take 600 epochs, not 30.
+    assert_eq!(m["epochs"], 600);
+    assert_eq!(m["history"].as_array().unwrap().len(), 600);
+    assert_eq!(m["metrics_on"], "held-out split");
+    assert!(out.join("predictions.csv").exists());
+
+    let o = labelsmooth(&[
+        "train",
+        "--data",
+        &data,
+        "--model",
+        "mlp",
+        "--valid-fraction",
+        "0",
+        "--epochs",
+        "7",
+        "--out",
+        out.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("metrics.json")).unwrap()).unwrap();
+    assert_eq!(m["epochs"], 7);
+    assert_eq!(m["n_train"], 60);
+    assert_eq!(m["n_valid"], 0);
+    assert_eq!(m["metrics_on"], "training rows (nothing held out)");
+    let support: u64 = m["per_class"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["support"].as_u64().unwrap())
+        .sum();
+    assert_eq!(support, 60);
+    assert!(!out.join("predictions.csv").exists());
+    let card: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("model.json")).unwrap()).unwrap();
+    assert!(
+        card["metrics"]["on"]
+            .as_str()
+            .unwrap()
+            .contains("none held out"),
+        "{card}"
+    );
+    assert_eq!(card["training"]["rows"], 60);
+    let report = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(report.contains("Metrics on the training rows (nothing held out)"));
+    assert!(!report.contains("held-out split"));
+
+    for bad in ["1", "-0.1", "nan"] {
+        let o = labelsmooth(&[
+            "train",
+            "--data",
+            &data,
+            "--model",
+            "mlp",
+            &format!("--valid-fraction={bad}"),
+        ]);
+        assert_eq!(o.status.code(), Some(2), "{bad}");
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert!(e.contains("--valid-fraction"), "{e}");
+    }
+}
+
+#[test]
+fn calibrate_takes_class_names_and_the_tools_own_predictions() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    // 40 rows as `train` writes them, class names with a comma and quotes: always 0.9 on the
+    // predicted class, right 7 times in 10.
+    let (ny, paris) = ("New York, NY", "Paris \"FR\"");
+    let mut csv =
+        String::from("id,true_class,predicted_class,\"p_New York, NY\",\"p_Paris \"\"FR\"\"\"\n");
+    let mut names = String::new();
+    let mut plain = String::new();
+    for i in 0..40 {
+        let predicted_ny = i % 2 == 0;
+        let right = i % 10 < 7;
+        let truth = if predicted_ny == right { ny } else { paris };
+        let (p0, p1) = if predicted_ny { (0.9, 0.1) } else { (0.1, 0.9) };
+        let quoted = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+        csv.push_str(&format!(
+            "{i},{},{},{p0},{p1}\n",
+            quoted(truth),
+            quoted(if predicted_ny { ny } else { paris })
+        ));
+        names.push_str(&format!("{}\n", quoted(truth)));
+        plain.push_str(&format!("{p0},{p1}\n"));
+    }
+    let predictions = w("predictions.csv", &csv);
+    let run = |args: &[&str]| {
+        let o = labelsmooth(args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()
+    };
+    // The file alone: classes from its p_ columns, labels from its true_class column.
+    let v = run(&["calibrate", "--probs", &predictions, "--json"]);
+    assert_eq!(v["n"], 40);
+    assert!((v["accuracy"].as_f64().unwrap() - 0.7).abs() < 1e-12, "{v}");
+    assert!((v["ece"].as_f64().unwrap() - 0.2).abs() < 1e-6, "{v}");
+    assert_eq!(v["per_class"][0]["class"], ny);
+    assert_eq!(v["per_class"][1]["class"], paris);
+    assert_eq!(
+        v["per_class"][0]["support"].as_u64().unwrap()
+            + v["per_class"][1]["support"].as_u64().unwrap(),
+        40
+    );
+    // Plain probabilities with labels as names (a header line) and --class-names: the same.
+    let labels = w("labels.csv", &format!("city\n{names}"));
+    let classes = w("classes.txt", &format!("{ny}\n{paris}\n"));
+    let plain = w("plain.csv", &plain);
+    let v2 = run(&[
+        "calibrate",
+        "--probs",
+        &plain,
+        "--labels",
+        &labels,
+        "--class-names",
+        &classes,
+        "--json",
+    ]);
+    assert_eq!(v2["accuracy"], v["accuracy"]);
+    assert_eq!(v2["nll"], v["nll"]);
+    // Names without their classes, and a name that is not a class, are errors that say where.
+    let o = labelsmooth(&["calibrate", "--probs", &plain, "--labels", &labels]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("labels.csv:1: `city` is a class name"), "{e}");
+    assert!(e.contains("--class-names"), "{e}");
+    let wrong = w(
+        "wrong.csv",
+        &format!(
+            "{}Berlin\n",
+            names
+                .lines()
+                .skip(1)
+                .map(|l| format!("{l}\n"))
+                .collect::<String>()
+        ),
+    );
+    let o = labelsmooth(&[
+        "calibrate",
+        "--probs",
+        &plain,
+        "--labels",
+        &wrong,
+        "--class-names",
+        &classes,
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("wrong.csv:40: `Berlin` is not a class"), "{e}");
+}
+
+#[test]
+fn calibrate_fits_the_temperature_on_other_rows_and_writes_a_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    // Logit gap 4 everywhere, right 4 times in 5: T = 4 / ln 4 makes every probability 0.8.
+    let labels: String = (0..50)
+        .map(|i| if i % 5 == 0 { "0\n" } else { "1\n" })
+        .collect();
+    let y = w("y.csv", &labels);
+    let l = w("l.csv", &(0..50).map(|_| "0,4\n").collect::<String>());
+    let out = dir.path().join("cal");
+    let o = labelsmooth(&[
+        "calibrate",
+        "--logits",
+        &l,
+        "--labels",
+        &y,
+        "--fit-temperature",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains(
+            "fitted on a stratified 50% of the rows (seed 0, 25 rows); on the other 25 rows:"
+        ),
+        "{text}"
+    );
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).unwrap();
+    assert!(
+        (v["temperature"].as_f64().unwrap() - 4.0 / 4f64.ln()).abs() < 1e-6,
+        "{v}"
+    );
+    assert_eq!(v["fit_rows"], 25);
+    assert_eq!(v["before_scaling"]["n"], 25);
+    assert_eq!(v["after"]["n"], 25);
+    assert_eq!(v["n"], 50);
+    assert!(v["after"]["ece"].as_f64().unwrap() < 1e-6);
+    assert!(v["before_scaling"]["ece"].as_f64().unwrap() > 0.1);
+    for fig in [
+        "reliability",
+        "reliability_scaled",
+        "confidence_histogram",
+        "confusion_matrix",
+    ] {
+        let png = image::open(out.join("figures").join(format!("{fig}.png"))).unwrap();
+        assert!(png.width() > 100, "{fig}");
+        assert!(
+            out.join("figures").join(format!("{fig}.svg")).exists(),
+            "{fig}"
+        );
+    }
+    let report = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(
+        report.contains("Temperature scaling fitted T = 2.885"),
+        "report"
+    );
+    // A separate file to fit on: gap 2 with the same labels gives T = 2 / ln 4, and the metrics
+    // after it are on every row of the evaluated file.
+    let f = w("fit.csv", &(0..50).map(|_| "0,2\n").collect::<String>());
+    let o = labelsmooth(&[
+        "calibrate",
+        "--logits",
+        &l,
+        "--labels",
+        &y,
+        "--fit-temperature",
+        "--fit-on",
+        &f,
+        "--fit-on-labels",
+        &y,
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(
+        (v["temperature"].as_f64().unwrap() - 2.0 / 4f64.ln()).abs() < 1e-6,
+        "{v}"
+    );
+    assert_eq!(v["after"]["n"], 50);
+    let p = 16.0f64 / 17.0;
+    let nll = -(0.8 * p.ln() + 0.2 * (1.0 - p).ln());
+    assert!(
+        (v["after"]["nll"].as_f64().unwrap() - nll).abs() < 1e-5,
+        "{v}"
+    );
+    // Too few rows of a class to set a part aside, and a fraction out of range.
+    let few = w("few.csv", "0\n1\n1\n1\n");
+    let l4 = w("l4.csv", "0,1\n0,1\n0,1\n0,1\n");
+    let o = labelsmooth(&[
+        "calibrate",
+        "--logits",
+        &l4,
+        "--labels",
+        &few,
+        "--fit-temperature",
+        "--fit-fraction",
+        "0.9",
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&o.stderr)
+            .contains("too few rows to fit the temperature on 90% of each class")
+    );
+    let o = labelsmooth(&[
+        "calibrate",
+        "--logits",
+        &l4,
+        "--labels",
+        &few,
+        "--fit-temperature",
+        "--fit-fraction",
+        "1",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn a_folder_in_use_is_refused_and_a_dead_processs_lock_is_taken_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = format!("csv:{}", table(dir.path()));
+    let out = dir.path().join("run");
+    std::fs::create_dir_all(&out).unwrap();
+    let lock = out.join(".labelsmooth.lock");
+    let train = |out: &std::path::Path| {
+        labelsmooth(&[
+            "train",
+            "--data",
+            &data,
+            "--model",
+            "mlp",
+            "--epochs",
+            "2",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+    };
+    // Held by a running process (this test's).
+    std::fs::write(&lock, format!("{}\n", std::process::id())).unwrap();
+    let o = train(&out);
+    assert_eq!(o.status.code(), Some(1));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains(&format!("in use by process {}", std::process::id())),
+        "{e}"
+    );
+    assert!(e.contains(".labelsmooth.lock"), "{e}");
+    assert!(!out.join("metrics.json").exists());
+    // Left by a process that has ended: taken over, and removed at the end.
+    let mut gone = Command::new("true").spawn().unwrap();
+    let pid = gone.id();
+    gone.wait().unwrap();
+    std::fs::write(&lock, format!("{pid}\n")).unwrap();
+    let o = train(&out);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(out.join("metrics.json").exists());
+    assert!(!lock.exists());
+    // Two sweeps into one folder at once: the second is refused while the first runs, and the
+    // first finishes whole.
+    let shared = dir.path().join("shared");
+    let sweep_args = |out: &std::path::Path| -> Vec<String> {
+        [
+            "sweep",
+            "--data",
+            &data,
+            "--model",
+            "mlp",
+            "--epochs",
+            "400",
+            "--smoothing",
+            "0,0.1",
+            "--folds",
+            "2",
+            "--out",
+            out.to_str().unwrap(),
+            "--json",
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let first = Command::new(env!("CARGO_BIN_EXE_labelsmooth"))
+        .args(sweep_args(&shared))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let shared_lock = shared.join(".labelsmooth.lock");
+    let started = std::time::Instant::now();
+    while !shared_lock.exists() {
+        assert!(
+            started.elapsed().as_secs() < 60,
+            "the first sweep never took the folder"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let second = labelsmooth(
+        &sweep_args(&shared)
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    let first = first.wait_with_output().unwrap();
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert_eq!(second.status.code(), Some(1));
+    let e = String::from_utf8_lossy(&second.stderr);
+    assert!(e.contains("in use by process"), "{e}");
+    let v: serde_json::Value = serde_json::from_slice(&first.stdout).unwrap();
+    assert_eq!(v["summary"].as_array().unwrap().len(), 2, "{v}");
+    assert!(!shared_lock.exists());
+}
+
+#[test]
+fn a_damaged_trial_file_is_named_and_a_full_disk_leaves_the_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = format!("csv:{}", table(dir.path()));
+    let out = dir.path().join("sweep");
+    let sweep = || {
+        labelsmooth(&[
+            "sweep",
+            "--data",
+            &data,
+            "--model",
+            "mlp",
+            "--epochs",
+            "2",
+            "--smoothing",
+            "0,0.1",
+            "--folds",
+            "2",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+    };
+    let o = sweep();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let results = std::fs::read(out.join("results.json")).unwrap();
+    let trial = out.join("trials").join("a0.1_f1.json");
+    let whole = std::fs::read(&trial).unwrap();
+    for damaged in [&whole[..whole.len() / 2], b"\x00\xff garbage".as_slice()] {
+        std::fs::write(&trial, damaged).unwrap();
+        for o in [sweep(), labelsmooth(&["merge", out.to_str().unwrap()])] {
+            assert_eq!(o.status.code(), Some(1));
+            let e = String::from_utf8_lossy(&o.stderr);
+            assert!(e.contains("a0.1_f1.json"), "{e}");
+        }
+        assert_eq!(std::fs::read(out.join("results.json")).unwrap(), results);
+    }
+    std::fs::write(&trial, &whole).unwrap();
+    // A full disk: the results file's temporary name leads to /dev/full, where every write
+    // fails with ENOSPC.
+    #[cfg(target_os = "linux")]
+    {
+        let tmp = out.join("results.json.tmp");
+        std::os::unix::fs::symlink("/dev/full", &tmp).unwrap();
+        let o = sweep();
+        assert_eq!(o.status.code(), Some(1));
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert!(e.contains("results.json: cannot write"), "{e}");
+        assert!(e.contains("No space left on device"), "{e}");
+        assert_eq!(std::fs::read(out.join("results.json")).unwrap(), results);
+        assert!(
+            std::fs::symlink_metadata(&tmp).is_err(),
+            "the temporary file is removed"
+        );
+        assert!(!out.join(".labelsmooth.lock").exists());
+    }
+}

@@ -71,6 +71,7 @@ fn rt_polarity() -> Result<Dataset> {
         delimiter: Some(b','),
         label_column: Some(Column::Name("category".into())),
         text_column: Some(Column::Name("text".into())),
+        ..Default::default()
     };
     let all = parse_text_table(Path::new("rt-polarity"), &csv, &opts)?;
     let keep: Vec<usize> = (0..all.len())

@@ -211,11 +211,27 @@ pub fn parse_table(
     } else {
         let d = m.needed.len();
         let mut values = Vec::with_capacity(rows.len() * d);
+        let mut missing = vec![0usize; d];
         for (line, r) in &rows {
             check_width(path, *line, r, width)?;
-            for &j in &m.needed {
+            for (i, &j) in m.needed.iter().enumerate() {
                 match r[j].parse::<f32>() {
                     Ok(v) if v.is_finite() => values.push(v),
+                    _ if crate::is_missing(&r[j]) => {
+                        if opts.missing == crate::table::Missing::Error {
+                            return Err(DataError::at(
+                                path,
+                                *line,
+                                format!(
+                                    "{}: missing value `{}` (--missing impute fills missing values with the training median)",
+                                    name_of(j),
+                                    r[j]
+                                ),
+                            ));
+                        }
+                        missing[i] += 1;
+                        values.push(f32::NAN);
+                    }
                     _ => {
                         return Err(DataError::at(
                             path,
@@ -229,6 +245,17 @@ pub fn parse_table(
                 l.push(r[j].clone());
             }
         }
+        let counts: Vec<(String, usize)> = m
+            .needed
+            .iter()
+            .zip(&missing)
+            .map(|(&j, &n)| (name_of(j), n))
+            .collect();
+        notes.extend(crate::missing_note(
+            path,
+            &counts,
+            "imputed with the training median saved in the model",
+        ));
         Features::Dense {
             values,
             shape: vec![d],

@@ -227,62 +227,117 @@ impl Dataset {
     }
 }
 
-/// Per-feature standardization (x − mean) / std, fitted on a training part only.
+/// Whether a table field is a missing value: empty, or one of pandas' default markers (`NA`,
+/// `N/A`, `n/a`, `NaN`, `nan`, `null`, `NULL`, `None`, `<NA>`, `#N/A`) or `?`.
+pub fn is_missing(field: &str) -> bool {
+    matches!(
+        field,
+        "" | "NA"
+            | "N/A"
+            | "n/a"
+            | "NaN"
+            | "nan"
+            | "null"
+            | "NULL"
+            | "None"
+            | "<NA>"
+            | "#N/A"
+            | "?"
+    )
+}
+
+/// Per-feature standardization (x − mean) / std, fitted on a training part only; missing
+/// values (NaN) are imputed with the feature's median on that part.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Standardizer {
-    /// Mean of each feature.
+    /// Mean of each feature (over its values that are not missing).
     pub mean: Vec<f32>,
     /// Standard deviation of each feature (1 where it is 0).
     pub std: Vec<f32>,
+    /// Median of each feature, which replaces its missing values (0 for a feature with no
+    /// value). Empty in models saved before it was kept: then the mean replaces them.
+    #[serde(default)]
+    pub median: Vec<f32>,
 }
 
 impl Standardizer {
-    /// Fits means and standard deviations on `values` (`[n, d]`, row-major).
+    /// Fits means, standard deviations and medians on `values` (`[n, d]`, row-major; NaN
+    /// marks a missing value, which none of them counts).
     ///
     /// ```
     /// use labelsmooth_data::Standardizer;
     /// let s = Standardizer::fit(&[1.0, 10.0, 3.0, 10.0], 2);
     /// assert_eq!(s.mean, vec![2.0, 10.0]);
     /// assert_eq!(s.std, vec![1.0, 1.0]); // constant features keep scale 1
+    /// let s = Standardizer::fit(&[1.0, f32::NAN, 5.0, 4.0, 3.0], 1);
+    /// assert_eq!(s.median, vec![3.5]);
+    /// let mut x = [f32::NAN];
+    /// s.apply(&mut x);
+    /// assert_eq!(x[0], (3.5 - s.mean[0]) / s.std[0]);
     /// ```
     pub fn fit(values: &[f32], d: usize) -> Standardizer {
-        let n = values.len().checked_div(d).unwrap_or(0);
-        let mut mean = vec![0.0f64; d];
-        let mut sq = vec![0.0f64; d];
+        let mut columns: Vec<Vec<f64>> = vec![Vec::new(); d];
         for row in values.chunks_exact(d.max(1)) {
             for (j, &v) in row.iter().enumerate() {
-                mean[j] += f64::from(v);
+                if !v.is_nan() {
+                    columns[j].push(f64::from(v));
+                }
             }
         }
-        let nf = n.max(1) as f64;
-        mean.iter_mut().for_each(|m| *m /= nf);
-        for row in values.chunks_exact(d.max(1)) {
-            for (j, &v) in row.iter().enumerate() {
-                let c = f64::from(v) - mean[j];
-                sq[j] += c * c;
-            }
+        let mut mean = Vec::with_capacity(d);
+        let mut std = Vec::with_capacity(d);
+        let mut median = Vec::with_capacity(d);
+        for c in &mut columns {
+            let n = c.len().max(1) as f64;
+            let m = c.iter().sum::<f64>() / n;
+            let sd = (c.iter().map(|v| (v - m) * (v - m)).sum::<f64>() / n).sqrt();
+            mean.push(m as f32);
+            std.push(if sd > 1e-12 { sd as f32 } else { 1.0 });
+            c.sort_by(f64::total_cmp);
+            median.push(match c.len() {
+                0 => 0.0,
+                len if len % 2 == 1 => c[len / 2] as f32,
+                len => ((c[len / 2 - 1] + c[len / 2]) / 2.0) as f32,
+            });
         }
-        Standardizer {
-            mean: mean.iter().map(|&m| m as f32).collect(),
-            std: sq
-                .iter()
-                .map(|&s| {
-                    let sd = (s / nf).sqrt();
-                    if sd > 1e-12 { sd as f32 } else { 1.0 }
-                })
-                .collect(),
-        }
+        Standardizer { mean, std, median }
     }
 
-    /// Standardizes `values` (`[n, d]`) in place.
+    /// Standardizes `values` (`[n, d]`) in place, missing values (NaN) first replaced by the
+    /// median.
     pub fn apply(&self, values: &mut [f32]) {
         let d = self.mean.len();
         for row in values.chunks_exact_mut(d.max(1)) {
             for (j, v) in row.iter_mut().enumerate() {
+                if v.is_nan() {
+                    *v = self.median.get(j).copied().unwrap_or(self.mean[j]);
+                }
                 *v = (*v - self.mean[j]) / self.std[j];
             }
         }
     }
+}
+
+/// Missing values of each feature column, `(column name, count)`, and their total, for a note.
+pub(crate) fn missing_note(
+    path: &std::path::Path,
+    counts: &[(String, usize)],
+    how: &str,
+) -> Option<String> {
+    let total: usize = counts.iter().map(|c| c.1).sum();
+    (total > 0).then(|| {
+        let cols: Vec<String> = counts
+            .iter()
+            .filter(|c| c.1 > 0)
+            .map(|(name, n)| format!("{name}: {n}"))
+            .collect();
+        format!(
+            "{}: {total} missing value{} ({}), {how} (--missing error refuses them)",
+            path.display(),
+            if total == 1 { "" } else { "s" },
+            cols.join(", ")
+        )
+    })
 }
 
 /// Class ids and class names from string labels: numbers sort numerically, other names

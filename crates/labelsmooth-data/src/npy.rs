@@ -130,6 +130,89 @@ pub fn to_bytes_f32(values: &[f32], shape: &[usize]) -> Vec<u8> {
     out
 }
 
+/// A labelled data set from two `.npy` files: samples `x` of shape `[n, d]` (table rows) or
+/// `[n, c, h, w]` (images), and labels `y` of shape `[n]` holding integers; the classes are the
+/// distinct labels in increasing order, named by their values.
+pub fn read_pair(x: &Path, y: &Path) -> Result<crate::Dataset> {
+    let xs = read(x)?;
+    let ys = read(y)?;
+    let n = match xs.shape.as_slice() {
+        [n, _] | [n, _, _, _] => *n,
+        other => {
+            return Err(DataError::at(
+                x,
+                0,
+                format!(
+                    "shape {other:?}: samples need [n, features] or [n, channels, height, width]"
+                ),
+            ));
+        }
+    };
+    if n == 0 {
+        return Err(DataError::at(x, 0, "no samples"));
+    }
+    let ids = integer_labels(y, &ys, n, x)?;
+    let mut classes = ids.clone();
+    classes.sort_unstable();
+    classes.dedup();
+    let labels = ids
+        .iter()
+        .map(|v| classes.binary_search(v).unwrap_or_default())
+        .collect();
+    Ok(crate::Dataset {
+        name: x
+            .file_name()
+            .map_or("npy".into(), |s| s.to_string_lossy().into_owned()),
+        features: crate::Features::Dense {
+            values: xs.values.iter().map(|&v| v as f32).collect(),
+            shape: xs.shape[1..].to_vec(),
+        },
+        labels,
+        class_names: classes.iter().map(i64::to_string).collect(),
+        notes: Vec::new(),
+        ids: None,
+        layout: None,
+    })
+}
+
+/// The labels of the `n` samples of `x` in the array `ys` read from `y`: one dimension of
+/// integers.
+pub fn integer_labels(y: &Path, ys: &Array, n: usize, x: &Path) -> Result<Vec<i64>> {
+    if ys.shape.len() != 1 {
+        return Err(DataError::at(
+            y,
+            0,
+            format!("shape {:?}: labels need one dimension [n]", ys.shape),
+        ));
+    }
+    if ys.shape[0] != n {
+        return Err(DataError::at(
+            y,
+            0,
+            format!(
+                "{} labels for the {n} samples of {}",
+                ys.shape[0],
+                x.display()
+            ),
+        ));
+    }
+    ys.values
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            if v.fract() != 0.0 || !v.is_finite() || v.abs() > 9.0e15 {
+                Err(DataError::at(
+                    y,
+                    0,
+                    format!("label {v} of sample {i} (0-based) is not an integer"),
+                ))
+            } else {
+                Ok(v as i64)
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

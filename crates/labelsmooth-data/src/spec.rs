@@ -1,6 +1,6 @@
 //! Data named by one string, as the `labelsmooth` command takes it: a bundled set (`digits`,
 //! `mnist-5k`, `rt-polarity`) or `csv:PATH`, `text:PATH`, `images:DIR`, `idx:IMAGES,LABELS`,
-//! `cifar:DIR`.
+//! `cifar:DIR`, `npy:X,Y`.
 
 use std::path::Path;
 
@@ -50,9 +50,15 @@ pub fn load(spec: &str, opts: &LoadOptions) -> Result<Dataset> {
             images::read_idx(Path::new(a), Path::new(b))?
         }
         Some(("cifar", p)) => images::read_cifar10(Path::new(p))?,
+        Some(("npy", p)) => {
+            let (x, y) = p
+                .split_once(',')
+                .ok_or_else(|| DataError::Unknown(format!("`{spec}`: npy: needs X.npy,Y.npy")))?;
+            crate::npy::read_pair(Path::new(x), Path::new(y))?
+        }
         Some((kind, _)) => {
             return Err(DataError::Unknown(format!(
-                "unknown data kind `{kind}:` (csv, text, images, idx, cifar)"
+                "unknown data kind `{kind}:` (csv, text, images, idx, cifar, npy)"
             )));
         }
     };

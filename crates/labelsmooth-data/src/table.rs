@@ -49,6 +49,30 @@ impl std::str::FromStr for Column {
     }
 }
 
+/// What a table's missing values (see [`crate::is_missing`]) in feature columns become.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Missing {
+    /// NaN in the features, imputed with the training rows' median when the model's input is
+    /// prepared (and with the saved median when a model predicts).
+    #[default]
+    Impute,
+    /// An error naming the first one.
+    Error,
+}
+
+impl std::str::FromStr for Missing {
+    type Err = DataError;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "impute" => Ok(Missing::Impute),
+            "error" => Ok(Missing::Error),
+            other => Err(DataError::Unknown(format!(
+                "missing `{other}` is not one of impute, error"
+            ))),
+        }
+    }
+}
+
 /// How to read a table.
 ///
 /// With [`Header::Auto`] the first row is a header when a column named by name is asked for,
@@ -64,6 +88,8 @@ pub struct TableOptions {
     pub label_column: Option<Column>,
     /// The text column of a text table (default: the first column that is not the label).
     pub text_column: Option<Column>,
+    /// What missing feature values become.
+    pub missing: Missing,
 }
 
 /// The delimiter among `,` `;` and tab that the first line holds most of (outside quotes).
@@ -213,6 +239,14 @@ pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| DataError::io(path, e))
 }
 
+/// The rows of a delimited file as trimmed fields, each with its 1-based line number: the
+/// delimiter detected among `,` `;` and tab, quoted fields read whole, empty lines skipped. An
+/// empty file is an error.
+pub fn read_records(path: &Path) -> Result<Vec<(usize, Vec<String>)>> {
+    let bytes = read_file(path)?;
+    records(path, &bytes, detect_delimiter(&bytes))
+}
+
 /// Reads a table of numeric features and a label column from a file.
 pub fn read_table(path: &Path, opts: &TableOptions) -> Result<Dataset> {
     parse_table(path, &read_file(path)?, opts)
@@ -273,6 +307,7 @@ pub fn parse_table(path: &Path, bytes: &[u8], opts: &TableOptions) -> Result<Dat
     let d = width - 1;
     let mut values = Vec::with_capacity(rows.len() * d);
     let mut raw_labels = Vec::with_capacity(rows.len());
+    let mut missing = vec![0usize; width];
     for (line, r) in &rows {
         for (j, field) in r.iter().enumerate() {
             if j == label {
@@ -280,6 +315,22 @@ pub fn parse_table(path: &Path, bytes: &[u8], opts: &TableOptions) -> Result<Dat
             }
             match field.parse::<f32>() {
                 Ok(v) if v.is_finite() => values.push(v),
+                _ if crate::is_missing(field) => {
+                    if opts.missing == Missing::Error {
+                        let name = header
+                            .as_ref()
+                            .map_or(format!("column {j}"), |h| format!("column `{}`", h[j]));
+                        return Err(DataError::at(
+                            path,
+                            *line,
+                            format!(
+                                "{name}: missing value `{field}` (--missing impute fills missing values with the training median)"
+                            ),
+                        ));
+                    }
+                    missing[j] += 1;
+                    values.push(f32::NAN);
+                }
                 _ => {
                     let name = header
                         .as_ref()
@@ -310,6 +361,22 @@ pub fn parse_table(path: &Path, bytes: &[u8], opts: &TableOptions) -> Result<Dat
         raw_labels.push(r[label].clone());
     }
     let (labels, class_names) = class_ids(&raw_labels);
+    let counts: Vec<(String, usize)> = (0..width)
+        .filter(|&j| j != label)
+        .map(|j| {
+            let name = header
+                .as_ref()
+                .map_or(format!("column {j}"), |h| format!("`{}`", h[j]));
+            (name, missing[j])
+        })
+        .collect();
+    let notes = crate::missing_note(
+        path,
+        &counts,
+        "imputed with each column's median on the training rows",
+    )
+    .into_iter()
+    .collect();
     Ok(Dataset {
         name: path
             .file_name()
@@ -320,7 +387,7 @@ pub fn parse_table(path: &Path, bytes: &[u8], opts: &TableOptions) -> Result<Dat
         },
         labels,
         class_names,
-        notes: Vec::new(),
+        notes,
         ids: None,
         layout: Some(TableLayout {
             delimiter,

@@ -92,9 +92,9 @@ fn malformed_tables_name_file_and_line() {
             "text.csv:2: column 1: `x` is not a finite number",
         ),
         (
-            "nan.csv",
-            b"a,b,c\n1,2,a\n3,nan,b\n",
-            "nan.csv:3: column `b`: `nan` is not a finite number",
+            "inf.csv",
+            b"a,b,c\n1,2,a\n3,inf,b\n",
+            "inf.csv:3: column `b`: `inf` is not a finite number",
         ),
         ("empty.csv", b"", "empty.csv: the file is empty"),
         (
@@ -393,4 +393,113 @@ fn cifar_batches() {
     );
     let empty = tempfile::tempdir().unwrap();
     assert!(read_cifar10(empty.path()).is_err());
+}
+
+#[test]
+fn npy_pairs_of_samples_and_integer_labels() {
+    use labelsmooth_data::npy::{read_pair, to_bytes_f32};
+    let dir = tempfile::tempdir().unwrap();
+    let x = write(
+        dir.path(),
+        "x.npy",
+        &to_bytes_f32(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0], &[4, 2]),
+    );
+    let y = write(
+        dir.path(),
+        "y.npy",
+        &to_bytes_f32(&[7.0, 3.0, 7.0, -1.0], &[4]),
+    );
+    let d = read_pair(&x, &y).unwrap();
+    assert_eq!(d.class_names, vec!["-1", "3", "7"]);
+    assert_eq!(d.labels, vec![2, 1, 2, 0]);
+    let (v, shape) = dense(&d.features);
+    assert_eq!(shape, &[2]);
+    assert_eq!(v[7], 8.0);
+    let images = write(
+        dir.path(),
+        "img.npy",
+        &to_bytes_f32(&[0.5; 4 * 12], &[4, 3, 2, 2]),
+    );
+    assert_eq!(
+        dense(&read_pair(&images, &y).unwrap().features).1,
+        &[3, 2, 2]
+    );
+    let short = write(
+        dir.path(),
+        "short.npy",
+        &to_bytes_f32(&[1.0, 0.0, 1.0], &[3]),
+    );
+    let e = read_pair(&x, &short).unwrap_err().to_string();
+    assert!(e.contains("short.npy: 3 labels for the 4 samples"), "{e}");
+    let frac = write(
+        dir.path(),
+        "frac.npy",
+        &to_bytes_f32(&[1.0, 0.5, 1.0, 0.0], &[4]),
+    );
+    let e = read_pair(&x, &frac).unwrap_err().to_string();
+    assert!(
+        e.contains("label 0.5 of sample 1 (0-based) is not an integer"),
+        "{e}"
+    );
+    let flat = write(dir.path(), "flat.npy", &to_bytes_f32(&[1.0; 4], &[4]));
+    let e = read_pair(&flat, &y).unwrap_err().to_string();
+    assert!(e.contains("flat.npy: shape [4]"), "{e}");
+    let nan = write(
+        dir.path(),
+        "nan.npy",
+        &to_bytes_f32(&[1.0, 2.0, 3.0, f32::NAN, 5.0, 6.0, 7.0, 8.0], &[4, 2]),
+    );
+    let e = read_pair(&nan, &y).unwrap_err().to_string();
+    assert!(e.contains("nan.npy: element 3 is not finite"), "{e}");
+    let e = labelsmooth_data::spec::load(
+        &format!("npy:{}", x.display()),
+        &labelsmooth_data::spec::LoadOptions::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("npy: needs X.npy,Y.npy"), "{e}");
+}
+
+#[test]
+fn missing_values_are_kept_for_the_median_or_refused() {
+    use labelsmooth_data::table::{Missing, parse_table};
+    let csv = b"a,b,label\n1,NA,x\n2,,y\n?,4,x\n5,6,y\n4,8,x\n";
+    let d = parse_table(Path::new("m.csv"), csv, &TableOptions::default()).unwrap();
+    let (v, _) = dense(&d.features);
+    assert!(v[1].is_nan() && v[3].is_nan() && v[4].is_nan());
+    assert_eq!(v[0], 1.0);
+    assert_eq!(d.notes.len(), 1);
+    assert!(
+        d.notes[0].contains("m.csv: 3 missing values (`a`: 1, `b`: 2)"),
+        "{}",
+        d.notes[0]
+    );
+    // The median of each column over the values there: a = {1, 2, 5, 4} → 3, b = {4, 6, 8} → 6.
+    let s = Standardizer::fit(v, 2);
+    assert_eq!(s.median, vec![3.0, 6.0]);
+    assert_eq!(s.mean, vec![3.0, 6.0]);
+    let mut row = [f32::NAN, 8.0];
+    s.apply(&mut row);
+    assert_eq!(row[0], 0.0);
+    assert!((row[1] - 2.0 / (8.0f32 / 3.0).sqrt()).abs() < 1e-6);
+    let opts = TableOptions {
+        missing: Missing::Error,
+        ..Default::default()
+    };
+    let e = parse_table(Path::new("m.csv"), csv, &opts)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("m.csv:2: column `b`: missing value `NA`"), "{e}");
+    // A word that is not a missing-value marker is still an error.
+    let e = parse_table(
+        Path::new("w.csv"),
+        b"a,label\n1,x\nabc,y\n",
+        &TableOptions::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("w.csv:3: column `a`: `abc` is not a finite number"),
+        "{e}"
+    );
 }

@@ -23,7 +23,7 @@ pub fn cross_validate(
         observer.trial_started(&label);
         let r = run_trial(d, &f.train, &f.valid, spec, observer)?;
         observer.trial_finished(&label, &r.eval);
-        m.push(r.eval.accuracy, r.eval.nll, r.eval.ece);
+        m.push(r.eval.accuracy, r.eval.nll, r.eval.ece, &r.confusion);
     }
     Ok(m)
 }

@@ -2,18 +2,22 @@
 //! place, so that a crash or a full disk never leaves half a file under the real name.
 
 use std::io::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
 use crate::error::{Error, Result};
 
 /// Writes `bytes` to `path` through a temporary file in the same folder, renamed into place.
+/// When the write fails (a full disk), the temporary file is removed and `path` is untouched.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = std::path::PathBuf::from(tmp);
-    std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, "cannot write", e))?;
+    std::fs::write(&tmp, bytes).map_err(|e| {
+        std::fs::remove_file(&tmp).ok();
+        Error::io(path, "cannot write", e)
+    })?;
     std::fs::rename(&tmp, path).map_err(|e| {
         std::fs::remove_file(&tmp).ok();
         Error::io(path, "cannot write", e)
@@ -49,6 +53,88 @@ pub fn writable_dir(dir: &Path) -> Result<()> {
         .map_err(|e| Error::io(dir, "the output folder is not writable", e))?;
     std::fs::remove_file(&probe).ok();
     Ok(())
+}
+
+/// The file in an output folder that says which process writes there.
+pub const LOCK_FILE: &str = ".labelsmooth.lock";
+
+/// A claim on an output folder, held while a command writes into it: [`LOCK_FILE`] in the
+/// folder holds the process id, and is removed when the claim is dropped.
+#[derive(Debug)]
+#[must_use = "the folder is claimed only while the lock is held"]
+pub struct OutputLock {
+    path: PathBuf,
+}
+
+impl Drop for OutputLock {
+    fn drop(&mut self) {
+        if lock_holder(&self.path) == Some(std::process::id()) {
+            std::fs::remove_file(&self.path).ok();
+        }
+    }
+}
+
+/// The process id in a lock file.
+fn lock_holder(path: &Path) -> Option<u32> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// Whether process `pid` runs. Where that cannot be known (not Linux), it is taken to run.
+fn process_runs(pid: u32) -> bool {
+    if cfg!(target_os = "linux") {
+        Path::new("/proc").join(pid.to_string()).exists()
+    } else {
+        true
+    }
+}
+
+/// Makes `dir` ready to write ([`writable_dir`]) and claims it for this process, so that two
+/// commands writing the same folder cannot mix their files: while another running process
+/// holds the folder, this is an error that names it. The lock file of a process that no longer
+/// runs is taken over.
+pub fn claim_output(dir: &Path) -> Result<OutputLock> {
+    writable_dir(dir)?;
+    let path = dir.join(LOCK_FILE);
+    let me = std::process::id();
+    // The lock is created whole: the id is written to a file of this process, which is then
+    // linked to the lock's name (a link fails when the name exists).
+    let mine = dir.join(format!("{LOCK_FILE}.{me}"));
+    std::fs::write(&mine, format!("{me}\n")).map_err(|e| Error::io(&mine, "cannot write", e))?;
+    let mut outcome = Err(Error::Store(format!(
+        "{}: cannot claim the folder (its lock file {} keeps changing)",
+        dir.display(),
+        path.display()
+    )));
+    for _ in 0..3 {
+        match std::fs::hard_link(&mine, &path) {
+            Ok(()) => {
+                outcome = Ok(OutputLock { path: path.clone() });
+                break;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => match lock_holder(&path) {
+                Some(pid) if pid == me || process_runs(pid) => {
+                    outcome = Err(Error::Store(format!(
+                        "{}: in use by process {pid}, which writes there (lock file {}); wait for it to finish, or remove the lock file if no labelsmooth process runs there",
+                        dir.display(),
+                        path.display()
+                    )));
+                    break;
+                }
+                stale => {
+                    // Taken over only while it still names the process that is gone.
+                    if lock_holder(&path) == stale {
+                        std::fs::remove_file(&path).ok();
+                    }
+                }
+            },
+            Err(e) => {
+                outcome = Err(Error::io(&path, "cannot create the lock file", e));
+                break;
+            }
+        }
+    }
+    std::fs::remove_file(&mine).ok();
+    outcome
 }
 
 /// Predictions as CSV, `id[,true_class],predicted_class,p_<class>...`, one row per sample of

@@ -21,8 +21,7 @@
 //! use labelsmooth_experiment::{ModelKind, MemoryStore, Sweep, TrialSpec};
 //!
 //! let digits = labelsmooth_data::bundled::load("digits")?;
-//! let mut base = TrialSpec::new(ModelKind::Mlp, 0);
-//! base.train.epochs = 2;
+//! let base = TrialSpec::new(ModelKind::Mlp, 0).with_epochs(2);
 //! let sweep = Sweep { data: "digits".into(), factors: vec![0.0, 0.1], folds: 2, seed: 0, base };
 //! let mut store = MemoryStore::default();
 //! let ran = sweep.run(&digits, &mut store, None, &mut ())?;

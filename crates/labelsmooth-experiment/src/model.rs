@@ -449,7 +449,16 @@ impl SavedModel {
             }
             ("images", _) => return Err(no_layout("an image folder")),
             ("npy", schema) => {
-                let s = input::array(path)?;
+                let x_and_y = spec[4..]
+                    .split_once(',')
+                    .filter(|_| !path.exists())
+                    .map(|(x, y)| (Path::new(x), Path::new(y)));
+                let mut s = input::array(x_and_y.map_or(path, |(x, _)| x))?;
+                if let Some((x, y)) = x_and_y {
+                    let ys = labelsmooth_data::npy::read(y)?;
+                    let labels = labelsmooth_data::npy::integer_labels(y, &ys, s.ids.len(), x)?;
+                    s.labels = Some(labels.iter().map(i64::to_string).collect());
+                }
                 let any_size = matches!(self.card.model, ModelSpec::MobileNet(_));
                 let x = schema.transform_as(&s.features, true, any_size)?;
                 return Ok((s, x));

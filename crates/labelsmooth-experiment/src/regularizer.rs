@@ -170,6 +170,8 @@ pub struct ComparisonResult {
     pub best: Option<RegularizerRow>,
     /// The metrics of every fold, per combination.
     pub folds: Vec<FoldMetrics>,
+    /// The class names of the data, in the order of the confusion matrices.
+    pub classes: Vec<String>,
 }
 
 impl Comparison {
@@ -184,6 +186,7 @@ impl Comparison {
             rows.push(RegularizerRow {
                 regularizer: r.to_string(),
                 stats: m.stats(),
+                confusion: m.confusion.clone(),
             });
             all.push(m);
         }
@@ -192,6 +195,7 @@ impl Comparison {
             best: summary.best().cloned(),
             summary,
             folds: all,
+            classes: d.class_names.clone(),
         })
     }
 }

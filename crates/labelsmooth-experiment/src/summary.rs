@@ -24,24 +24,44 @@ pub struct FoldMetrics {
     pub nll: Vec<f64>,
     /// Expected calibration error per fold.
     pub ece: Vec<f64>,
+    /// The held-out confusion matrices of the folds summed (rows the true classes): every row
+    /// of the data once, as cross-validation holds each out once. Empty when not recorded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub confusion: Vec<usize>,
 }
 
 impl FoldMetrics {
-    /// Adds one fold.
-    pub fn push(&mut self, accuracy: f64, nll: f64, ece: f64) {
+    /// Adds one fold: its metrics and its held-out confusion matrix (empty when not recorded:
+    /// then no pooled matrix is kept).
+    pub fn push(&mut self, accuracy: f64, nll: f64, ece: f64, confusion: &[usize]) {
+        let first = self.accuracy.is_empty();
         self.accuracy.push(accuracy);
         self.nll.push(nll);
         self.ece.push(ece);
+        if first {
+            self.confusion = confusion.to_vec();
+        } else if self.confusion.len() == confusion.len() {
+            self.confusion
+                .iter_mut()
+                .zip(confusion)
+                .for_each(|(a, b)| *a += b);
+        } else {
+            self.confusion.clear();
+        }
     }
 
-    /// Means (and the accuracy's spread) over the folds.
+    /// Means and spreads over the folds.
     pub fn stats(&self) -> CvStats {
         let (accuracy_mean, accuracy_std) = mean_std(&self.accuracy);
+        let (nll_mean, nll_std) = mean_std(&self.nll);
+        let (ece_mean, ece_std) = mean_std(&self.ece);
         CvStats {
             accuracy_mean,
             accuracy_std,
-            nll_mean: mean_std(&self.nll).0,
-            ece_mean: mean_std(&self.ece).0,
+            nll_mean,
+            nll_std,
+            ece_mean,
+            ece_std,
             folds: self.accuracy.len(),
         }
     }
@@ -56,8 +76,14 @@ pub struct CvStats {
     pub accuracy_std: f64,
     /// Mean NLL over folds.
     pub nll_mean: f64,
+    /// Population standard deviation of the NLL over folds.
+    #[serde(default)]
+    pub nll_std: f64,
     /// Mean ECE over folds.
     pub ece_mean: f64,
+    /// Population standard deviation of the ECE over folds.
+    #[serde(default)]
+    pub ece_std: f64,
     /// Folds.
     pub folds: usize,
 }
@@ -79,6 +105,8 @@ pub trait Row {
     fn key(&self) -> String;
     /// The metrics.
     fn stats(&self) -> &CvStats;
+    /// The held-out confusion matrix pooled over the folds; empty when not recorded.
+    fn confusion(&self) -> &[usize];
 }
 
 /// A smoothing factor's row of a sweep.
@@ -89,6 +117,9 @@ pub struct FactorRow {
     /// Its metrics.
     #[serde(flatten)]
     pub stats: CvStats,
+    /// Its held-out confusion matrix pooled over the folds (rows the true classes).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub confusion: Vec<usize>,
 }
 
 impl Row for FactorRow {
@@ -97,6 +128,9 @@ impl Row for FactorRow {
     }
     fn stats(&self) -> &CvStats {
         &self.stats
+    }
+    fn confusion(&self) -> &[usize] {
+        &self.confusion
     }
 }
 
@@ -108,6 +142,9 @@ pub struct RegularizerRow {
     /// Its metrics.
     #[serde(flatten)]
     pub stats: CvStats,
+    /// Its held-out confusion matrix pooled over the folds (rows the true classes).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub confusion: Vec<usize>,
 }
 
 impl Row for RegularizerRow {
@@ -116,6 +153,9 @@ impl Row for RegularizerRow {
     }
     fn stats(&self) -> &CvStats {
         &self.stats
+    }
+    fn confusion(&self) -> &[usize] {
+        &self.confusion
     }
 }
 
@@ -132,7 +172,11 @@ impl<R: Row> Summary<R> {
     /// use labelsmooth_experiment::summary::{CvStats, FactorRow, Summary};
     /// let row = |a: f64, acc: f64, nll: f64| FactorRow {
     ///     smoothing: a,
-    ///     stats: CvStats { accuracy_mean: acc, accuracy_std: 0.0, nll_mean: nll, ece_mean: 0.0, folds: 3 },
+    ///     stats: CvStats {
+    ///         accuracy_mean: acc, accuracy_std: 0.0, nll_mean: nll, nll_std: 0.0,
+    ///         ece_mean: 0.0, ece_std: 0.0, folds: 3,
+    ///     },
+    ///     confusion: Vec::new(),
     /// };
     /// let s = Summary(vec![row(0.0, 0.9, 0.4), row(0.1, 0.95, 0.5), row(0.2, 0.95, 0.3)]);
     /// assert_eq!(s.best().unwrap().smoothing, 0.2);
@@ -161,9 +205,12 @@ mod tests {
                 accuracy_mean: acc,
                 accuracy_std: 0.01,
                 nll_mean: nll,
+                nll_std: 0.0,
                 ece_mean: 0.05,
+                ece_std: 0.0,
                 folds: 3,
             },
+            confusion: Vec::new(),
         }
     }
 
@@ -188,15 +235,22 @@ mod tests {
     #[test]
     fn fold_statistics_are_population_moments() {
         let mut m = FoldMetrics::default();
-        m.push(0.8, 0.5, 0.1);
-        m.push(0.9, 0.3, 0.3);
-        m.push(1.0, 0.1, 0.2);
+        m.push(0.8, 0.5, 0.1, &[3, 1, 0, 4]);
+        m.push(0.9, 0.3, 0.3, &[4, 0, 1, 3]);
+        m.push(1.0, 0.1, 0.2, &[2, 0, 0, 6]);
         let s = m.stats();
         assert!((s.accuracy_mean - 0.9).abs() < 1e-12);
         assert!((s.accuracy_std - (0.02f64 / 3.0).sqrt()).abs() < 1e-12);
         assert!((s.nll_mean - 0.3).abs() < 1e-12);
+        assert!((s.nll_std - (0.08f64 / 3.0).sqrt()).abs() < 1e-12);
         assert!((s.ece_mean - 0.2).abs() < 1e-12);
+        assert!((s.ece_std - (0.02f64 / 3.0).sqrt()).abs() < 1e-12);
         assert_eq!(s.folds, 3);
+        // The held-out confusion matrices add up over the folds.
+        assert_eq!(m.confusion, vec![9, 1, 1, 13]);
+        // A fold without one (recorded before they were kept): no pooled matrix.
+        m.push(1.0, 0.1, 0.2, &[]);
+        assert!(m.confusion.is_empty());
     }
 
     #[test]
@@ -204,6 +258,7 @@ mod tests {
         let r = FactorRow {
             smoothing: 0.1,
             stats: row("", 0.9, 0.3).stats,
+            confusion: Vec::new(),
         };
         let text = serde_json::to_string(&r).unwrap();
         assert!(

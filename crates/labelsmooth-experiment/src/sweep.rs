@@ -61,6 +61,12 @@ pub struct TrialRecord {
     pub seconds: f64,
     /// The data it ran on: trials of other data are never mixed into one result.
     pub data: Fingerprint,
+    /// The class names of the data, in the order of `confusion`.
+    #[serde(default)]
+    pub classes: Vec<String>,
+    /// Held-out confusion matrix, rows the true classes (empty in trials recorded before it was).
+    #[serde(default)]
+    pub confusion: Vec<usize>,
 }
 
 /// What a complete sweep measured.
@@ -79,6 +85,11 @@ pub struct SweepResult {
 }
 
 impl SweepResult {
+    /// The class names of the data, in the order of the confusion matrices.
+    pub fn classes(&self) -> &[String] {
+        self.trials.first().map_or(&[], |t| t.classes.as_slice())
+    }
+
     /// The metrics of every fold, per factor.
     pub fn folds(&self) -> Vec<FoldMetrics> {
         self.config
@@ -87,7 +98,7 @@ impl SweepResult {
             .map(|&a| {
                 let mut m = FoldMetrics::default();
                 for t in self.trials.iter().filter(|t| t.smoothing == a) {
-                    m.push(t.accuracy, t.nll, t.ece);
+                    m.push(t.accuracy, t.nll, t.ece, &t.confusion);
                 }
                 m
             })
@@ -247,6 +258,8 @@ impl Sweep {
                 brier: r.eval.brier,
                 seconds: r.seconds,
                 data: data.clone(),
+                classes: d.class_names.clone(),
+                confusion: r.confusion,
             })
         })
     }
@@ -305,11 +318,12 @@ impl Sweep {
                 let mut m = FoldMetrics::default();
                 for fold in 0..self.folds {
                     let r = &records[&TrialKey { factor, fold }];
-                    m.push(r.accuracy, r.nll, r.ece);
+                    m.push(r.accuracy, r.nll, r.ece, &r.confusion);
                 }
                 FactorRow {
                     smoothing: decimal(alpha),
                     stats: m.stats(),
+                    confusion: m.confusion,
                 }
             })
             .collect();
@@ -354,6 +368,8 @@ mod tests {
                 rows: 10,
                 sha256: "ab".repeat(32),
             },
+            classes: vec!["a".into(), "b".into()],
+            confusion: vec![4, 1, 0, 5],
         }
     }
 
