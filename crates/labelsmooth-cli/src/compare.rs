@@ -194,6 +194,7 @@ fn compare_outputs(
         reading: match &result.best {
             Some(best) => cv_reading(
                 "regularizer",
+                "",
                 rows,
                 best,
                 rows.iter().find(|r| r.regularizer == "none"),

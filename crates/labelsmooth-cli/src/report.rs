@@ -228,14 +228,21 @@ pub fn summary_csv<R: Row>(key: &str, rows: &[R]) -> Result<Vec<u8>> {
 }
 
 /// Sentences that read cross-validated rows for a user: the best setting (`what` names the
-/// kind, e.g. "smoothing factor"), the settings it ties with, and against `baseline` (no
+/// kind, e.g. "smoothing factor", and `prefix` goes before each setting's key, e.g. "α = "), the settings it ties with, and against `baseline` (no
 /// smoothing, no regularizer) whether its accuracy gain is outside the fold-to-fold spread and
 /// what it does to NLL and ECE.
-pub fn cv_reading<R: Row>(what: &str, rows: &[R], best: &R, baseline: Option<&R>) -> Vec<String> {
+pub fn cv_reading<R: Row>(
+    what: &str,
+    prefix: &str,
+    rows: &[R],
+    best: &R,
+    baseline: Option<&R>,
+) -> Vec<String> {
+    let name = |r: &R| format!("{prefix}{}", r.key());
     let b = best.stats();
     let mut out = vec![format!(
         "Best {what}: {} ({:.2}% ± {:.2}% accuracy over {} folds; the highest mean accuracy, ties broken by the lower mean NLL).",
-        best.key(),
+        name(best),
         100.0 * b.accuracy_mean,
         100.0 * b.accuracy_std,
         b.folds
@@ -245,18 +252,18 @@ pub fn cv_reading<R: Row>(what: &str, rows: &[R], best: &R, baseline: Option<&R>
         .filter(|r| r.key() != best.key() && r.stats().accuracy_mean == b.accuracy_mean)
         .collect();
     if !tied.is_empty() {
-        let names: Vec<String> = tied.iter().map(|r| r.key()).collect();
+        let names: Vec<String> = tied.iter().map(|r| name(r)).collect();
         let nll_tie = tied.iter().all(|r| r.stats().nll_mean == b.nll_mean);
         out.push(if nll_tie {
             format!(
                 "{} ties with {} on mean accuracy and mean NLL: it is named only because it comes first.",
-                best.key(),
+                name(best),
                 names.join(", ")
             )
         } else {
             format!(
                 "{} ties with {} on mean accuracy ({:.2}%); its lower mean NLL ({:.3}, against {}) names it.",
-                best.key(),
+                name(best),
                 names.join(", "),
                 100.0 * b.accuracy_mean,
                 b.nll_mean,
@@ -272,7 +279,7 @@ pub fn cv_reading<R: Row>(what: &str, rows: &[R], best: &R, baseline: Option<&R>
     };
     let z = base.stats();
     if base.key() == best.key() {
-        out.push(format!("No {what} beats {} on mean accuracy.", base.key()));
+        out.push(format!("No {what} beats {} on mean accuracy.", name(base)));
         return out;
     }
     let gain = 100.0 * (b.accuracy_mean - z.accuracy_mean);
@@ -280,12 +287,12 @@ pub fn cv_reading<R: Row>(what: &str, rows: &[R], best: &R, baseline: Option<&R>
     out.push(if gain.abs() <= spread {
         format!(
             "Its accuracy gain over {} ({gain:+.2} points) is inside the fold-to-fold spread (std up to {spread:.2} points): these folds do not tell the two apart.",
-            base.key()
+            name(base)
         )
     } else {
         format!(
             "Its accuracy gain over {} ({gain:+.2} points) is larger than the fold-to-fold spread (std up to {spread:.2} points).",
-            base.key()
+            name(base)
         )
     });
     let word = |new: f64, old: f64| {
@@ -299,7 +306,7 @@ pub fn cv_reading<R: Row>(what: &str, rows: &[R], best: &R, baseline: Option<&R>
     };
     out.push(format!(
         "What it does to calibration against {}: NLL {:.3} against {:.3} ({}), ECE {:.3} against {:.3} ({}).",
-        base.key(),
+        name(base),
         b.nll_mean,
         z.nll_mean,
         word(b.nll_mean, z.nll_mean),
@@ -378,6 +385,108 @@ pub fn print_table<R: Row>(key: &str, width: usize, rows: &[R]) {
             t.accuracy_std,
             t.nll_mean,
             t.ece_mean
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use labelsmooth_experiment::summary::{CvStats, FactorRow, Summary};
+
+    fn row(alpha: f64, acc: f64, std: f64, nll: f64, ece: f64) -> FactorRow {
+        FactorRow {
+            smoothing: alpha,
+            stats: CvStats {
+                accuracy_mean: acc,
+                accuracy_std: std,
+                nll_mean: nll,
+                nll_std: 0.0,
+                ece_mean: ece,
+                ece_std: 0.0,
+                folds: 5,
+            },
+            confusion: vec![9, 1, 2, 8],
+        }
+    }
+
+    #[test]
+    fn the_reading_names_ties_the_spread_and_the_calibration_cost() {
+        let rows = vec![
+            row(0.0, 0.90, 0.02, 0.30, 0.05),
+            row(0.1, 0.91, 0.01, 0.35, 0.08),
+            row(0.2, 0.91, 0.01, 0.40, 0.02),
+        ];
+        let best = Summary(rows.clone()).best().unwrap().clone();
+        assert_eq!(best.smoothing, 0.1);
+        let r = cv_reading("smoothing factor", "α = ", &rows, &best, Some(&rows[0])).join(" ");
+        assert!(
+            r.contains("Best smoothing factor: α = 0.1 (91.00% ± 1.00%"),
+            "{r}"
+        );
+        assert!(
+            r.contains("α = 0.1 ties with α = 0.2 on mean accuracy (91.00%); its lower mean NLL (0.350, against 0.400) names it."),
+            "{r}"
+        );
+        // +1 point against a spread of 2 points: inside.
+        assert!(
+            r.contains("(+1.00 points) is inside the fold-to-fold spread (std up to 2.00 points)"),
+            "{r}"
+        );
+        assert!(
+            r.contains("NLL 0.350 against 0.300 (worse), ECE 0.080 against 0.050 (worse)"),
+            "{r}"
+        );
+        // A gain larger than the spread, and a baseline that is the best.
+        let rows = vec![
+            row(0.0, 0.90, 0.005, 0.3, 0.05),
+            row(0.1, 0.95, 0.01, 0.2, 0.03),
+        ];
+        let r = cv_reading("smoothing factor", "α = ", &rows, &rows[1], Some(&rows[0])).join(" ");
+        assert!(
+            r.contains("(+5.00 points) is larger than the fold-to-fold spread"),
+            "{r}"
+        );
+        assert!(r.contains("(better)"), "{r}");
+        assert!(!r.contains("ties with"), "{r}");
+        let r = cv_reading(
+            "smoothing factor",
+            "α = ",
+            &rows[..1],
+            &rows[0],
+            Some(&rows[0]),
+        )
+        .join(" ");
+        assert!(
+            r.contains("No smoothing factor beats α = 0 on mean accuracy."),
+            "{r}"
+        );
+    }
+
+    #[test]
+    fn the_class_section_pools_f1_per_setting() {
+        let dir = tempfile::tempdir().unwrap();
+        let rows = vec![
+            row(0.0, 0.85, 0.0, 0.3, 0.05),
+            row(0.1, 0.85, 0.0, 0.3, 0.05),
+        ];
+        let classes = vec!["a".to_string(), "b".to_string()];
+        let s = cv_class_section(dir.path(), "α", &rows, &rows[0], &classes)
+            .unwrap()
+            .unwrap();
+        let t = s.table.unwrap();
+        assert_eq!(t.header, vec!["class", "support", "F1, α 0", "F1, α 0.1"]);
+        // Class a: 9 right of 10, 2 of b taken for a: precision 9/11, recall 9/10.
+        let f1_a = 2.0 * (9.0 / 11.0) * 0.9 / (9.0 / 11.0 + 0.9);
+        assert_eq!(t.rows[0], vec!["a".into(), "10".into(), f4(f1_a), f4(f1_a)]);
+        assert_eq!(t.rows[2][0], "macro F1");
+        assert!(dir.path().join("confusion_matrix.png").exists());
+        let mut without = rows.clone();
+        without[1].confusion.clear();
+        assert!(
+            cv_class_section(dir.path(), "α", &without, &without[0], &classes)
+                .unwrap()
+                .is_none()
         );
     }
 }

@@ -274,7 +274,7 @@ fn write_outputs(out: &Path, result: &SweepResult) -> Result<()> {
     write_json(&out.join("results.json"), result)?;
     let zero = rows.iter().find(|r| r.smoothing == 0.0);
     let reading = match &result.best {
-        Some(best) => cv_reading("smoothing factor", rows, best, zero),
+        Some(best) => cv_reading("smoothing factor", "α = ", rows, best, zero),
         None => Vec::new(),
     };
     let mut sections = vec![Section {
