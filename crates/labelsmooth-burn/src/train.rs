@@ -56,6 +56,46 @@ impl ModelSpec {
         }
     }
 
+    /// About how many weights the model has (within a small factor, from its configuration
+    /// alone): what a saved configuration is checked against before a model is built for it.
+    /// `None` when the configuration is not a size (a width that is not finite).
+    pub fn weight_count(&self) -> Option<u128> {
+        let dense = |a: u128, b: u128| (a + 1).saturating_mul(b);
+        Some(match self {
+            ModelSpec::Mlp(c) => {
+                let mut dims = vec![c.input as u128];
+                dims.extend(c.hidden.iter().map(|&h| h as u128));
+                dims.push(c.classes as u128);
+                dims.windows(2)
+                    .fold(0u128, |t, w| t.saturating_add(dense(w[0], w[1])))
+            }
+            ModelSpec::ConvNet(c) => {
+                let [f0, f1] = c.filters.map(|f| f as u128);
+                let cells = (c.size as u128 / 4).pow(2);
+                dense(c.channels as u128 * 9, f0)
+                    .saturating_add(dense(f0 * 9, f1))
+                    .saturating_add(dense(cells.saturating_mul(f1), c.hidden as u128))
+                    .saturating_add(dense(c.hidden as u128, c.classes as u128))
+            }
+            ModelSpec::Text(c) => {
+                let (e, h) = (c.embedding as u128, c.hidden as u128);
+                (c.vocab as u128)
+                    .saturating_mul(e)
+                    .saturating_add(dense(e + h, 4 * h))
+                    .saturating_add(dense(h, c.dense as u128))
+                    .saturating_add(dense(c.dense as u128, c.classes as u128))
+            }
+            ModelSpec::MobileNet(c) => {
+                if !(c.width.is_finite() && c.width > 0.0 && c.width < 1e6) {
+                    return None;
+                }
+                // About 2.2 million weights in the backbone at width 1, growing with its square.
+                let backbone = (2.3e6 * c.width.max(1.0 / 64.0).powi(2)) as u128;
+                backbone.saturating_add(dense(c.feature_channels() as u128, c.classes as u128))
+            }
+        })
+    }
+
     /// Builds the model on `device` with weights drawn from `seed`.
     pub fn init(&self, device: &Device, seed: u64) -> Classifier {
         device.seed(seed);

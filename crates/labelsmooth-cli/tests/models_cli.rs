@@ -506,6 +506,16 @@ fn broken_model_folders_and_mismatched_data_are_one_line_errors() {
     std::fs::write(&weights, &saved[..saved.len() / 2]).unwrap();
     run_fails(predict(&run, &data), "cannot read the checkpoint");
     std::fs::write(&weights, &saved).unwrap();
+    // A card describing a model far larger than its weights: refused before it is built (a
+    // billion hidden units would take 12 GB).
+    let mut huge = card_v.clone();
+    huge["model"]["Mlp"]["hidden"] = serde_json::json!([1_000_000_000u64]);
+    std::fs::write(&card_path, serde_json::to_string(&huge).unwrap()).unwrap();
+    run_fails(
+        predict(&run, &data),
+        "describes a mlp of about 7000000003 weights, but its weights file holds",
+    );
+    std::fs::write(&card_path, &card).unwrap();
     // A missing column, named.
     let partial = dir.path().join("partial.csv");
     std::fs::write(&partial, "x1,noise\n1,2\n").unwrap();

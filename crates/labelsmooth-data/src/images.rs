@@ -90,13 +90,31 @@ pub(crate) fn relative(root: &Path, file: &Path) -> String {
 /// Decodes `file`, resizes it to `size × size` (bilinear) and appends its pixels scaled to
 /// [0, 1], channel by channel: 3 channels (RGB) or 1 (grey).
 pub(crate) fn decode_into(file: &Path, size: usize, rgb: bool, out: &mut Vec<f32>) -> Result<()> {
-    let img = image::open(file)
-        .map_err(|e| DataError::at(file, 0, format!("cannot decode image: {e}")))?;
-    let img = img.resize_exact(
-        size as u32,
-        size as u32,
-        image::imageops::FilterType::Triangle,
-    );
+    let bytes = std::fs::read(file).map_err(|e| DataError::io(file, e))?;
+    decode_image(file, &bytes, size, rgb, out)
+}
+
+/// [`decode_into`] on the bytes of an image file (PNG, JPEG, BMP, GIF, …, told by its content;
+/// `file` names it in errors). Images whose decoding would take more than 512 MiB are refused.
+pub fn decode_image(
+    file: &Path,
+    bytes: &[u8],
+    size: usize,
+    rgb: bool,
+    out: &mut Vec<f32>,
+) -> Result<()> {
+    let bad =
+        |e: &dyn std::fmt::Display| DataError::at(file, 0, format!("cannot decode image: {e}"));
+    let side = u32::try_from(size)
+        .ok()
+        .filter(|&s| (1..=4096).contains(&s))
+        .ok_or_else(|| DataError::Unknown(format!("image size {size} is not in 1..=4096")))?;
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| bad(&e))?;
+    reader.limits(image::Limits::default());
+    let img = reader.decode().map_err(|e| bad(&e))?;
+    let img = img.resize_exact(side, side, image::imageops::FilterType::Triangle);
     if rgb {
         let px = img.to_rgb8();
         for c in 0..3 {
@@ -137,6 +155,13 @@ fn be_u32(b: &[u8], at: usize) -> u32 {
 /// and labels (magic 2049, `[n]`). Class names are the digits present, `0..=max label`.
 pub fn read_idx(images: &Path, labels: &Path) -> Result<Dataset> {
     let img = read_maybe_gz(images)?;
+    let lab = read_maybe_gz(labels)?;
+    parse_idx(images, &img, labels, &lab)
+}
+
+/// [`read_idx`] on the bytes of the two files, un-gzipped (`images` and `labels` name them in
+/// errors).
+pub fn parse_idx(images: &Path, img: &[u8], labels: &Path, lab: &[u8]) -> Result<Dataset> {
     if img.len() < 16 || be_u32(&img, 0) != 0x0803 {
         return Err(DataError::at(
             images,
@@ -149,15 +174,20 @@ pub fn read_idx(images: &Path, labels: &Path) -> Result<Dataset> {
         be_u32(&img, 8) as usize,
         be_u32(&img, 12) as usize,
     );
-    let want = 16 + n * rows * cols;
-    if img.len() != want {
+    let want = n
+        .checked_mul(rows)
+        .and_then(|v| v.checked_mul(cols))
+        .and_then(|v| v.checked_add(16));
+    if want != Some(img.len()) {
         return Err(DataError::at(
             images,
             0,
-            format!("{} bytes, but the header promises {want}", img.len()),
+            format!(
+                "{} bytes, but the header promises {n} images of {rows} × {cols} pixels",
+                img.len()
+            ),
         ));
     }
-    let lab = read_maybe_gz(labels)?;
     if lab.len() < 8 || be_u32(&lab, 0) != 0x0801 {
         return Err(DataError::at(
             labels,
@@ -208,6 +238,39 @@ pub const CIFAR10_CLASSES: [&str; 10] = [
     "truck",
 ];
 
+/// Appends the images (scaled to [0, 1]) and labels of one CIFAR-10 binary batch, `bytes` of
+/// the file `path`: records of 1 label byte and 3072 pixel bytes.
+pub fn parse_cifar_batch(
+    path: &Path,
+    bytes: &[u8],
+    values: &mut Vec<f32>,
+    labels: &mut Vec<usize>,
+) -> Result<()> {
+    const RECORD: usize = 1 + 3072;
+    if bytes.is_empty() || bytes.len() % RECORD != 0 {
+        return Err(DataError::at(
+            path,
+            0,
+            format!(
+                "{} bytes is not a whole number of 3073-byte records",
+                bytes.len()
+            ),
+        ));
+    }
+    for (i, rec) in bytes.chunks_exact(RECORD).enumerate() {
+        if rec[0] > 9 {
+            return Err(DataError::at(
+                path,
+                i + 1,
+                format!("record {}: label {} is not in 0..=9", i + 1, rec[0]),
+            ));
+        }
+        labels.push(usize::from(rec[0]));
+        values.extend(rec[1..].iter().map(|&b| f32::from(b) / 255.0));
+    }
+    Ok(())
+}
+
 /// Reads CIFAR-10 binary batches from a folder (`data_batch_*.bin`, then `test_batch.bin`
 /// if no data batch is there): records of 1 label byte and 3072 pixel bytes (3 × 32 × 32).
 pub fn read_cifar10(dir: &Path) -> Result<Dataset> {
@@ -230,32 +293,11 @@ pub fn read_cifar10(dir: &Path) -> Result<Dataset> {
             "no CIFAR-10 batches (data_batch_*.bin or test_batch.bin)",
         ));
     }
-    const RECORD: usize = 1 + 3072;
     let mut values = Vec::new();
     let mut labels = Vec::new();
     for f in &files {
         let bytes = std::fs::read(f).map_err(|e| DataError::io(f, e))?;
-        if bytes.is_empty() || bytes.len() % RECORD != 0 {
-            return Err(DataError::at(
-                f,
-                0,
-                format!(
-                    "{} bytes is not a whole number of 3073-byte records",
-                    bytes.len()
-                ),
-            ));
-        }
-        for (i, rec) in bytes.chunks_exact(RECORD).enumerate() {
-            if rec[0] > 9 {
-                return Err(DataError::at(
-                    f,
-                    i + 1,
-                    format!("record {}: label {} is not in 0..=9", i + 1, rec[0]),
-                ));
-            }
-            labels.push(usize::from(rec[0]));
-            values.extend(rec[1..].iter().map(|&b| f32::from(b) / 255.0));
-        }
+        parse_cifar_batch(f, &bytes, &mut values, &mut labels)?;
     }
     Ok(Dataset {
         name: "cifar-10".into(),

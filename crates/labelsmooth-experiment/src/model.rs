@@ -21,7 +21,7 @@ use labelsmooth_data::{Dataset, Features, Fingerprint, Standardizer, TableLayout
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::io::{read_json, write_json};
+use crate::io::write_json;
 use crate::trial::{TrialResult, TrialSpec};
 
 /// The version of `model.json` this library writes; it reads this one and older ones.
@@ -242,6 +242,58 @@ pub struct SavedModel {
     pub model: Classifier,
 }
 
+impl ModelCard {
+    /// The card in the bytes of a `model.json` (`path` names it in errors): a format this
+    /// version reads, a complete card, a weights file name without folders, and one class name
+    /// per output.
+    pub fn parse(path: &Path, bytes: &[u8]) -> Result<ModelCard> {
+        let value: serde_json::Value =
+            serde_json::from_slice(bytes).map_err(|e| Error::Format {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?;
+        match value.get("format").and_then(serde_json::Value::as_u64) {
+            Some(f) if f > u64::from(FORMAT) => {
+                return Err(Error::Format {
+                    path: path.to_path_buf(),
+                    message: format!(
+                        "model format {f} is newer than this labelsmooth ({}) reads (format {FORMAT}): update labelsmooth",
+                        env!("CARGO_PKG_VERSION")
+                    ),
+                });
+            }
+            Some(_) => {}
+            None => {
+                return Err(Error::Format {
+                    path: path.to_path_buf(),
+                    message: "not a labelsmooth model card (no format version)".into(),
+                });
+            }
+        }
+        let card: ModelCard = serde_json::from_value(value).map_err(|e| Error::Format {
+            path: path.to_path_buf(),
+            message: format!("not a valid model card: {e}"),
+        })?;
+        if card.weights.contains(['/', '\\']) || card.weights.is_empty() || card.weights == ".." {
+            return Err(Error::Format {
+                path: path.to_path_buf(),
+                message: format!("weights `{}` is not a file name", card.weights),
+            });
+        }
+        if card.classes.len() != card.model.classes() {
+            return Err(Error::Format {
+                path: path.to_path_buf(),
+                message: format!(
+                    "{} class names for a model of {} outputs",
+                    card.classes.len(),
+                    card.model.classes()
+                ),
+            });
+        }
+        Ok(card)
+    }
+}
+
 impl SavedModel {
     /// A card for `model` (the weights name is filled in when saving).
     pub fn new(
@@ -342,50 +394,33 @@ impl SavedModel {
                 message: format!("not a model folder: no {CARD}"),
             });
         }
-        let value: serde_json::Value = read_json(&card_path)?;
-        match value.get("format").and_then(serde_json::Value::as_u64) {
-            Some(f) if f > u64::from(FORMAT) => {
-                return Err(Error::Format {
-                    path: card_path,
-                    message: format!(
-                        "model format {f} is newer than this labelsmooth ({}) reads (format {FORMAT}): update labelsmooth",
-                        env!("CARGO_PKG_VERSION")
-                    ),
-                });
-            }
-            Some(_) => {}
-            None => {
-                return Err(Error::Format {
-                    path: card_path,
-                    message: "not a labelsmooth model card (no format version)".into(),
-                });
-            }
-        }
-        let card: ModelCard = serde_json::from_value(value).map_err(|e| Error::Format {
-            path: card_path.clone(),
-            message: format!("not a valid model card: {e}"),
-        })?;
-        if card.weights.contains(['/', '\\']) || card.weights.is_empty() {
-            return Err(Error::Format {
-                path: card_path,
-                message: format!("weights `{}` is not a file name", card.weights),
-            });
-        }
-        if card.classes.len() != card.model.classes() {
-            return Err(Error::Format {
-                path: card_path,
-                message: format!(
-                    "{} class names for a model of {} outputs",
-                    card.classes.len(),
-                    card.model.classes()
-                ),
-            });
-        }
+        let bytes =
+            std::fs::read(&card_path).map_err(|e| Error::io(&card_path, "cannot read", e))?;
+        let card = ModelCard::parse(&card_path, &bytes)?;
         let weights = dir.join(&card.weights);
-        if !weights.is_file() {
+        let Ok(meta) = std::fs::metadata(&weights).map(|m| (m.is_file(), m.len())) else {
             return Err(Error::Format {
                 path: weights,
                 message: "the weights file named in model.json is missing".into(),
+            });
+        };
+        if !meta.0 {
+            return Err(Error::Format {
+                path: weights,
+                message: "the weights file named in model.json is missing".into(),
+            });
+        }
+        // The weights must hold the model the card describes (4 bytes a weight), so that a
+        // card cannot make a huge model be built for a small file.
+        let count = card.model.weight_count().unwrap_or(u128::MAX);
+        if count.saturating_mul(4) > u128::from(meta.1).saturating_mul(4) + (1 << 20) {
+            return Err(Error::Format {
+                path: card_path,
+                message: format!(
+                    "describes a {} of about {count} weights, but its weights file holds {} bytes",
+                    card.model.name(),
+                    meta.1
+                ),
             });
         }
         let device = Device::flex();
