@@ -23,7 +23,11 @@ fuzz_target!(|data: &[u8]| {
     };
     let opts = TableOptions {
         header: [Header::Auto, Header::Yes, Header::No][usize::from((flags >> 1) % 3)],
-        missing: if flags & 8 == 0 { Missing::Impute } else { Missing::Error },
+        missing: if flags & 8 == 0 {
+            Missing::Impute
+        } else {
+            Missing::Error
+        },
         ..Default::default()
     };
     if let Ok(s) = parse_table(Path::new("new.csv"), bytes, &layout, &opts) {

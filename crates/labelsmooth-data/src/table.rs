@@ -342,7 +342,7 @@ pub fn parse_table(path: &Path, bytes: &[u8], opts: &TableOptions) -> Result<Dat
                     let hint = if words {
                         let key = header.as_ref().map_or(j.to_string(), |h| h[j].clone());
                         format!(
-                            "; if {name} holds the labels, name it as the label column (--label-column {key})"
+                            "; if {name} holds the labels, name it as the label column (--label-column {key}); a feature column of categories is not encoded: give it as numbers (one 0/1 column per category), or drop it"
                         )
                     } else {
                         String::new()
