@@ -162,7 +162,7 @@ pub fn read_idx(images: &Path, labels: &Path) -> Result<Dataset> {
 /// [`read_idx`] on the bytes of the two files, un-gzipped (`images` and `labels` name them in
 /// errors).
 pub fn parse_idx(images: &Path, img: &[u8], labels: &Path, lab: &[u8]) -> Result<Dataset> {
-    if img.len() < 16 || be_u32(&img, 0) != 0x0803 {
+    if img.len() < 16 || be_u32(img, 0) != 0x0803 {
         return Err(DataError::at(
             images,
             0,
@@ -170,9 +170,9 @@ pub fn parse_idx(images: &Path, img: &[u8], labels: &Path, lab: &[u8]) -> Result
         ));
     }
     let (n, rows, cols) = (
-        be_u32(&img, 4) as usize,
-        be_u32(&img, 8) as usize,
-        be_u32(&img, 12) as usize,
+        be_u32(img, 4) as usize,
+        be_u32(img, 8) as usize,
+        be_u32(img, 12) as usize,
     );
     let want = n
         .checked_mul(rows)
@@ -188,14 +188,14 @@ pub fn parse_idx(images: &Path, img: &[u8], labels: &Path, lab: &[u8]) -> Result
             ),
         ));
     }
-    if lab.len() < 8 || be_u32(&lab, 0) != 0x0801 {
+    if lab.len() < 8 || be_u32(lab, 0) != 0x0801 {
         return Err(DataError::at(
             labels,
             0,
             "not an IDX label file (magic number 2049 expected)",
         ));
     }
-    let m = be_u32(&lab, 4) as usize;
+    let m = be_u32(lab, 4) as usize;
     if m != n || lab.len() != 8 + m {
         return Err(DataError::at(
             labels,
@@ -247,7 +247,7 @@ pub fn parse_cifar_batch(
     labels: &mut Vec<usize>,
 ) -> Result<()> {
     const RECORD: usize = 1 + 3072;
-    if bytes.is_empty() || bytes.len() % RECORD != 0 {
+    if bytes.is_empty() || !bytes.len().is_multiple_of(RECORD) {
         return Err(DataError::at(
             path,
             0,
