@@ -332,24 +332,7 @@ fn evaluate_report(
         m.ece,
         m.n
     )];
-    let mean_conf = m
-        .bins
-        .iter()
-        .map(|b| b.mean_confidence * b.count as f64)
-        .sum::<f64>()
-        / m.n.max(1) as f64;
-    reading.push(format!(
-        "Mean confidence {:.3} against accuracy {:.3}: the model is {} on this data.",
-        mean_conf,
-        m.accuracy,
-        if mean_conf > m.accuracy + 0.01 {
-            "over-confident"
-        } else if mean_conf < m.accuracy - 0.01 {
-            "under-confident"
-        } else {
-            "about calibrated"
-        }
-    ));
+    reading.push(crate::tools::confidence_reading(m, "the model is"));
     if let (Some(t), Some(after)) = (report.fitted_temperature, report.after) {
         reading.push(format!(
             "Temperature scaling fitted T = {t:.3} here (NLL {:.3} → {:.3}, ECE {:.3} → {:.3}).",

@@ -595,23 +595,7 @@ fn calibrate_report(
         m.ece,
         m.n
     )];
-    let mean_conf = m
-        .bins
-        .iter()
-        .map(|b| b.mean_confidence * b.count as f64)
-        .sum::<f64>()
-        / m.n.max(1) as f64;
-    reading.push(format!(
-        "Mean confidence {mean_conf:.3} against accuracy {:.3}: the predictions are {}.",
-        m.accuracy,
-        if mean_conf > m.accuracy + 0.01 {
-            "over-confident"
-        } else if mean_conf < m.accuracy - 0.01 {
-            "under-confident"
-        } else {
-            "about calibrated"
-        }
-    ));
+    reading.push(confidence_reading(m, "the predictions are"));
     let mut rows = vec![metric_cells("as given, every row", m)];
     if let (Some(s), Some((eval_set, probs))) = (&o.scaling, scaled) {
         plots::reliability_diagram(
@@ -692,6 +676,28 @@ fn calibrate_report(
         ],
     };
     write_report(&out.join("report.html"), &page, &figures)
+}
+
+/// The mean top-label confidence against the accuracy, and what that makes the predictions:
+/// "Mean confidence 0.830 against accuracy 0.986: {subject} under-confident."
+pub(crate) fn confidence_reading(m: &Metrics, subject: &str) -> String {
+    let mean_conf = m
+        .bins
+        .iter()
+        .map(|b| b.mean_confidence * b.count as f64)
+        .sum::<f64>()
+        / m.n.max(1) as f64;
+    let word = if mean_conf > m.accuracy + 0.01 {
+        "over-confident"
+    } else if mean_conf < m.accuracy - 0.01 {
+        "under-confident"
+    } else {
+        "about calibrated"
+    };
+    format!(
+        "Mean confidence {mean_conf:.3} against accuracy {:.3}: {subject} {word}.",
+        m.accuracy
+    )
 }
 
 /// A row of the metrics table.

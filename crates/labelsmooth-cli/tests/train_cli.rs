@@ -1048,6 +1048,13 @@ fn calibrate_fits_the_temperature_on_other_rows_and_writes_a_report() {
         report.contains("Temperature scaling fitted T = 2.885"),
         "report"
     );
+    // Confidence 0.982 everywhere against accuracy 0.8.
+    assert!(
+        report.contains(
+            "Mean confidence 0.982 against accuracy 0.800: the predictions are over-confident."
+        ),
+        "report"
+    );
     // A separate file to fit on: gap 2 with the same labels gives T = 2 / ln 4, and the metrics
     // after it are on every row of the evaluated file.
     let f = w("fit.csv", &(0..50).map(|_| "0,2\n").collect::<String>());
