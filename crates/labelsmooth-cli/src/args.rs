@@ -153,7 +153,7 @@ impl From<ConventionArg> for Convention {
 #[derive(Args, Debug, Clone)]
 pub struct Common {
     /// Data: a bundled set (digits, mnist-5k, rt-polarity) or csv:PATH, text:PATH, images:DIR,
-    /// idx:IMAGES,LABELS, cifar:DIR, npy:X.npy,Y.npy.
+    /// idx:IMAGES,LABELS, cifar:DIR, npy:X.npy,Y.npy, parquet:PATH.
     #[arg(long)]
     pub(crate) data: String,
     /// Model family.

@@ -28,7 +28,7 @@ pub struct DataArgs {
     /// The model folder (written by `train --out` or `import`).
     #[arg(long)]
     model: PathBuf,
-    /// Data: csv:PATH or text:PATH (columns matched by name), lines:PATH (one text per line),
+    /// Data: csv:PATH, parquet:PATH or text:PATH (columns matched by name), lines:PATH (one text per line),
     /// images:DIR (flat or class folders), npy:PATH (an array of samples; images in it are taken
     /// as already preprocessed), or a bundled set.
     #[arg(long)]

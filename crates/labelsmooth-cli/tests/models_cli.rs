@@ -1067,3 +1067,45 @@ fn missing_values_take_the_saved_median_and_npy_pairs_train() {
     assert_eq!(v["n"], 60);
     assert!(v["accuracy"].as_f64().unwrap() > 0.9, "{v}");
 }
+
+#[test]
+fn parquet_tables_train_and_predict_by_column_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/parquet");
+    let model = dir.path().join("model");
+    let o = ok(&[
+        "train",
+        "--data",
+        &format!("parquet:{}", s(&fixtures.join("iris.parquet"))),
+        "--label-column",
+        "species",
+        "--model",
+        "mlp",
+        "--out",
+        s(&model),
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v["accuracy"].as_f64().unwrap() > 0.8, "{v}");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("2 missing values"));
+    let out = dir.path().join("p.csv");
+    ok(&[
+        "predict",
+        "--model",
+        s(&model),
+        "--data",
+        &format!("parquet:{}", s(&fixtures.join("iris_new.parquet"))),
+        "--out",
+        s(&out),
+    ]);
+    let p = probabilities(&out);
+    assert_eq!(p.len(), 20);
+    // The first 20 rows are setosa, the easiest class.
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        text.lines()
+            .skip(1)
+            .all(|l| l.split(',').nth(1) == Some("setosa")),
+        "{text}"
+    );
+}

@@ -173,7 +173,26 @@ pub fn parse_table(
     opts: &TableOptions,
 ) -> Result<Samples> {
     let delimiter = opts.delimiter.unwrap_or_else(|| detect_delimiter(bytes));
-    let mut rows = records(path, bytes, delimiter)?;
+    samples_from_rows(path, records(path, bytes, delimiter)?, layout, opts)
+}
+
+/// Reads an Apache Parquet file as the training table described by `layout` was read: its
+/// column names are the header, a null is a missing value.
+pub fn parquet_table(path: &Path, layout: &TableLayout, opts: &TableOptions) -> Result<Samples> {
+    let opts = TableOptions {
+        header: crate::table::Header::Yes,
+        ..opts.clone()
+    };
+    samples_from_rows(path, crate::parquet::rows(path)?, layout, &opts)
+}
+
+/// [`parse_table`] on rows already split into fields (at least one row).
+fn samples_from_rows(
+    path: &Path,
+    mut rows: Vec<(usize, Vec<String>)>,
+    layout: &TableLayout,
+    opts: &TableOptions,
+) -> Result<Samples> {
     let m = map_columns(path, &rows[0].1, layout, opts.header)?;
     let width = rows[0].1.len();
     let file_header = if m.header {

@@ -1,6 +1,6 @@
 //! Data sets for labelsmooth, as plain arrays: bundled sets that work offline, and readers for
-//! user data (CSV/TSV tables, image folders, MNIST IDX files, CIFAR-10 binary batches, text
-//! tables) with a word tokenizer and feature standardization. Knows nothing of any
+//! user data (CSV/TSV and Parquet tables, image folders, MNIST IDX files, CIFAR-10 binary
+//! batches, text tables, NumPy arrays) with a word tokenizer and feature standardization. Knows nothing of any
 //! deep-learning framework.
 //!
 //! ```
@@ -16,6 +16,7 @@ mod error;
 pub mod images;
 pub mod input;
 pub mod npy;
+mod parquet;
 pub mod spec;
 pub mod table;
 pub mod text;

@@ -1,6 +1,6 @@
 //! Data named by one string, as the `labelsmooth` command takes it: a bundled set (`digits`,
 //! `mnist-5k`, `rt-polarity`) or `csv:PATH`, `text:PATH`, `images:DIR`, `idx:IMAGES,LABELS`,
-//! `cifar:DIR`, `npy:X,Y`.
+//! `cifar:DIR`, `npy:X,Y`, `parquet:PATH`.
 
 use std::path::Path;
 
@@ -35,12 +35,13 @@ impl Default for LoadOptions {
 /// use labelsmooth_data::spec::{LoadOptions, load};
 /// let d = load("digits", &LoadOptions::default()).unwrap();
 /// assert_eq!(d.n_classes(), 10);
-/// assert!(load("parquet:x.parquet", &LoadOptions::default()).is_err());
+/// assert!(load("excel:x.xlsx", &LoadOptions::default()).is_err());
 /// ```
 pub fn load(spec: &str, opts: &LoadOptions) -> Result<Dataset> {
     let d = match spec.split_once(':') {
         None => bundled::load(spec)?,
         Some(("csv", p)) => table::read_table(Path::new(p), &opts.table)?,
+        Some(("parquet", p)) => table::read_parquet_table(Path::new(p), &opts.table)?,
         Some(("text", p)) => table::read_text_table(Path::new(p), &opts.table)?,
         Some(("images", p)) => images::read_image_folder(Path::new(p), opts.image_size, opts.rgb)?,
         Some(("idx", p)) => {
@@ -58,7 +59,7 @@ pub fn load(spec: &str, opts: &LoadOptions) -> Result<Dataset> {
         }
         Some((kind, _)) => {
             return Err(DataError::Unknown(format!(
-                "unknown data kind `{kind}:` (csv, text, images, idx, cifar, npy)"
+                "unknown data kind `{kind}:` (csv, parquet, text, images, idx, cifar, npy)"
             )));
         }
     };

@@ -266,7 +266,26 @@ pub fn read_table(path: &Path, opts: &TableOptions) -> Result<Dataset> {
 /// ```
 pub fn parse_table(path: &Path, bytes: &[u8], opts: &TableOptions) -> Result<Dataset> {
     let delimiter = opts.delimiter.unwrap_or_else(|| detect_delimiter(bytes));
-    let mut rows = records(path, bytes, delimiter)?;
+    table_from_rows(path, records(path, bytes, delimiter)?, delimiter, opts)
+}
+
+/// Reads an Apache Parquet file as a table of numeric features and a label column, by the rules
+/// of [`parse_table`]: its column names are the header, a null is a missing value.
+pub fn read_parquet_table(path: &Path, opts: &TableOptions) -> Result<Dataset> {
+    let opts = TableOptions {
+        header: Header::Yes,
+        ..opts.clone()
+    };
+    table_from_rows(path, crate::parquet::rows(path)?, b',', &opts)
+}
+
+/// [`parse_table`] on rows already split into fields (at least one row).
+fn table_from_rows(
+    path: &Path,
+    mut rows: Vec<(usize, Vec<String>)>,
+    delimiter: u8,
+    opts: &TableOptions,
+) -> Result<Dataset> {
     let width = rows[0].1.len();
     let by_name = matches!(opts.label_column, Some(Column::Name(_)));
     let has_header = match opts.header {

@@ -503,3 +503,50 @@ fn missing_values_are_kept_for_the_median_or_refused() {
         "{e}"
     );
 }
+
+#[test]
+fn parquet_tables_written_by_pyarrow() {
+    use labelsmooth_data::table::read_parquet_table;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/parquet");
+    let opts = TableOptions {
+        label_column: Some(Column::Name("species".into())),
+        ..Default::default()
+    };
+    let d = read_parquet_table(&dir.join("iris.parquet"), &opts).unwrap();
+    assert_eq!(d.len(), 150);
+    assert_eq!(d.class_names, vec!["setosa", "versicolor", "virginica"]);
+    let (v, shape) = dense(&d.features);
+    // Four measurements and the int32 batch column, in file order.
+    assert_eq!(shape, &[5]);
+    assert_eq!(&v[..5], &[5.1, 3.5, 1.4, 0.2, 0.0]);
+    assert!(v[5 * 5 + 3].is_nan(), "row 5's petal width is null");
+    assert!(v[77 * 5].is_nan(), "row 77's sepal length is null");
+    assert_eq!(v[149 * 5 + 4], 2.0);
+    let layout = d.layout.as_ref().unwrap();
+    assert_eq!(layout.feature_names()[3], "petal width (cm)");
+    // The label column is the last one unless named: here the last is the int32 batch column,
+    // and `species` is refused as a feature.
+    let e = read_parquet_table(&dir.join("iris.parquet"), &TableOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("iris.parquet:2: column `species`: `setosa` is not a finite number"),
+        "{e}"
+    );
+    let e = read_parquet_table(&dir.join("nested.parquet"), &TableOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("nested.parquet:2: column `x` holds [1.0], not a number or a string"),
+        "{e}"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let bad = write(tmp.path(), "bad.parquet", b"PAR1 not really PAR1");
+    let e = read_parquet_table(&bad, &TableOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("bad.parquet: not a readable Parquet file"),
+        "{e}"
+    );
+}

@@ -461,6 +461,16 @@ impl SavedModel {
                     }
                 }
             }
+            (
+                "parquet",
+                InputSchema::Table {
+                    layout: Some(l), ..
+                },
+            ) => input::parquet_table(path, l, &opts.table)?,
+            ("parquet", InputSchema::Table { layout: None, .. }) => {
+                dataset_samples(labelsmooth_data::spec::load(spec, opts)?)
+            }
+            ("parquet", _) => return Err(no_layout("a Parquet table")),
             ("csv" | "text" | "lines", InputSchema::Images { .. }) => {
                 return Err(no_layout("a table or text file"));
             }
