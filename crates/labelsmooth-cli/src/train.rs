@@ -5,9 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::Args;
-use labelsmooth::calibration::{
-    Binning, confusion_matrix, per_class_scores, reliability_bins, top_label,
-};
+use labelsmooth::calibration::{Binning, per_class_scores, reliability_bins, top_label};
 use labelsmooth::split::{Split, stratified_split};
 use labelsmooth_burn::train::EpochMetrics;
 use labelsmooth_experiment::io::{claim_output, predictions_csv, write_atomic, write_json};
@@ -110,8 +108,8 @@ pub fn train(args: TrainArgs) -> Result<()> {
     if let Some(out) = &args.out {
         let k = d.n_classes();
         let labels: Vec<usize> = split.valid.iter().map(|&i| d.labels[i]).collect();
-        let confusion = confusion_matrix(&r.probs, &labels, k)?;
-        let per_class = class_rows(&d.class_names, &per_class_scores(&confusion, k)?);
+        let confusion = &r.confusion;
+        let per_class = class_rows(&d.class_names, &per_class_scores(confusion, k)?);
         let report = TrainReport {
             data: &c.data,
             n_train: split.train.len(),
@@ -160,7 +158,7 @@ pub fn train(args: TrainArgs) -> Result<()> {
             scope: &scope,
             labels: &labels,
             class_names: &d.class_names,
-            confusion: &confusion,
+            confusion,
             per_class: &report.per_class,
         };
         train_report(out, &c.data, args.smoothing, &r, &held_out)?;
