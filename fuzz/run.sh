@@ -10,7 +10,10 @@ seconds="${1:-20}"
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  mapfile -t targets < <(cargo +nightly fuzz list)
+  # Every target but parquet: the parquet crate spins on corrupt Thrift page headers (a list of
+  # billions of empty elements, skipped one by one), which libFuzzer reports as a timeout within
+  # a minute; the reader gives up after its deadline instead (fuzz/README.md). Name it to run it.
+  mapfile -t targets < <(cargo +nightly fuzz list | grep -vx parquet)
 fi
 cargo +nightly fuzz build -O
 for t in "${targets[@]}"; do

@@ -12,7 +12,7 @@ use burn::config::Config;
 use burn::module::Module;
 use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use labelsmooth::loss::{CrossEntropy, LossValue, Reduction};
+use labelsmooth::loss::{CrossEntropy, Distillation, LossValue, Reduction};
 use labelsmooth::targets::{BinaryConvention, Convention, check_smoothing};
 
 /// Configuration of [`SmoothedCrossEntropy`].
@@ -253,6 +253,101 @@ impl SoftCrossEntropy {
             .neg()
             .div_scalar(n as f32)
             .reshape([1])
+    }
+}
+
+/// Configuration of [`DistillationLoss`].
+#[derive(Config, Debug)]
+pub struct DistillationConfig {
+    /// Number of classes.
+    pub classes: usize,
+    /// Temperature τ that softens the teacher's and the student's outputs (finite, > 0).
+    #[config(default = 4.0)]
+    pub temperature: f32,
+    /// Weight λ of the teacher's term, in [0, 1].
+    #[config(default = 0.5)]
+    pub weight: f32,
+    /// Smoothing factor α of the true-label term, in [0, 1].
+    #[config(default = 0.0)]
+    pub smoothing: f32,
+    /// Use the fused CPU kernel when the logits are on the flex device.
+    #[config(default = true)]
+    pub fused: bool,
+}
+
+impl DistillationConfig {
+    /// Builds the loss; τ ≤ 0, λ or α outside [0, 1] is an error.
+    pub fn try_init(&self, device: &Device) -> labelsmooth::Result<DistillationLoss> {
+        let kernel = Distillation::new(self.classes)
+            .with_temperature(self.temperature)
+            .with_weight(self.weight)
+            .with_smoothing(self.smoothing);
+        kernel.validate()?;
+        let hard = SmoothedCrossEntropyConfig::new(self.classes)
+            .with_smoothing(self.smoothing)
+            .with_fused(self.fused)
+            .try_init(device)?;
+        Ok(DistillationLoss {
+            kernel,
+            hard,
+            fused: self.fused,
+        })
+    }
+}
+
+/// The distillation loss of student logits `[n, k]` against teacher logits `[n, k]` and class
+/// ids `[n]`, mean over rows: the core's [`Distillation`],
+/// (1 − λ)·CE_α(s, y) + λ·τ²·KL(softmax(t/τ) ‖ softmax(s/τ)). The teacher's logits are
+/// constants (no gradient flows to them).
+#[derive(Module, Debug)]
+pub struct DistillationLoss {
+    #[module(skip)]
+    kernel: Distillation,
+    hard: SmoothedCrossEntropy,
+    fused: bool,
+}
+
+impl DistillationLoss {
+    /// The mean loss `[1]`, or the core library's error for invalid input.
+    pub fn try_forward(
+        &self,
+        student: Tensor<2>,
+        teacher: Tensor<2>,
+        targets: Tensor<1, Int>,
+    ) -> labelsmooth::Result<Tensor<1>> {
+        let device = student.device();
+        let [n, k] = student.dims();
+        if self.fused && is_cpu(&device) {
+            let ids: Vec<i64> = targets
+                .to_data()
+                .convert::<i64>()
+                .try_to_vec::<i64>()
+                .expect("integer targets");
+            let floats = |t: Tensor<2>| -> Vec<f32> {
+                t.to_data()
+                    .convert::<f32>()
+                    .try_to_vec::<f32>()
+                    .expect("float logits")
+            };
+            let (s, t) = (floats(student.clone()), floats(teacher));
+            let mut grad = vec![0.0f32; n * k];
+            let value = self.kernel.forward_backward(&s, &t, &ids, &mut grad)?;
+            let g = Tensor::<2>::from_data(TensorData::new(grad, [n, k]), &device);
+            let surrogate = (student * g).sum().reshape([1]);
+            return Ok(surrogate.clone() - surrogate.detach() + loss_tensor(&value, &device));
+        }
+        let tau = self.kernel.temperature();
+        let lambda = self.kernel.weight();
+        let hard = self.hard.try_forward(student.clone(), targets)?;
+        let teacher = teacher.detach();
+        let log_pt = log_softmax(teacher.clone().div_scalar(tau), 1);
+        let pt = softmax(teacher.div_scalar(tau), 1);
+        let log_ps = log_softmax(student.div_scalar(tau), 1);
+        let kl = (pt * (log_pt - log_ps))
+            .sum()
+            .div_scalar(n as f32)
+            .reshape([1]);
+        Ok(hard.mul_scalar(1.0 - lambda) + kl.mul_scalar(lambda * tau * tau))
     }
 }
 

@@ -17,7 +17,7 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::loss::{ConfidencePenaltyConfig, SmoothedCrossEntropyConfig};
+use crate::loss::{ConfidencePenaltyConfig, DistillationConfig, SmoothedCrossEntropyConfig};
 use crate::mobilenet::{MobileNetV2, MobileNetV2Config};
 use crate::models::{ConvNet, ConvNetConfig, Mlp, MlpConfig, TextClassifier, TextClassifierConfig};
 use crate::optim::FusedAdamConfig;
@@ -540,6 +540,69 @@ pub fn train_from(
     device: &Device,
     observer: &mut dyn TrainObserver,
 ) -> Result<Trained, TrainError> {
+    fit(
+        initial, spec, train, None, valid, classes, cfg, device, observer,
+    )
+}
+
+/// A teacher's outputs for knowledge distillation: its logits `[n, classes]` on the training
+/// rows (in their order), the temperature τ and the weight λ of its term.
+#[derive(Debug, Clone, Copy)]
+pub struct Teacher<'a> {
+    /// Row-major logits, one row per training row.
+    pub logits: &'a [f32],
+    /// Temperature τ (finite, > 0).
+    pub temperature: f32,
+    /// Weight λ of the teacher's term in [0, 1].
+    pub weight: f32,
+}
+
+/// [`train_observed`] for a student that learns from `teacher` as well as from the labels: the
+/// loss is [`labelsmooth::loss::Distillation`] with `cfg.smoothing` on the label term
+/// (Hinton et al. 2015). The confidence penalty and L2 of `cfg` are added as in [`train`].
+#[allow(clippy::too_many_arguments)]
+pub fn train_distilled(
+    spec: &ModelSpec,
+    train: (&Inputs, &[usize]),
+    teacher: Teacher<'_>,
+    valid: Option<(&Inputs, &[usize])>,
+    classes: usize,
+    cfg: &TrainConfig,
+    device: &Device,
+    observer: &mut dyn TrainObserver,
+) -> Result<Trained, TrainError> {
+    if teacher.logits.len() != train.1.len() * classes {
+        return Err(TrainError::Invalid(format!(
+            "{} teacher logits for {} training rows of {classes} classes",
+            teacher.logits.len(),
+            train.1.len()
+        )));
+    }
+    fit(
+        None,
+        spec,
+        train,
+        Some(teacher),
+        valid,
+        classes,
+        cfg,
+        device,
+        observer,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn fit(
+    initial: Option<Classifier>,
+    spec: &ModelSpec,
+    train: (&Inputs, &[usize]),
+    teacher: Option<Teacher<'_>>,
+    valid: Option<(&Inputs, &[usize])>,
+    classes: usize,
+    cfg: &TrainConfig,
+    device: &Device,
+    observer: &mut dyn TrainObserver,
+) -> Result<Trained, TrainError> {
     check(cfg, train.0, train.1, classes)?;
     // Burn's CPU backend seeds one random generator for the whole process: two trainings at once
     // would draw from it in an unpredictable order. One at a time keeps runs reproducible.
@@ -567,6 +630,15 @@ pub fn train_from(
         .with_convention(cfg.convention)
         .with_weights(cfg.class_weights.clone())
         .try_init(&device)?;
+    let distill = teacher
+        .map(|t| {
+            DistillationConfig::new(classes)
+                .with_temperature(t.temperature)
+                .with_weight(t.weight)
+                .with_smoothing(cfg.smoothing)
+                .try_init(&device)
+        })
+        .transpose()?;
     let penalty = cfg
         .confidence_penalty
         .map(|b| ConfidencePenaltyConfig::new(b).try_init())
@@ -640,7 +712,20 @@ pub fn train_from(
             let ids: Vec<i64> = rows.iter().map(|&r| train.1[r] as i64).collect();
             let targets = Tensor::<1, Int>::from_data(TensorData::new(ids, [rows.len()]), &device);
             let logits = model.forward(batch);
-            let mut objective = loss.try_forward(logits.clone(), targets)?;
+            let mut objective = match (&distill, teacher) {
+                (Some(d), Some(t)) => {
+                    let mut soft = Vec::with_capacity(rows.len() * classes);
+                    rows.iter().for_each(|&r| {
+                        soft.extend_from_slice(&t.logits[r * classes..(r + 1) * classes])
+                    });
+                    let soft = Tensor::<2>::from_data(
+                        TensorData::new(soft, [rows.len(), classes]),
+                        &device,
+                    );
+                    d.try_forward(logits.clone(), soft, targets)?
+                }
+                _ => loss.try_forward(logits.clone(), targets)?,
+            };
             if let Some(p) = &penalty {
                 objective = objective + p.forward(logits);
             }

@@ -7,8 +7,8 @@ use labelsmooth::loss::{
 use labelsmooth::targets::Convention;
 use labelsmooth_burn::burn::tensor::{Device, Int, Tensor, TensorData};
 use labelsmooth_burn::loss::{
-    BinaryCrossEntropyConfig, ConfidencePenaltyConfig, SmoothedCrossEntropyConfig,
-    SoftCrossEntropyConfig,
+    BinaryCrossEntropyConfig, ConfidencePenaltyConfig, DistillationConfig,
+    SmoothedCrossEntropyConfig, SoftCrossEntropyConfig,
 };
 use serde_json::Value;
 
@@ -229,6 +229,61 @@ fn exclude_true_soft_and_binary_equal_the_core() {
             2e-5,
         );
     }
+}
+
+#[test]
+fn distillation_equals_the_core_on_both_paths() {
+    let (n, k) = (6, 5);
+    let student: Vec<f32> = (0..n * k)
+        .map(|i| ((i * 7) % 11) as f32 * 0.4 - 2.0)
+        .collect();
+    let teacher: Vec<f32> = (0..n * k)
+        .map(|i| ((i * 5) % 13) as f32 * 0.6 - 3.0)
+        .collect();
+    let ids: Vec<i64> = (0..n as i64).map(|i| (i * 2) % k as i64).collect();
+    let device = Device::flex().autodiff();
+    for (tau, lambda, alpha) in [(1.0f32, 0.5f32, 0.0f32), (4.0, 0.9, 0.1), (2.0, 0.0, 0.2)] {
+        let core = labelsmooth::loss::Distillation::new(k)
+            .with_temperature(tau)
+            .with_weight(lambda)
+            .with_smoothing(alpha);
+        let mut want_grad = vec![0.0; n * k];
+        let want = core
+            .forward_backward(&student, &teacher, &ids, &mut want_grad)
+            .unwrap();
+        for fused in [true, false] {
+            let loss = DistillationConfig::new(k)
+                .with_temperature(tau)
+                .with_weight(lambda)
+                .with_smoothing(alpha)
+                .with_fused(fused)
+                .try_init(&device)
+                .unwrap();
+            let x = leaf(student.clone(), [n, k]);
+            let t = Tensor::<2>::from_data(TensorData::new(teacher.clone(), [n, k]), &device);
+            let y = Tensor::<1, Int>::from_data(TensorData::new(ids.clone(), [n]), &device);
+            let value = loss.try_forward(x.clone(), t, y).unwrap();
+            let what = format!("distillation τ {tau} λ {lambda} α {alpha} fused {fused}");
+            close(
+                &what,
+                &[value.clone().into_scalar::<f32>()],
+                want.as_slice(),
+                2e-5,
+            );
+            close(
+                &format!("{what} grad"),
+                &to_vec(x.grad(&value.backward()).unwrap()),
+                &want_grad,
+                2e-5,
+            );
+        }
+    }
+    assert!(
+        DistillationConfig::new(3)
+            .with_temperature(-1.0)
+            .try_init(&device)
+            .is_err()
+    );
 }
 
 #[test]

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use parquet::file::reader::{FileReader, SerializedFileReader};
+use parquet::file::reader::{ChunkReader, FileReader, SerializedFileReader};
 use parquet::record::Field;
 
 use crate::{DataError, Result};
@@ -14,10 +14,102 @@ use crate::{DataError, Result};
 /// row of data is 2. Nested columns (lists, maps, groups) are an error that names the column.
 pub(crate) fn rows(path: &Path) -> Result<Vec<(usize, Vec<String>)>> {
     let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
+    rows_of(path, file)
+}
+
+/// [`rows`] of a Parquet file held in memory; `path` names it in errors.
+pub(crate) fn parse_rows(path: &Path, bytes: &[u8]) -> Result<Vec<(usize, Vec<String>)>> {
+    rows_of(path, bytes::Bytes::copy_from_slice(bytes))
+}
+
+/// Reads the rows of `file`. The `parquet` crate asserts some of its invariants on the file's
+/// contents instead of returning an error; the column chunks' byte ranges are checked here first,
+/// and any other such assertion on a corrupt file is turned into an error, without its panic
+/// message on stderr.
+///
+/// The crate also skips unknown Thrift fields element by element, so a corrupt page header that
+/// declares a list of billions of empty elements keeps it busy for seconds or more; the reading
+/// runs on its own thread and gives up after [`deadline`] with an error (the thread is left to
+/// finish or to end with the process).
+fn rows_of<R: ChunkReader + Send + 'static>(
+    path: &Path,
+    file: R,
+) -> Result<Vec<(usize, Vec<String>)>> {
+    let limit = deadline(file.len());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let owned = path.to_path_buf();
+    std::thread::Builder::new()
+        .name("parquet".into())
+        .spawn(move || {
+            let _ = tx.send(guarded_rows(&owned, file));
+        })
+        .map_err(|e| DataError::io(path, e))?;
+    rx.recv_timeout(limit).unwrap_or_else(|_| {
+        Err(DataError::at(
+            path,
+            0,
+            format!(
+                "not a readable Parquet file: the reader did not finish in {} s (a corrupt page header?)",
+                limit.as_secs()
+            ),
+        ))
+    })
+}
+
+/// How long a Parquet file of `bytes` bytes may take to read: 30 s and 2 s per MB.
+fn deadline(bytes: u64) -> std::time::Duration {
+    std::time::Duration::from_secs(30 + 2 * (bytes >> 20))
+}
+
+fn guarded_rows<R: ChunkReader + 'static>(
+    path: &Path,
+    file: R,
+) -> Result<Vec<(usize, Vec<String>)>> {
+    let read = std::panic::AssertUnwindSafe(|| read_rows(path, file));
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let outcome = std::panic::catch_unwind(read);
+    std::panic::set_hook(hook);
+    outcome.unwrap_or_else(|panic| {
+        let why = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "corrupt contents".into());
+        Err(DataError::at(
+            path,
+            0,
+            format!("not a readable Parquet file: {why}"),
+        ))
+    })
+}
+
+fn read_rows<R: ChunkReader + 'static>(path: &Path, file: R) -> Result<Vec<(usize, Vec<String>)>> {
     let bad = |line: usize, e: &dyn std::fmt::Display| {
         DataError::at(path, line, format!("not a readable Parquet file: {e}"))
     };
+    let size = file.len();
     let reader = SerializedFileReader::new(file).map_err(|e| bad(0, &e))?;
+    for (g, group) in reader.metadata().row_groups().iter().enumerate() {
+        for c in group.columns() {
+            let start = c.dictionary_page_offset().unwrap_or(c.data_page_offset());
+            let len = c.compressed_size();
+            let inside = u64::try_from(start)
+                .ok()
+                .zip(u64::try_from(len).ok())
+                .and_then(|(s, l)| s.checked_add(l))
+                .is_some_and(|end| end <= size);
+            if !inside {
+                return Err(bad(
+                    0,
+                    &format!(
+                        "row group {g}, column `{}`: its data ({len} bytes at offset {start}) lies outside the file ({size} bytes)",
+                        c.column_path()
+                    ),
+                ));
+            }
+        }
+    }
     let schema = reader.metadata().file_metadata().schema_descr();
     let header: Vec<String> = schema
         .root_schema()

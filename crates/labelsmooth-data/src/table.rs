@@ -279,6 +279,15 @@ pub fn read_parquet_table(path: &Path, opts: &TableOptions) -> Result<Dataset> {
     table_from_rows(path, crate::parquet::rows(path)?, b',', &opts)
 }
 
+/// [`read_parquet_table`] on the bytes of a Parquet file; `path` only names it in errors.
+pub fn parse_parquet_table(path: &Path, bytes: &[u8], opts: &TableOptions) -> Result<Dataset> {
+    let opts = TableOptions {
+        header: Header::Yes,
+        ..opts.clone()
+    };
+    table_from_rows(path, crate::parquet::parse_rows(path, bytes)?, b',', &opts)
+}
+
 /// [`parse_table`] on rows already split into fields (at least one row).
 fn table_from_rows(
     path: &Path,

@@ -10,6 +10,8 @@
 //! - [`regularizer`]: typed regularizer combinations and their [`Comparison`];
 //! - [`study`]: the [`CalibrationStudy`], with and without smoothing, before and after
 //!   temperature scaling;
+//! - [`distill`]: the [`DistillationStudy`], students of teachers trained with and without
+//!   smoothing (Müller et al. 2019, section 5);
 //! - [`summary`]: cross-validated summaries and the one rule for the best setting,
 //!   [`Summary::best`]: highest mean accuracy, ties broken by the lower mean NLL, then by order.
 //!
@@ -38,6 +40,7 @@
 #![warn(missing_docs)]
 
 pub mod cv;
+pub mod distill;
 mod error;
 pub mod io;
 pub mod model;
@@ -49,6 +52,7 @@ pub mod summary;
 pub mod sweep;
 pub mod trial;
 
+pub use distill::{DistillResult, DistillationStudy};
 pub use error::{Error, Result};
 pub use model::{InputSchema, ModelCard, SavedModel};
 pub use observe::Observer;

@@ -5,6 +5,7 @@
 //! - [`SoftCrossEntropy`]: probability targets (soft labels, mixup), smoothed as PyTorch does.
 //! - [`BinaryCrossEntropy`]: binary and multi-label targets with logits, smoothed toward 0.5.
 //! - [`ConfidencePenalty`]: −β·H(softmax), Pereyra et al. 2017, with an optional threshold.
+//! - [`Distillation`]: Hinton et al. 2015's student loss, (1 − λ)·CE + λ·τ²·KL against a teacher.
 //! - [`LinearCrossEntropy`]: output layer + smoothed cross-entropy fused for large vocabularies.
 //! - [`probability_cross_entropy`]: cross-entropy of predicted probabilities (Keras'
 //!   `from_logits=False`).
@@ -26,12 +27,14 @@
 
 mod binary;
 mod cross_entropy;
+mod distill;
 mod linear;
 mod penalty;
 mod soft;
 
 pub use binary::BinaryCrossEntropy;
 pub use cross_entropy::{CrossEntropy, smoothed_cross_entropy};
+pub use distill::Distillation;
 pub use linear::{LinearCrossEntropy, LinearGrads, unfused_linear_cross_entropy};
 pub use penalty::ConfidencePenalty;
 pub use soft::{SoftCrossEntropy, probability_cross_entropy};
