@@ -6,6 +6,7 @@ mod arrays;
 mod bench;
 mod compare;
 mod demo;
+mod distill;
 mod models;
 mod plots;
 mod progress;
@@ -68,6 +69,18 @@ enum Command {
     ///
     /// Example: labelsmooth compare --data digits --model mlp --regularizers none,l2,smoothing,smoothing+dropout
     Compare(compare::CompareArgs),
+    /// Knowledge distillation from teachers trained with label smoothing (Müller et al. 2019,
+    /// section 5): per teacher smoothing factor, the teacher, students distilled from it at each
+    /// temperature, and a student trained on labels smoothed alone, cross-validated.
+    ///
+    /// Example: labelsmooth distill --data digits --teacher-model mlp --student-hidden 32 --smoothing 0,0.1,0.2 --temperatures 1,2,4 --out runs/distill
+    #[command(
+        mut_arg("model", |a| a.long("teacher-model").help("The teacher's model family")),
+        mut_arg("hidden", |a| a
+            .long("teacher-hidden")
+            .help("Hidden layer sizes of an MLP teacher, input side first (default: 128)"))
+    )]
+    Distill(distill::DistillArgs),
     /// The whole story on the bundled digits: a cross-validated sweep of the smoothing factor,
     /// a comparison of regularizers, calibration with and without smoothing and after temperature
     /// scaling, every figure (PNG and SVG) and one offline HTML report.
@@ -210,6 +223,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Merge(args) => sweep::merge(args)?,
         Command::Compare(args) => compare::compare(args)?,
         Command::Demo(args) => demo::demo(args)?,
+        Command::Distill(args) => distill::distill(args)?,
         Command::Calibrate(args) => tools::calibrate(args)?,
         Command::Smooth(args) => tools::smooth(args)?,
         Command::Bench { what } => match what {

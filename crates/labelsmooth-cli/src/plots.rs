@@ -352,6 +352,105 @@ fn error_panel<DB: DrawingBackend>(
     Ok(())
 }
 
+/// Several series of points with error bars (mean ± std) over the same named x positions, each
+/// joined by a line and offset a little sideways so that their bars do not hide each other; the
+/// legend in a strip of its own on the right.
+pub fn series_error_bars(
+    dir: &Path,
+    name: &str,
+    (title, x_desc, y_desc): (&str, &str, &str),
+    x_labels: &[String],
+    series: &[(String, Vec<(f64, f64)>)],
+) -> Result<()> {
+    let n = x_labels.len();
+    let values = || series.iter().flat_map(|(_, p)| p.iter());
+    let lo = values().map(|(m, s)| m - s).fold(f64::INFINITY, f64::min);
+    let hi = values()
+        .map(|(m, s)| m + s)
+        .fold(f64::NEG_INFINITY, f64::max);
+    let (lo, hi) = if lo.is_finite() && hi.is_finite() {
+        (lo, hi)
+    } else {
+        (0.0, 1.0)
+    };
+    let pad = ((hi - lo) * 0.15).max(0.005);
+    let y1 = (hi + pad).min(1.0);
+    let y0 = (lo - pad).max(0.0).min(y1 - 0.01);
+    let legend_width = 40
+        + 8 * series
+            .iter()
+            .map(|s| s.0.chars().count())
+            .max()
+            .unwrap_or(8) as u32;
+    both!(dir, name, (620 + legend_width, 440), |root| {
+        let (plot, legend) = root.split_horizontally(620);
+        let mut chart = ChartBuilder::on(&plot)
+            .caption(title, ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(45)
+            .y_label_area_size(65)
+            .build_cartesian_2d(-0.5..n as f64 - 0.5, y0..y1)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc(x_desc)
+            .y_desc(y_desc)
+            .x_labels(n)
+            .x_label_formatter(&|x| {
+                let i = x.round();
+                if (x - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < n {
+                    x_labels[i as usize].clone()
+                } else {
+                    String::new()
+                }
+            })
+            .label_style(("sans-serif", 12))
+            .draw()
+            .map_err(err)?;
+        let spread = 0.12 / series.len().max(1) as f64;
+        for (k, (_, points)) in series.iter().enumerate() {
+            let color = series_color(k);
+            let dx = (k as f64 - (series.len() as f64 - 1.0) / 2.0) * spread;
+            let at = |i: usize| i as f64 + dx;
+            chart
+                .draw_series(LineSeries::new(
+                    points.iter().enumerate().map(|(i, &(m, _))| (at(i), m)),
+                    color.stroke_width(2),
+                ))
+                .map_err(err)?;
+            chart
+                .draw_series(points.iter().enumerate().map(|(i, &(m, s))| {
+                    ErrorBar::new_vertical(at(i), m - s, m, m + s, color.filled(), 8)
+                }))
+                .map_err(err)?;
+            chart
+                .draw_series(
+                    points
+                        .iter()
+                        .enumerate()
+                        .map(|(i, &(m, _))| Circle::new((at(i), m), 4, color.filled())),
+                )
+                .map_err(err)?;
+        }
+        for (k, (label, _)) in series.iter().enumerate() {
+            let y = 70 + 24 * k as i32;
+            legend
+                .draw(&Rectangle::new(
+                    [(8, y - 6), (26, y + 6)],
+                    series_color(k).filled(),
+                ))
+                .map_err(err)?;
+            legend
+                .draw(&Text::new(
+                    label.clone(),
+                    (32, y - 7),
+                    ("sans-serif", 14).into_font(),
+                ))
+                .map_err(err)?;
+        }
+    })
+}
+
 /// Axis labels of counts: whole numbers only.
 fn whole(v: &f64) -> String {
     if (v - v.round()).abs() < 1e-9 {
