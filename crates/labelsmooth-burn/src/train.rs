@@ -382,6 +382,10 @@ pub struct Evaluation {
     pub ece: f64,
     /// Multi-class Brier score.
     pub brier: f64,
+    /// Mean top-label confidence: above the accuracy, the model is over-confident; below it,
+    /// under-confident.
+    #[serde(default)]
+    pub confidence: f64,
 }
 
 /// What training returns.
@@ -891,7 +895,17 @@ pub fn evaluation_of(
         nll: negative_log_likelihood(probs, labels, classes)?,
         ece: calibration_error(probs, labels, classes, ece_bins, Norm::L1, Binning::Uniform)?,
         brier: brier_score(probs, labels, classes)?,
+        confidence: mean_confidence(probs, classes),
     })
+}
+
+/// Mean over rows of the largest probability.
+fn mean_confidence(probs: &[f32], classes: usize) -> f64 {
+    let rows = probs.chunks_exact(classes.max(1));
+    let n = rows.len().max(1) as f64;
+    rows.map(|r| f64::from(r.iter().cloned().fold(0.0f32, f32::max)))
+        .sum::<f64>()
+        / n
 }
 
 /// Saves the model's parameters to `path` (a burnpack file).

@@ -14,8 +14,8 @@ use crate::args::{Common, parse_alpha};
 use crate::plots;
 use crate::progress::Console;
 use crate::report::{
-    Page, Section, cv_class_section, cv_reading, print_table, summary_csv, summary_table,
-    write_report,
+    Page, Section, cv_class_section, cv_reading, cv_regime, print_table, summary_csv,
+    summary_table, write_report,
 };
 
 fn parse_regularizers(s: &str) -> Result<Regularizers, String> {
@@ -200,7 +200,14 @@ fn compare_outputs(
                 rows.iter().find(|r| r.regularizer == "none"),
             ),
             None => Vec::new(),
-        },
+        }
+        .into_iter()
+        .chain(cv_regime(
+            "",
+            rows,
+            rows.iter().find(|r| r.regularizer == "none"),
+        ))
+        .collect(),
         sections,
     };
     write_report(&out.join("report.html"), &page, &figures)

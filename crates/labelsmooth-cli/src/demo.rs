@@ -14,15 +14,16 @@ use labelsmooth_experiment::regularizer::ComparisonResult;
 use labelsmooth_experiment::study::{CalibrationResult, CalibrationRow};
 use labelsmooth_experiment::summary::{FactorRow, FoldMetrics, RegularizerRow, Summary};
 use labelsmooth_experiment::{
-    CalibrationStudy, Comparison, MemoryStore, ModelKind, RegularizerSettings, Regularizers, Sweep,
-    SweepResult, TrialSpec,
+    CalibrationStudy, Comparison, DistillResult, DistillationStudy, MemoryStore, ModelKind,
+    RegularizerSettings, Regularizers, Sweep, SweepResult, TrialSpec,
 };
 use serde::Serialize;
 
 use crate::plots;
 use crate::progress::Console;
 use crate::report::{
-    Page, Section, Table, f4, print_table, summary_csv, summary_table, write_report,
+    Page, Section, Table, confidence_regime, cv_measured, cv_reading, f4, print_table, summary_csv,
+    summary_table, write_report,
 };
 
 /// `labelsmooth demo`.
@@ -43,11 +44,29 @@ const ALPHAS: [f32; 6] = [0.0, 0.05, 0.1, 0.15, 0.2, 0.3];
 const REGULARIZERS: [&str; 5] = ["none", "l2", "dropout", "smoothing", "confidence-penalty"];
 const BINS: usize = 15;
 const FOLDS: usize = 3;
+/// The text model's sweep: fewer factors and folds, as each LSTM trial takes seconds.
+const TEXT_ALPHAS: [f32; 3] = [0.0, 0.1, 0.2];
+const TEXT_FOLDS: usize = 2;
+const DISTILL_ALPHAS: [f32; 3] = [0.0, 0.1, 0.2];
+const DISTILL_TEMPERATURES: [f32; 2] = [2.0, 4.0];
+const DISTILL_FOLDS: usize = 2;
+/// Hidden layer of the distilled student (the teacher has 128).
+const STUDENT_HIDDEN: usize = 32;
 
 /// What the demo measured.
 struct Studies {
     sweep: SweepResult,
     compare: ComparisonResult,
+    calibration: CalibrationResult,
+    text: TextStudies,
+    distill: DistillationStudy,
+    distilled: DistillResult,
+}
+
+/// The text model's part: a sweep and a calibration study of the LSTM on rt-polarity.
+struct TextStudies {
+    data: Dataset,
+    sweep: SweepResult,
     calibration: CalibrationResult,
 }
 
@@ -64,7 +83,7 @@ struct SettingFolds<'a, K: Serialize> {
     #[serde(flatten)]
     key: K,
     #[serde(flatten)]
-    folds: &'a FoldMetrics,
+    folds: std::borrow::Cow<'a, FoldMetrics>,
 }
 
 #[derive(Serialize)]
@@ -96,8 +115,29 @@ struct DemoResults<'a> {
     compare: Ranked<'a, RegularizerRow>,
     compare_folds: Vec<SettingFolds<'a, Regularizer<'a>>>,
     calibration: &'a [CalibrationRow],
+    text: TextResults<'a>,
+    distillation: DistillResults<'a>,
     reading: &'a [String],
     seconds: f64,
+}
+
+/// The text part of `results.json`.
+#[derive(Serialize)]
+struct TextResults<'a> {
+    data: &'static str,
+    model: &'static str,
+    config: &'a TrialSpec,
+    sweep: Ranked<'a, FactorRow>,
+    sweep_folds: Vec<SettingFolds<'a, Smoothing>>,
+    calibration: &'a [CalibrationRow],
+}
+
+/// The distillation part of `results.json`.
+#[derive(Serialize)]
+struct DistillResults<'a> {
+    study: &'a DistillationStudy,
+    rows: &'a [labelsmooth_experiment::distill::DistillRow],
+    reproduced: Option<bool>,
 }
 
 /// What `demo --json` prints.
@@ -105,7 +145,22 @@ struct DemoResults<'a> {
 struct DemoOutput<'a> {
     sweep: Ranked<'a, FactorRow>,
     compare: Ranked<'a, RegularizerRow>,
+    text_sweep: Ranked<'a, FactorRow>,
+    distillation: &'a [labelsmooth_experiment::distill::DistillRow],
     report: &'a Path,
+    seconds: f64,
+}
+
+fn sweep_folds(s: &SweepResult) -> Vec<SettingFolds<'static, Smoothing>> {
+    s.config
+        .factors
+        .iter()
+        .zip(s.folds())
+        .map(|(&smoothing, folds)| SettingFolds {
+            key: Smoothing { smoothing },
+            folds: std::borrow::Cow::Owned(folds),
+        })
+        .collect()
 }
 
 fn base_spec(seed: u64) -> TrialSpec {
@@ -125,7 +180,6 @@ pub fn demo(args: DemoArgs) -> Result<()> {
     write_tables(&args.out, &studies)?;
     let reading = reading(&studies);
     let seconds = started.elapsed().as_secs_f64();
-    let sweep_folds = studies.sweep.folds();
     let results = DemoResults {
         data: "digits",
         model: "mlp 64-128-10",
@@ -136,17 +190,7 @@ pub fn demo(args: DemoArgs) -> Result<()> {
             burn: "0.22.1",
         },
         sweep: ranked_sweep(&studies.sweep),
-        sweep_folds: studies
-            .sweep
-            .config
-            .factors
-            .iter()
-            .zip(&sweep_folds)
-            .map(|(&smoothing, folds)| SettingFolds {
-                key: Smoothing { smoothing },
-                folds,
-            })
-            .collect(),
+        sweep_folds: sweep_folds(&studies.sweep),
         compare: ranked_compare(&studies.compare),
         compare_folds: studies
             .compare
@@ -158,10 +202,23 @@ pub fn demo(args: DemoArgs) -> Result<()> {
                 key: Regularizer {
                     regularizer: &r.regularizer,
                 },
-                folds,
+                folds: std::borrow::Cow::Borrowed(folds),
             })
             .collect(),
         calibration: &studies.calibration.rows,
+        text: TextResults {
+            data: "rt-polarity",
+            model: "lstm (embedding 16, LSTM 64, dense 32)",
+            config: &studies.text.sweep.config.base,
+            sweep: ranked_sweep(&studies.text.sweep),
+            sweep_folds: sweep_folds(&studies.text.sweep),
+            calibration: &studies.text.calibration.rows,
+        },
+        distillation: DistillResults {
+            study: &studies.distill,
+            rows: &studies.distilled.rows,
+            reproduced: studies.distilled.reproduced(),
+        },
         reading: &reading,
         seconds,
     };
@@ -172,11 +229,14 @@ pub fn demo(args: DemoArgs) -> Result<()> {
         let o = DemoOutput {
             sweep: ranked_sweep(&studies.sweep),
             compare: ranked_compare(&studies.compare),
+            text_sweep: ranked_sweep(&studies.text.sweep),
+            distillation: &studies.distilled.rows,
             report: &report,
+            seconds,
         };
         println!("{}", serde_json::to_string(&o)?);
     } else {
-        print_summary(&studies.sweep, &reading);
+        print_summary(&studies, &reading);
         println!("report: {} ({seconds:.1} s)", report.display());
     }
     Ok(())
@@ -250,7 +310,7 @@ fn run_studies(d: &Dataset, seed: u64, verbose: bool) -> Result<Studies> {
         factors: vec![0.0, alpha],
         bins: BINS,
         seed,
-        projected_classes: [0, 1, 2],
+        projected_classes: vec![0, 1, 2],
     };
     let calibration = study.run(d, &mut console)?;
     for r in &calibration.rows {
@@ -259,45 +319,80 @@ fn run_studies(d: &Dataset, seed: u64, verbose: bool) -> Result<Studies> {
             r.model, r.temperature
         ));
     }
+    let text = text_studies(seed, &mut console, &say)?;
+    let mut student = base_spec(seed);
+    student.hidden = vec![STUDENT_HIDDEN];
+    let distill = DistillationStudy {
+        teacher: base_spec(seed),
+        student,
+        factors: DISTILL_ALPHAS.to_vec(),
+        temperatures: DISTILL_TEMPERATURES.to_vec(),
+        weight: 0.5,
+        folds: DISTILL_FOLDS,
+        seed,
+    };
+    let distilled = distill.run(d, &mut console)?;
     Ok(Studies {
         sweep,
         compare,
+        calibration,
+        text,
+        distill,
+        distilled,
+    })
+}
+
+/// The LSTM on rt-polarity: a sweep of the smoothing factor and the calibration study.
+fn text_studies(seed: u64, console: &mut Console, say: &dyn Fn(String)) -> Result<TextStudies> {
+    let data = labelsmooth_data::bundled::load("rt-polarity")?;
+    let base = TrialSpec::new(ModelKind::Lstm, seed);
+    let sweep = Sweep {
+        data: "rt-polarity".into(),
+        factors: TEXT_ALPHAS.to_vec(),
+        folds: TEXT_FOLDS,
+        seed,
+        base: base.clone(),
+    };
+    let mut store = MemoryStore::default();
+    sweep.run(&data, &mut store, None, console)?;
+    let sweep = sweep.result(&sweep.collect(&[&store])?)?;
+    for r in sweep.summary.rows() {
+        say(format!(
+            "text sweep: smoothing {}: accuracy {:.4}, ECE {:.4}",
+            r.smoothing, r.stats.accuracy_mean, r.stats.ece_mean
+        ));
+    }
+    let best = sweep.best.as_ref().context("the text sweep is empty")?;
+    let alpha = if best.smoothing > 0.0 {
+        best.smoothing as f32
+    } else {
+        0.1
+    };
+    let study = CalibrationStudy {
+        base,
+        factors: vec![0.0, alpha],
+        bins: BINS,
+        seed,
+        projected_classes: vec![0, 1],
+    };
+    let calibration = study.run(&data, console)?;
+    for r in &calibration.rows {
+        say(format!(
+            "text calibration: {}: T = {:.3}",
+            r.model, r.temperature
+        ));
+    }
+    Ok(TextStudies {
+        data,
+        sweep,
         calibration,
     })
 }
 
 /// Every figure of the report, as PNG and SVG in `figures`.
 fn draw(figures: &Path, d: &Dataset, s: &Studies) -> Result<()> {
-    let k = d.n_classes();
-    let study = &s.calibration.rows;
-    let y_test = &s.calibration.test_labels;
-    let mut confidences = Vec::new();
-    for r in study {
-        let conf: Vec<f32> = top_label(&r.test_probs, y_test, k)?
-            .into_iter()
-            .map(|(c, _)| c)
-            .collect();
-        confidences.push((r.model.clone(), conf));
-    }
-    plots::confidence_histogram(figures, "confidence_histogram", &confidences)?;
-    plots::softmax_bars(
-        figures,
-        "softmax_output",
-        &d.class_names,
-        &study
-            .iter()
-            .map(|r| (r.model.clone(), r.test_probs[..k].to_vec()))
-            .collect::<Vec<_>>(),
-    )?;
-    for (i, r) in study.iter().enumerate() {
-        plots::reliability_diagram(
-            figures,
-            &format!("reliability_{}", ["plain", "smoothed"][i.min(1)]),
-            &format!("Reliability, {}", r.model),
-            &reliability_bins(&r.test_probs, y_test, k, BINS, Binning::Uniform)?,
-            r.before.ece,
-        )?;
-    }
+    calibration_figures(figures, "", d, &s.calibration)?;
+    calibration_figures(figures, "text_", &s.text.data, &s.text.calibration)?;
     plots::error_bars(
         figures,
         "accuracy_vs_smoothing",
@@ -307,6 +402,30 @@ fn draw(figures: &Path, d: &Dataset, s: &Studies) -> Result<()> {
             "accuracy",
         ),
         &plots::points(s.sweep.summary.rows()),
+    )?;
+    plots::calibration_vs_setting(
+        figures,
+        "calibration_vs_smoothing",
+        "Digits MLP: NLL and ECE against the smoothing factor (3-fold CV)",
+        "smoothing factor α",
+        s.sweep.summary.rows(),
+    )?;
+    plots::error_bars(
+        figures,
+        "text_accuracy_vs_smoothing",
+        (
+            "Text LSTM: accuracy vs smoothing factor (2-fold CV, mean ± std)",
+            "smoothing factor α",
+            "accuracy",
+        ),
+        &plots::points(s.text.sweep.summary.rows()),
+    )?;
+    plots::calibration_vs_setting(
+        figures,
+        "text_calibration_vs_smoothing",
+        "Text LSTM: NLL and ECE against the smoothing factor (2-fold CV)",
+        "smoothing factor α",
+        s.text.sweep.summary.rows(),
     )?;
     plots::error_bars(
         figures,
@@ -318,9 +437,50 @@ fn draw(figures: &Path, d: &Dataset, s: &Studies) -> Result<()> {
         ),
         &plots::points(s.compare.summary.rows()),
     )?;
+    crate::distill::figure(figures, "distillation", &s.distilled)
+}
+
+/// The figures of one calibration study, their names starting with `prefix`.
+fn calibration_figures(
+    figures: &Path,
+    prefix: &str,
+    d: &Dataset,
+    c: &CalibrationResult,
+) -> Result<()> {
+    let k = d.n_classes();
+    let study = &c.rows;
+    let y_test = &c.test_labels;
+    let name = |n: &str| format!("{prefix}{n}");
+    let mut confidences = Vec::new();
+    for r in study {
+        let conf: Vec<f32> = top_label(&r.test_probs, y_test, k)?
+            .into_iter()
+            .map(|(c, _)| c)
+            .collect();
+        confidences.push((r.model.clone(), conf));
+    }
+    plots::confidence_histogram(figures, &name("confidence_histogram"), &confidences)?;
+    plots::softmax_bars(
+        figures,
+        &name("softmax_output"),
+        &d.class_names,
+        &study
+            .iter()
+            .map(|r| (r.model.clone(), r.test_probs[..k].to_vec()))
+            .collect::<Vec<_>>(),
+    )?;
+    for (i, r) in study.iter().enumerate() {
+        plots::reliability_diagram(
+            figures,
+            &name(&format!("reliability_{}", ["plain", "smoothed"][i.min(1)])),
+            &format!("Reliability, {}", r.model),
+            &reliability_bins(&r.test_probs, y_test, k, BINS, Binning::Uniform)?,
+            r.before.ece,
+        )?;
+    }
     plots::curves(
         figures,
-        "training_loss",
+        &name("training_loss"),
         "Training loss per epoch",
         "mean training loss",
         &study
@@ -335,7 +495,7 @@ fn draw(figures: &Path, d: &Dataset, s: &Studies) -> Result<()> {
     )?;
     plots::curves(
         figures,
-        "validation_nll",
+        &name("validation_nll"),
         "Validation NLL per epoch",
         "NLL",
         &study
@@ -353,21 +513,26 @@ fn draw(figures: &Path, d: &Dataset, s: &Studies) -> Result<()> {
     )?;
     plots::projections(
         figures,
-        "penultimate_layer",
+        &name("penultimate_layer"),
         &d.class_names,
         &study
             .iter()
             .map(|r| {
                 (
-                    format!("Penultimate layer, {}", r.model),
-                    r.projection.clone(),
+                    format!("Training rows, {}", r.model),
+                    r.projection_train.clone(),
                 )
             })
+            .chain(
+                study
+                    .iter()
+                    .map(|r| (format!("Held-out rows, {}", r.model), r.projection.clone())),
+            )
             .collect::<Vec<_>>(),
     )?;
     plots::grouped_bars(
         figures,
-        "ece_temperature",
+        &name("ece_temperature"),
         "ECE before and after temperature scaling",
         "ECE (15 bins)",
         &study.iter().map(|r| r.model.clone()).collect::<Vec<_>>(),
@@ -384,7 +549,7 @@ fn draw(figures: &Path, d: &Dataset, s: &Studies) -> Result<()> {
     )
 }
 
-/// sweep.csv, compare.csv and calibration.csv.
+/// sweep.csv, compare.csv, calibration.csv, their text_ twins and distill.csv.
 fn write_tables(out: &Path, s: &Studies) -> Result<()> {
     write_atomic(
         &out.join("sweep.csv"),
@@ -394,12 +559,39 @@ fn write_tables(out: &Path, s: &Studies) -> Result<()> {
         &out.join("compare.csv"),
         &summary_csv("regularizer", s.compare.summary.rows())?,
     )?;
+    write_atomic(
+        &out.join("text_sweep.csv"),
+        &summary_csv("smoothing", s.text.sweep.summary.rows())?,
+    )?;
+    write_atomic(
+        &out.join("calibration.csv"),
+        &calibration_csv(&s.calibration)?,
+    )?;
+    write_atomic(
+        &out.join("text_calibration.csv"),
+        &calibration_csv(&s.text.calibration)?,
+    )?;
+    let t = crate::distill::table(&s.distill, &s.distilled);
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(&t.header)?;
+    for row in &t.rows {
+        w.write_record(row)?;
+    }
+    write_atomic(
+        &out.join("distill.csv"),
+        &w.into_inner().context("cannot format distill.csv")?,
+    )?;
+    Ok(())
+}
+
+fn calibration_csv(c: &CalibrationResult) -> Result<Vec<u8>> {
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record([
         "model",
         "smoothing",
         "temperature",
         "accuracy",
+        "confidence",
         "nll_before",
         "nll_after",
         "ece_before",
@@ -409,12 +601,13 @@ fn write_tables(out: &Path, s: &Studies) -> Result<()> {
         "brier_before",
         "brier_after",
     ])?;
-    for r in &s.calibration.rows {
+    for r in &c.rows {
         w.write_record([
             r.model.clone(),
             r.smoothing.to_string(),
             r.temperature.to_string(),
             r.before.accuracy.to_string(),
+            r.before.confidence.to_string(),
             r.before.nll.to_string(),
             r.after.nll.to_string(),
             r.before.ece.to_string(),
@@ -425,49 +618,59 @@ fn write_tables(out: &Path, s: &Studies) -> Result<()> {
             r.after.brier.to_string(),
         ])?;
     }
-    write_atomic(
-        &out.join("calibration.csv"),
-        &w.into_inner().context("cannot format calibration.csv")?,
-    )?;
-    Ok(())
+    w.into_inner().context("cannot format calibration.csv")
 }
 
-fn print_summary(sweep: &SweepResult, reading: &[String]) {
+fn print_summary(s: &Studies, reading: &[String]) {
     println!("label smoothing on digits (MLP 64-128-10, 3-fold CV)");
-    print_table("smoothing", 9, sweep.summary.rows());
+    print_table("smoothing", 9, s.sweep.summary.rows());
+    println!("label smoothing on rt-polarity (LSTM, 2-fold CV)");
+    print_table("smoothing", 9, s.text.sweep.summary.rows());
+    println!(
+        "distillation on digits (teacher MLP 128, student MLP {STUDENT_HIDDEN}, 2-fold CV): accuracy"
+    );
+    let t = crate::distill::table(&s.distill, &s.distilled);
+    println!("{}", t.header.join(" | "));
+    for row in &t.rows {
+        println!("{}", row.join(" | "));
+    }
     for line in reading {
         println!("{line}");
     }
+}
+
+/// The regime of a model without smoothing, from its calibration study (confidence against
+/// accuracy on the test split, the fitted temperature), and what the sweep measured.
+fn regime(who: &str, c: &CalibrationResult, sweep: &SweepResult) -> Vec<String> {
+    let Some(plain) = c.rows.iter().find(|r| r.smoothing == 0.0) else {
+        return Vec::new();
+    };
+    let rows = sweep.summary.rows();
+    let zero = rows.iter().find(|r| r.smoothing == 0.0);
+    let over = plain.before.confidence > plain.before.accuracy;
+    let mut out = vec![confidence_regime(
+        &format!("Without smoothing, {who} (test split)"),
+        plain.before.accuracy,
+        plain.before.confidence,
+        Some(plain.temperature),
+    )];
+    out.extend(cv_measured("α = ", rows, zero, over));
+    out
 }
 
 /// A few sentences that read the results.
 fn reading(s: &Studies) -> Vec<String> {
     let mut out = Vec::new();
     let rows = s.sweep.summary.rows();
-    let zero = rows.iter().find(|r| r.smoothing == 0.0).map(|r| &r.stats);
-    if let (Some(z), Some(best)) = (zero, &s.sweep.best) {
-        let b = &best.stats;
-        let gain = 100.0 * (b.accuracy_mean - z.accuracy_mean);
-        out.push(if best.smoothing == 0.0 {
-            format!(
-                "No smoothing factor beat α = 0 on cross-validated accuracy ({:.2}%).",
-                100.0 * z.accuracy_mean
-            )
-        } else {
-            format!(
-                "The best smoothing factor was α = {} with {:.2}% ± {:.2}% accuracy, {gain:+.2} points against no smoothing ({:.2}%); the fold-to-fold spread is {:.2} points.",
-                best.smoothing,
-                100.0 * b.accuracy_mean,
-                100.0 * b.accuracy_std,
-                100.0 * z.accuracy_mean,
-                100.0 * b.accuracy_std
-            )
-        });
-        out.push(format!(
-            "Its calibration cost: cross-validated ECE {:.3} at α = {} against {:.3} without smoothing, NLL {:.3} against {:.3}.",
-            b.ece_mean, best.smoothing, z.ece_mean, b.nll_mean, z.nll_mean
-        ));
+    let zero = rows.iter().find(|r| r.smoothing == 0.0);
+    if let Some(best) = &s.sweep.best {
+        out.extend(
+            cv_reading("smoothing factor", "α = ", rows, best, zero)
+                .into_iter()
+                .map(|l| format!("Digits MLP: {l}")),
+        );
     }
+    out.extend(regime("the digits MLP", &s.calibration, &s.sweep));
     if let Some(r) = &s.compare.best {
         out.push(format!(
             "Among the regularizers, {} ranked first ({:.2}% accuracy; the highest mean accuracy, ties broken by the lower NLL).",
@@ -477,33 +680,145 @@ fn reading(s: &Studies) -> Vec<String> {
     }
     for r in &s.calibration.rows {
         out.push(format!(
-            "{}: test ECE {:.3} before and {:.3} after temperature scaling (T = {:.2}).",
+            "Digits, {}: test ECE {:.3} before and {:.3} after temperature scaling (T = {:.2}).",
             r.model, r.before.ece, r.after.ece, r.temperature
         ));
     }
+    let rows = s.text.sweep.summary.rows();
+    let zero = rows.iter().find(|r| r.smoothing == 0.0);
+    if let Some(best) = &s.text.sweep.best {
+        out.extend(
+            cv_reading("smoothing factor", "α = ", rows, best, zero)
+                .into_iter()
+                .map(|l| format!("Text LSTM: {l}")),
+        );
+    }
+    out.extend(regime("the text LSTM", &s.text.calibration, &s.text.sweep));
+    for r in &s.text.calibration.rows {
+        out.push(format!(
+            "Text, {}: test ECE {:.3} before and {:.3} after temperature scaling (T = {:.2}).",
+            r.model, r.before.ece, r.after.ece, r.temperature
+        ));
+    }
+    out.extend(
+        crate::distill::reading(&s.distill, &s.distilled)
+            .into_iter()
+            .map(|l| format!("Distillation: {l}")),
+    );
     out
 }
 
+fn calibration_table(c: &CalibrationResult) -> Table {
+    Table {
+        header: [
+            "model",
+            "accuracy",
+            "confidence",
+            "NLL",
+            "ECE",
+            "MCE",
+            "Brier",
+            "T",
+            "NLL after T",
+            "ECE after T",
+        ]
+        .map(String::from)
+        .to_vec(),
+        rows: c
+            .rows
+            .iter()
+            .map(|r| {
+                vec![
+                    r.model.clone(),
+                    f4(r.before.accuracy),
+                    f4(r.before.confidence),
+                    f4(r.before.nll),
+                    f4(r.before.ece),
+                    f4(r.mce_before),
+                    f4(r.before.brier),
+                    format!("{:.3}", r.temperature),
+                    f4(r.after.nll),
+                    f4(r.after.ece),
+                ]
+            })
+            .collect(),
+    }
+}
+
+/// The calibration section of one model; `classes` says which classes the projection shows.
+fn calibration_section(
+    heading: &str,
+    prefix: &str,
+    c: &CalibrationResult,
+    classes: &str,
+) -> Section {
+    let fig = |n: &str, caption: String| (format!("{prefix}{n}"), caption);
+    Section {
+        heading: heading.into(),
+        table: Some(calibration_table(c)),
+        figures: vec![
+            fig(
+                "confidence_histogram",
+                "Top-label confidence on the test split, without and with smoothing".into(),
+            ),
+            fig(
+                "reliability_plain",
+                "Reliability diagram without smoothing".into(),
+            ),
+            fig(
+                "reliability_smoothed",
+                "Reliability diagram with smoothing".into(),
+            ),
+            fig(
+                "ece_temperature",
+                "ECE before and after temperature scaling".into(),
+            ),
+            fig(
+                "softmax_output",
+                "Softmax output for the first test example".into(),
+            ),
+            fig(
+                "penultimate_layer",
+                format!(
+                    "Penultimate-layer activations of {classes} projected on the plane through their class templates (Müller et al. 2019, figure 1), training rows above and held-out rows below, without and with smoothing"
+                ),
+            ),
+            fig("training_loss", "Training loss per epoch".into()),
+            fig(
+                "validation_nll",
+                "NLL on the temperature-fitting split per epoch".into(),
+            ),
+        ],
+    }
+}
+
 fn page(s: &Studies, reading: Vec<String>, seconds: f64) -> Page {
-    let study = &s.calibration.rows;
     let fig = |n: &str, c: &str| (n.to_string(), c.to_string());
     Page {
-        title: "Label smoothing on digits".into(),
+        title:
+            "Label smoothing: when it calibrates, when it hurts, and what it does to distillation"
+                .into(),
         intro: format!(
-            "MLP 64-128-10 trained with Adam on the bundled hand-written digits (1797 images of 8 × 8 pixels, 10 classes); 3-fold stratified cross-validation; calibration on a 60/20/20 split (train / temperature fitting / test). {seconds:.1} s."
+            "Two models in two regimes. An MLP 64-128-10 on the bundled hand-written digits (1797 images of 8 × 8 pixels, 10 classes), 3-fold stratified cross-validation; and the deck's embedding + LSTM sentiment model on rt-polarity (10 662 movie-review sentences, 2 classes), 2-fold. Calibration on a 60/20/20 split (train / temperature fitting / test). Then students (MLP {STUDENT_HIDDEN}) distilled from digits teachers trained with and without smoothing. Adam throughout. {seconds:.1} s."
         ),
         reading,
         sections: vec![
             Section {
-                heading: "Smoothing factor".into(),
+                heading: "Digits MLP: smoothing factor".into(),
                 table: Some(summary_table("α", s.sweep.summary.rows(), true)),
-                figures: vec![fig(
-                    "accuracy_vs_smoothing",
-                    "Accuracy against the smoothing factor, mean ± std over folds",
-                )],
+                figures: vec![
+                    fig(
+                        "accuracy_vs_smoothing",
+                        "Accuracy against the smoothing factor, mean ± std over folds",
+                    ),
+                    fig(
+                        "calibration_vs_smoothing",
+                        "NLL and ECE against the smoothing factor, mean ± std over folds",
+                    ),
+                ],
             },
             Section {
-                heading: "Regularizers".into(),
+                heading: "Digits MLP: regularizers".into(),
                 table: Some(summary_table(
                     "regularizer",
                     s.compare.summary.rows(),
@@ -514,64 +829,39 @@ fn page(s: &Studies, reading: Vec<String>, seconds: f64) -> Page {
                     "Regularizers compared (L2 λ = 1e-4 as Keras' kernel_regularizer, dropout 0.2, smoothing 0.1, confidence penalty β = 0.1)",
                 )],
             },
+            calibration_section(
+                "Digits MLP: calibration",
+                "",
+                &s.calibration,
+                "classes 0, 1, 2",
+            ),
             Section {
-                heading: "Calibration".into(),
-                table: Some(Table {
-                    header: [
-                        "model",
-                        "accuracy",
-                        "NLL",
-                        "ECE",
-                        "MCE",
-                        "Brier",
-                        "T",
-                        "NLL after T",
-                        "ECE after T",
-                    ]
-                    .map(String::from)
-                    .to_vec(),
-                    rows: study
-                        .iter()
-                        .map(|r| {
-                            vec![
-                                r.model.clone(),
-                                f4(r.before.accuracy),
-                                f4(r.before.nll),
-                                f4(r.before.ece),
-                                f4(r.mce_before),
-                                f4(r.before.brier),
-                                format!("{:.3}", r.temperature),
-                                f4(r.after.nll),
-                                f4(r.after.ece),
-                            ]
-                        })
-                        .collect(),
-                }),
+                heading: "Text LSTM: smoothing factor".into(),
+                table: Some(summary_table("α", s.text.sweep.summary.rows(), true)),
                 figures: vec![
                     fig(
-                        "confidence_histogram",
-                        "Top-label confidence on the test split, without and with smoothing",
-                    ),
-                    fig("reliability_plain", "Reliability diagram without smoothing"),
-                    fig("reliability_smoothed", "Reliability diagram with smoothing"),
-                    fig(
-                        "ece_temperature",
-                        "ECE before and after temperature scaling",
+                        "text_accuracy_vs_smoothing",
+                        "Accuracy against the smoothing factor, mean ± std over folds",
                     ),
                     fig(
-                        "softmax_output",
-                        "Softmax output for the first test example",
-                    ),
-                    fig(
-                        "penultimate_layer",
-                        "Penultimate-layer activations of classes 0, 1, 2 projected on the plane through their class templates (Müller et al. 2019)",
-                    ),
-                    fig("training_loss", "Training loss per epoch"),
-                    fig(
-                        "validation_nll",
-                        "NLL on the temperature-fitting split per epoch",
+                        "text_calibration_vs_smoothing",
+                        "NLL and ECE against the smoothing factor, mean ± std over folds",
                     ),
                 ],
+            },
+            calibration_section(
+                "Text LSTM: calibration",
+                "text_",
+                &s.text.calibration,
+                "both classes (the plane through the origin and the two templates)",
+            ),
+            Section {
+                heading: "Distillation from smoothed teachers (digits)".into(),
+                table: Some(crate::distill::table(&s.distill, &s.distilled)),
+                figures: vec![fig(
+                    "distillation",
+                    "Teacher and student accuracy against the teacher's smoothing factor (Müller et al. 2019, figure 6), mean ± std over folds",
+                )],
             },
         ],
     }

@@ -531,8 +531,14 @@ pub fn projections(
     class_names: &[String],
     series: &[(String, Points)],
 ) -> Result<()> {
-    both!(dir, name, (900, 440), |root| {
-        let panels = root.split_evenly((1, series.len().max(1)));
+    // Four panels (training and held-out rows, without and with smoothing) go on two rows.
+    let (rows, size) = if series.len() == 4 {
+        (2, (900, 820))
+    } else {
+        (1, (900, 440))
+    };
+    both!(dir, name, (size.0, size.1), |root| {
+        let panels = root.split_evenly((rows, series.len().max(1).div_ceil(rows)));
         for ((label, pts), area) in series.iter().zip(panels.iter()) {
             let (mut x0, mut x1, mut y0, mut y1) = (
                 f64::INFINITY,

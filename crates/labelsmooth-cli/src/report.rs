@@ -227,6 +227,91 @@ pub fn summary_csv<R: Row>(key: &str, rows: &[R]) -> Result<Vec<u8>> {
     w.into_inner().context("cannot format the summary CSV")
 }
 
+/// Which side of calibration a model is on, from its mean top-label confidence against its
+/// accuracy on held-out rows and, when known, the temperature fitted to it (T > 1 softens:
+/// over-confident; T < 1 sharpens: under-confident), and what that predicts label smoothing does
+/// to its calibration.
+pub fn confidence_regime(
+    who: &str,
+    accuracy: f64,
+    confidence: f64,
+    temperature: Option<f64>,
+) -> String {
+    let gap = confidence - accuracy;
+    let t = temperature.map_or(String::new(), |t| format!(", fitted temperature {t:.2}"));
+    if gap > 0.0 {
+        format!(
+            "{who} is over-confident: mean confidence {confidence:.3} against accuracy {accuracy:.3} (gap {gap:+.3}{t}). Smoothing pulls confidences down, so it should improve calibration until the gap is closed (Müller et al. 2019)."
+        )
+    } else {
+        format!(
+            "{who} is under-confident: mean confidence {confidence:.3} against accuracy {accuracy:.3} (gap {gap:+.3}{t}). Smoothing pulls confidences further down, so expect its calibration (ECE, NLL) to get worse as α grows; temperature scaling with T < 1 is the remedy, not smoothing."
+        )
+    }
+}
+
+/// The regime of the unsmoothed setting `baseline` of a cross-validation ([`confidence_regime`],
+/// from the mean confidence over the folds) and what was measured ([`cv_measured`]). Empty when
+/// the baseline has no recorded confidence.
+pub fn cv_regime<R: Row>(prefix: &str, rows: &[R], baseline: Option<&R>) -> Vec<String> {
+    let Some(base) = baseline else {
+        return Vec::new();
+    };
+    let b = base.stats();
+    let Some(conf) = b.confidence_mean else {
+        return Vec::new();
+    };
+    let mut out = vec![confidence_regime(
+        &format!("Without smoothing ({prefix}{}), the model", base.key()),
+        b.accuracy_mean,
+        conf,
+        None,
+    )];
+    out.extend(cv_measured(prefix, rows, baseline, conf > b.accuracy_mean));
+    out
+}
+
+/// What a cross-validation measured against the prediction of [`confidence_regime`]: the ECE of
+/// `baseline` against the lowest ECE among the other `rows`, and whether that went as predicted
+/// for a model that is `over`-confident (smoothing should lower the ECE) or not (it should not).
+pub fn cv_measured<R: Row>(
+    prefix: &str,
+    rows: &[R],
+    baseline: Option<&R>,
+    over: bool,
+) -> Option<String> {
+    let base = baseline?;
+    let b = base.stats();
+    let lowest = rows
+        .iter()
+        .filter(|r| r.key() != base.key())
+        .min_by(|x, y| x.stats().ece_mean.total_cmp(&y.stats().ece_mean))?;
+    let l = lowest.stats();
+    let improved = l.ece_mean < b.ece_mean;
+    Some(format!(
+        "Measured: cross-validated ECE {:.3} without smoothing; {} {:.3} at {prefix}{} (NLL {:.3} against {:.3}). {}",
+        b.ece_mean,
+        if improved {
+            "lowest"
+        } else {
+            "every other setting higher, lowest"
+        },
+        l.ece_mean,
+        lowest.key(),
+        l.nll_mean,
+        b.nll_mean,
+        match (over, improved) {
+            (true, true) | (false, false) => "As predicted.",
+            (true, false) => {
+                "Against the prediction: smoothing did not calibrate this over-confident model."
+            }
+            (false, true) => {
+                "Against the prediction: another setting calibrated this under-confident model better."
+            }
+        }
+    ))
+}
+
 /// Sentences that read cross-validated rows for a user: the best setting (`what` names the
 /// kind, e.g. "smoothing factor", and `prefix` goes before each setting's key, e.g. "α = "), the settings it ties with, and against `baseline` (no
 /// smoothing, no regularizer) whether its accuracy gain is outside the fold-to-fold spread and
@@ -404,6 +489,7 @@ mod tests {
                 nll_std: 0.0,
                 ece_mean: ece,
                 ece_std: 0.0,
+                confidence_mean: None,
                 folds: 5,
             },
             confusion: vec![9, 1, 2, 8],

@@ -17,8 +17,8 @@ use crate::args::{Common, parse_alpha};
 use crate::plots;
 use crate::progress::Console;
 use crate::report::{
-    Page, Section, cv_class_section, cv_reading, print_table, summary_csv, summary_table,
-    write_report,
+    Page, Section, cv_class_section, cv_reading, cv_regime, print_table, summary_csv,
+    summary_table, write_report,
 };
 
 fn parse_shard(s: &str) -> Result<(usize, usize), String> {
@@ -276,7 +276,10 @@ fn write_outputs(out: &Path, result: &SweepResult) -> Result<()> {
     let reading = match &result.best {
         Some(best) => cv_reading("smoothing factor", "α = ", rows, best, zero),
         None => Vec::new(),
-    };
+    }
+    .into_iter()
+    .chain(cv_regime("α = ", rows, zero))
+    .collect();
     let mut sections = vec![Section {
         heading: "Smoothing factor".into(),
         table: Some(summary_table("α", rows, true)),

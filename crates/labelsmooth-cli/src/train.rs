@@ -16,7 +16,9 @@ use serde::Serialize;
 use crate::args::{Common, parse_alpha, parse_valid_fraction};
 use crate::plots;
 use crate::progress::Console;
-use crate::report::{ClassRow, Page, Section, Table, class_rows, class_table, f4, write_report};
+use crate::report::{
+    ClassRow, Page, Section, Table, class_rows, class_table, confidence_regime, f4, write_report,
+};
 
 /// `labelsmooth train`.
 #[derive(Args, Debug)]
@@ -160,6 +162,13 @@ pub fn train(args: TrainArgs) -> Result<()> {
             class_names: &d.class_names,
             confusion,
             per_class: &report.per_class,
+            temperature: labelsmooth::calibration::fit_temperature(
+                &r.logits,
+                &labels,
+                d.n_classes(),
+            )
+            .ok()
+            .map(|f| f.temperature),
         };
         train_report(out, &c.data, args.smoothing, &r, &held_out)?;
     }
@@ -197,6 +206,8 @@ struct HeldOut<'a> {
     class_names: &'a [String],
     confusion: &'a [usize],
     per_class: &'a [ClassRow<'a>],
+    /// The temperature that fits these rows best (a diagnosis of over- or under-confidence).
+    temperature: Option<f64>,
 }
 
 /// Figures and report of one training run.
@@ -270,13 +281,21 @@ fn train_report(
             h.len(),
             labels.len()
         ),
-        reading: vec![format!(
-            "Accuracy {:.2}%, NLL {:.3}, ECE {:.3}, Brier {:.3} on the {scope}.",
-            100.0 * e.accuracy,
-            e.nll,
-            e.ece,
-            e.brier
-        )],
+        reading: vec![
+            format!(
+                "Accuracy {:.2}%, NLL {:.3}, ECE {:.3}, Brier {:.3} on the {scope}.",
+                100.0 * e.accuracy,
+                e.nll,
+                e.ece,
+                e.brier
+            ),
+            confidence_regime(
+                &format!("On the {scope}, the model (smoothing {smoothing})"),
+                e.accuracy,
+                e.confidence,
+                held_out.temperature,
+            ),
+        ],
         sections: vec![
             Section {
                 heading: format!("Metrics on the {scope}"),

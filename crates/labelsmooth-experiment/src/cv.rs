@@ -24,6 +24,7 @@ pub fn cross_validate(
         let r = run_trial(d, &f.train, &f.valid, spec, observer)?;
         observer.trial_finished(&label, &r.eval);
         m.push(r.eval.accuracy, r.eval.nll, r.eval.ece, &r.confusion);
+        m.push_confidence(Some(r.eval.confidence));
     }
     Ok(m)
 }

@@ -153,7 +153,8 @@ impl DistillationStudy {
         let mut baselines = vec![FoldMetrics::default(); self.factors.len()];
         let mut students = vec![vec![FoldMetrics::default(); n_t]; self.factors.len()];
         let push = |m: &mut FoldMetrics, x: &Measured| {
-            m.push(x.eval.accuracy, x.eval.nll, x.eval.ece, &x.confusion)
+            m.push(x.eval.accuracy, x.eval.nll, x.eval.ece, &x.confusion);
+            m.push_confidence(Some(x.eval.confidence));
         };
         for (f, fold) in folds.iter().enumerate() {
             let fold_name = format!("fold {}/{}", f + 1, folds.len());
@@ -265,6 +266,7 @@ mod tests {
             nll_std: 0.0,
             ece_mean: 0.0,
             ece_std: 0.0,
+            confidence_mean: None,
             folds: 2,
         }
     }

@@ -28,8 +28,9 @@ pub struct CalibrationStudy {
     pub bins: usize,
     /// Seed of the 60/20/20 split.
     pub seed: u64,
-    /// Classes whose penultimate-layer activations are projected (Müller et al. 2019).
-    pub projected_classes: [usize; 3],
+    /// Classes whose penultimate-layer activations are projected (Müller et al. 2019): three,
+    /// or two (then the plane runs through the origin and their templates).
+    pub projected_classes: Vec<usize>,
 }
 
 /// One model of the study.
@@ -56,9 +57,12 @@ pub struct CalibrationRow {
     #[serde(skip)]
     pub test_probs: Vec<f32>,
     /// Penultimate-layer activations of the projected classes' test rows, as plane coordinates
-    /// and class.
+    /// and class (at most [`PROJECTED_PER_CLASS`] rows per class).
     #[serde(skip)]
     pub projection: Vec<(f64, f64, usize)>,
+    /// The same for training rows.
+    #[serde(skip)]
+    pub projection_train: Vec<(f64, f64, usize)>,
 }
 
 /// What the study measured.
@@ -113,13 +117,17 @@ impl CalibrationStudy {
                     Norm::Max,
                 )?)
             };
-            let (features, dim) = predict_features(&trained.model, &x_test);
             let (templates, tdim) = trained.model.class_templates();
-            let projection = if dim == tdim && self.projected_classes.iter().all(|&c| c < k) {
-                project(&features, dim, &y_test, &templates, self.projected_classes)
-            } else {
-                Vec::new()
+            let projected = |x: &Inputs, y: &[usize]| {
+                let (features, dim) = predict_features(&trained.model, x);
+                if dim == tdim && self.projected_classes.iter().all(|&c| c < k) {
+                    project(&features, dim, y, &templates, &self.projected_classes)
+                } else {
+                    Vec::new()
+                }
             };
+            let projection = projected(&x_test, &y_test);
+            let projection_train = projected(&x_train, &pick(&d.labels, &split.train));
             let before = evaluation_of(&probs, &y_test, k, self.bins)?;
             observer.trial_finished(&label, &before);
             rows.push(CalibrationRow {
@@ -133,6 +141,7 @@ impl CalibrationStudy {
                 history: trained.history,
                 test_probs: probs,
                 projection,
+                projection_train,
             });
         }
         Ok(CalibrationResult {
@@ -146,23 +155,35 @@ fn pick<T: Copy>(v: &[T], rows: &[usize]) -> Vec<T> {
     rows.iter().map(|&r| v[r]).collect()
 }
 
+/// Rows per class at most in a projection, so that the figure stays readable.
+pub const PROJECTED_PER_CLASS: usize = 300;
+
 /// Coordinates of `features` `[n, d]` on the plane through the templates (output-layer weight
-/// rows) of classes `c`, for the rows of those classes: the picture of Müller et al. 2019,
-/// figure 1. The first axis runs from the template of `c[0]` to that of `c[1]`.
+/// rows) of classes `c`, for the rows of those classes (the first [`PROJECTED_PER_CLASS`] of
+/// each): the picture of Müller et al. 2019, figure 1. The first axis runs from the template of
+/// `c[0]` to that of `c[1]`. With two classes the third point of the plane is the origin.
+///
+/// # Panics
+/// If `c` holds neither two nor three classes.
 pub fn project(
     features: &[f32],
     d: usize,
     labels: &[usize],
     templates: &[f32],
-    c: [usize; 3],
+    c: &[usize],
 ) -> Vec<(f64, f64, usize)> {
+    assert!(
+        c.len() == 2 || c.len() == 3,
+        "the plane is drawn through two or three class templates"
+    );
     let t = |k: usize| -> Vec<f64> {
         templates[k * d..(k + 1) * d]
             .iter()
             .map(|&v| f64::from(v))
             .collect()
     };
-    let (t0, t1, t2) = (t(c[0]), t(c[1]), t(c[2]));
+    let (t0, t1) = (t(c[0]), t(c[1]));
+    let t2 = c.get(2).map_or_else(|| vec![0.0; d], |&k| t(k));
     let sub = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x - y).collect::<Vec<f64>>();
     let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
     let u = sub(&t1, &t0);
@@ -173,10 +194,17 @@ pub fn project(
     let v: Vec<f64> = v.iter().zip(&u).map(|(a, b)| a - pv * b).collect();
     let nv = dot(&v, &v).sqrt().max(1e-12);
     let v: Vec<f64> = v.iter().map(|x| x / nv).collect();
+    let mut taken = vec![0usize; c.len()];
     labels
         .iter()
         .enumerate()
-        .filter(|(_, y)| c.contains(y))
+        .filter(|&(_, y)| match c.iter().position(|k| k == y) {
+            Some(j) if taken[j] < PROJECTED_PER_CLASS => {
+                taken[j] += 1;
+                true
+            }
+            _ => false,
+        })
         .map(|(i, &y)| {
             let a: Vec<f64> = features[i * d..(i + 1) * d]
                 .iter()
@@ -198,12 +226,21 @@ mod tests {
         // and a point with positive second coordinate; other classes are left out.
         let templates = [0.0, 0.0, 0.0, 2.0, 0.0, 0.0, 1.0, 3.0, 0.0, 9.0, 9.0, 9.0];
         let features = [0.0, 0.0, 0.0, 2.0, 0.0, 0.0, 1.0, 3.0, 5.0, 7.0, 7.0, 7.0];
-        let p = project(&features, 3, &[0, 1, 2, 3], &templates, [0, 1, 2]);
+        let p = project(&features, 3, &[0, 1, 2, 3], &templates, &[0, 1, 2]);
         assert_eq!(p.len(), 3);
         let close = |a: f64, b: f64| (a - b).abs() < 1e-12;
         assert!(close(p[0].0, 0.0) && close(p[0].1, 0.0));
         assert!(close(p[1].0, 2.0) && close(p[1].1, 0.0));
         assert!(close(p[2].0, 1.0) && close(p[2].1, 3.0), "{:?}", p[2]);
         assert_eq!(p[2].2, 2);
+        // Two classes: the plane through the origin and both templates; (2, 0, 0) and (1, 3, 0)
+        // span the x-y plane, so a feature keeps its length and its angle to the first axis.
+        let t2 = [2.0, 0.0, 0.0, 1.0, 3.0, 0.0];
+        let p = project(&[0.0, 5.0, 0.0, 3.0, 4.0, 0.0], 3, &[0, 1], &t2, &[0, 1]);
+        let t0 = (2.0f64, 0.0f64);
+        let u = ((1.0 - t0.0) / 10f64.sqrt(), 3.0 / 10f64.sqrt());
+        assert!(close(p[0].0, (0.0 - t0.0) * u.0 + 5.0 * u.1), "{p:?}");
+        assert!(close(p[0].0.hypot(p[0].1), (4.0f64 + 25.0).sqrt()));
+        assert!(close(p[1].0.hypot(p[1].1), (1.0f64 + 16.0).sqrt()));
     }
 }

@@ -28,6 +28,9 @@ pub struct FoldMetrics {
     /// of the data once, as cross-validation holds each out once. Empty when not recorded.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub confusion: Vec<usize>,
+    /// Mean top-label confidence per fold; empty when a fold did not record it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub confidence: Vec<f64>,
 }
 
 impl FoldMetrics {
@@ -50,6 +53,15 @@ impl FoldMetrics {
         }
     }
 
+    /// Adds the mean confidence of the fold just pushed; `None` (an old record without it)
+    /// drops the confidences of every fold.
+    pub fn push_confidence(&mut self, confidence: Option<f64>) {
+        match confidence {
+            Some(c) if self.confidence.len() + 1 == self.accuracy.len() => self.confidence.push(c),
+            _ => self.confidence.clear(),
+        }
+    }
+
     /// Means and spreads over the folds.
     pub fn stats(&self) -> CvStats {
         let (accuracy_mean, accuracy_std) = mean_std(&self.accuracy);
@@ -62,6 +74,9 @@ impl FoldMetrics {
             nll_std,
             ece_mean,
             ece_std,
+            confidence_mean: (!self.confidence.is_empty()
+                && self.confidence.len() == self.accuracy.len())
+            .then(|| mean_std(&self.confidence).0),
             folds: self.accuracy.len(),
         }
     }
@@ -84,6 +99,10 @@ pub struct CvStats {
     /// Population standard deviation of the ECE over folds.
     #[serde(default)]
     pub ece_std: f64,
+    /// Mean top-label confidence over folds (absent for trials recorded before it was): above
+    /// `accuracy_mean`, the model is over-confident on held-out data; below, under-confident.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence_mean: Option<f64>,
     /// Folds.
     pub folds: usize,
 }
@@ -174,7 +193,7 @@ impl<R: Row> Summary<R> {
     ///     smoothing: a,
     ///     stats: CvStats {
     ///         accuracy_mean: acc, accuracy_std: 0.0, nll_mean: nll, nll_std: 0.0,
-    ///         ece_mean: 0.0, ece_std: 0.0, folds: 3,
+    ///         ece_mean: 0.0, ece_std: 0.0, confidence_mean: None, folds: 3,
     ///     },
     ///     confusion: Vec::new(),
     /// };
@@ -208,6 +227,7 @@ mod tests {
                 nll_std: 0.0,
                 ece_mean: 0.05,
                 ece_std: 0.0,
+                confidence_mean: None,
                 folds: 3,
             },
             confusion: Vec::new(),

@@ -57,6 +57,9 @@ pub struct TrialRecord {
     pub ece: f64,
     /// Brier score.
     pub brier: f64,
+    /// Mean top-label confidence (absent in trials recorded before it was).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<f64>,
     /// Seconds the trial took.
     pub seconds: f64,
     /// The data it ran on: trials of other data are never mixed into one result.
@@ -99,6 +102,7 @@ impl SweepResult {
                 let mut m = FoldMetrics::default();
                 for t in self.trials.iter().filter(|t| t.smoothing == a) {
                     m.push(t.accuracy, t.nll, t.ece, &t.confusion);
+                    m.push_confidence(t.confidence);
                 }
                 m
             })
@@ -212,6 +216,7 @@ impl Sweep {
                     nll: record.nll,
                     ece: record.ece,
                     brier: record.brier,
+                    confidence: record.confidence.unwrap_or(f64::NAN),
                 },
             );
             store.put(key, &record)?;
@@ -256,6 +261,7 @@ impl Sweep {
                 nll: r.eval.nll,
                 ece: r.eval.ece,
                 brier: r.eval.brier,
+                confidence: Some(r.eval.confidence),
                 seconds: r.seconds,
                 data: data.clone(),
                 classes: d.class_names.clone(),
@@ -319,6 +325,7 @@ impl Sweep {
                 for fold in 0..self.folds {
                     let r = &records[&TrialKey { factor, fold }];
                     m.push(r.accuracy, r.nll, r.ece, &r.confusion);
+                    m.push_confidence(r.confidence);
                 }
                 FactorRow {
                     smoothing: decimal(alpha),
@@ -363,6 +370,7 @@ mod tests {
             nll: 0.3 + key.fold as f64 * 0.01,
             ece: 0.02,
             brier: 0.1,
+            confidence: Some(0.95),
             seconds: 1.0,
             data: Fingerprint {
                 rows: 10,
