@@ -537,8 +537,31 @@ pub fn projections(
     } else {
         (1, (900, 440))
     };
-    both!(dir, name, (size.0, size.1), |root| {
-        let panels = root.split_evenly((rows, series.len().max(1).div_ceil(rows)));
+    let mut shown: Vec<usize> = series
+        .iter()
+        .flat_map(|s| s.1.iter().map(|p| p.2))
+        .collect();
+    shown.sort_unstable();
+    shown.dedup();
+    both!(dir, name, (size.0, size.1 + 30), |root| {
+        // The classes' legend in a strip of its own above the panels, so that it covers no point.
+        let (strip, grid) = root.split_vertically(30);
+        let mut x = 20;
+        for &c in &shown {
+            let label = format!("class {}", class_names.get(c).cloned().unwrap_or_default());
+            strip
+                .draw(&Circle::new((x, 16), 5, series_color(c).filled()))
+                .map_err(err)?;
+            strip
+                .draw(&Text::new(
+                    label.clone(),
+                    (x + 10, 8),
+                    ("sans-serif", 14).into_font(),
+                ))
+                .map_err(err)?;
+            x += 40 + 8 * label.chars().count() as i32;
+        }
+        let panels = grid.split_evenly((rows, series.len().max(1).div_ceil(rows)));
         for ((label, pts), area) in series.iter().zip(panels.iter()) {
             let (mut x0, mut x1, mut y0, mut y1) = (
                 f64::INFINITY,
@@ -579,20 +602,8 @@ pub fn projections(
                             .filter(|p| p.2 == c)
                             .map(|&(x, y, _)| Circle::new((x, y), 3, color.mix(0.7).filled())),
                     )
-                    .map_err(err)?
-                    .label(format!(
-                        "class {}",
-                        class_names.get(c).cloned().unwrap_or_default()
-                    ))
-                    .legend(move |(x, y)| Circle::new((x + 5, y), 4, color.filled()));
+                    .map_err(err)?;
             }
-            chart
-                .configure_series_labels()
-                .border_style(BLACK)
-                .background_style(WHITE.mix(0.9))
-                .label_font(("sans-serif", 12))
-                .draw()
-                .map_err(err)?;
         }
     })
 }

@@ -41,6 +41,24 @@ fn demo_writes_results_figures_and_a_report_that_renders_offline() {
     }
     assert_eq!(v["compare"]["summary"].as_array().unwrap().len(), 5);
     assert!(v["sweep"]["best"]["smoothing"].is_number());
+    let text = v["text_sweep"]["summary"].as_array().unwrap();
+    assert_eq!(text.len(), 3);
+    for row in text {
+        // rt-polarity has two balanced classes: a trained LSTM is well above chance.
+        assert!(row["accuracy_mean"].as_f64().unwrap() > 0.6, "{row}");
+        assert_eq!(row["folds"], 2);
+        assert!(row["confidence_mean"].as_f64().unwrap() > 0.5, "{row}");
+    }
+    let distilled = v["distillation"].as_array().unwrap();
+    assert_eq!(distilled.len(), 3);
+    for row in distilled {
+        assert_eq!(row["students"].as_array().unwrap().len(), 2, "{row}");
+        assert!(
+            row["teacher"]["accuracy_mean"].as_f64().unwrap() > 0.9,
+            "{row}"
+        );
+    }
+    assert!(v["seconds"].as_f64().unwrap() > 0.0);
     let report = PathBuf::from(v["report"].as_str().unwrap());
     assert_eq!(report, out.join("report.html"));
 
@@ -48,7 +66,54 @@ fn demo_writes_results_figures_and_a_report_that_renders_offline() {
         serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).unwrap();
     assert_eq!(results["seed"], 0);
     assert_eq!(results["calibration"].as_array().unwrap().len(), 2);
-    for f in ["sweep.csv", "compare.csv", "calibration.csv"] {
+    assert_eq!(results["text"]["calibration"].as_array().unwrap().len(), 2);
+    assert!(results["distillation"]["reproduced"].is_boolean());
+    // The reading names each model's regime as its numbers say: over-confident exactly when the
+    // unsmoothed model's mean confidence on the test split is above its accuracy.
+    let reading: Vec<&str> = results["reading"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    for (who, part) in [
+        ("the digits MLP", &results["calibration"]),
+        ("the text LSTM", &results["text"]["calibration"]),
+    ] {
+        let plain = &part[0];
+        assert_eq!(plain["smoothing"], 0.0);
+        let over = plain["before"]["confidence"].as_f64().unwrap()
+            > plain["before"]["accuracy"].as_f64().unwrap();
+        let line = reading
+            .iter()
+            .find(|l| l.starts_with(&format!("Without smoothing, {who}")))
+            .unwrap_or_else(|| panic!("no regime sentence for {who}: {reading:?}"));
+        let said = if over {
+            "over-confident"
+        } else {
+            "under-confident"
+        };
+        assert!(line.contains(said), "{line}");
+        let t = plain["temperature"].as_f64().unwrap();
+        assert!(
+            line.contains(&format!("fitted temperature {t:.2}")),
+            "{line}"
+        );
+    }
+    assert!(
+        reading
+            .iter()
+            .any(|l| l.starts_with("Distillation: Müller et al.'s finding")),
+        "{reading:?}"
+    );
+    for f in [
+        "sweep.csv",
+        "compare.csv",
+        "calibration.csv",
+        "text_sweep.csv",
+        "text_calibration.csv",
+        "distill.csv",
+    ] {
         assert!(
             std::fs::read_to_string(out.join(f))
                 .unwrap()
@@ -58,19 +123,31 @@ fn demo_writes_results_figures_and_a_report_that_renders_offline() {
             "{f}"
         );
     }
-    let names = [
-        "accuracy_vs_smoothing",
+    let calibration = [
         "confidence_histogram",
         "ece_temperature",
         "penultimate_layer",
-        "regularizers",
         "reliability_plain",
         "reliability_smoothed",
         "softmax_output",
         "training_loss",
         "validation_nll",
     ];
-    for n in names {
+    let mut names: Vec<String> = [
+        "accuracy_vs_smoothing",
+        "calibration_vs_smoothing",
+        "regularizers",
+        "text_accuracy_vs_smoothing",
+        "text_calibration_vs_smoothing",
+        "distillation",
+    ]
+    .map(String::from)
+    .to_vec();
+    for n in calibration {
+        names.push(n.to_string());
+        names.push(format!("text_{n}"));
+    }
+    for n in &names {
         for ext in ["png", "svg"] {
             let p = out.join("figures").join(format!("{n}.{ext}"));
             assert!(

@@ -1274,3 +1274,128 @@ fn a_damaged_trial_file_is_named_and_a_full_disk_leaves_the_results() {
         assert!(!out.join(".labelsmooth.lock").exists());
     }
 }
+
+#[test]
+fn distill_reports_teachers_students_and_the_baseline() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("distill");
+    let o = labelsmooth(&[
+        "distill",
+        "--data",
+        "digits",
+        "--teacher-model",
+        "mlp",
+        "--teacher-hidden",
+        "64",
+        "--student-hidden",
+        "16",
+        "--epochs",
+        "20",
+        "--smoothing",
+        "0,0.2",
+        "--temperatures",
+        "2,4",
+        "--folds",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON on stdout");
+    assert_eq!(v["study"]["teacher"]["hidden"], serde_json::json!([64]));
+    assert_eq!(v["study"]["student"]["hidden"], serde_json::json!([16]));
+    assert_eq!(v["study"]["student"]["train"]["epochs"], 20);
+    let rows = v["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    for row in rows {
+        assert_eq!(row["teacher"]["folds"], 2);
+        // Ten classes: every model is far above chance (0.1).
+        for s in [&row["teacher"], &row["baseline"]] {
+            assert!(s["accuracy_mean"].as_f64().unwrap() > 0.8, "{row}");
+        }
+        let students = row["students"].as_array().unwrap();
+        assert_eq!(students.len(), 2);
+        assert_eq!(students[1]["temperature"], 4.0);
+        assert!(
+            students[0]["accuracy_mean"].as_f64().unwrap() > 0.8,
+            "{row}"
+        );
+    }
+    // The verdict follows the numbers: reproduced exactly when the unsmoothed teacher's best
+    // student beats the smoothed teacher's best.
+    let best = |row: &serde_json::Value| {
+        row["students"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["accuracy_mean"].as_f64().unwrap())
+            .fold(f64::NEG_INFINITY, f64::max)
+    };
+    assert_eq!(v["reproduced"], best(&rows[0]) > best(&rows[1]));
+    let verdict = v["reading"][2].as_str().unwrap();
+    let word = if best(&rows[0]) > best(&rows[1]) {
+        "reproduced here"
+    } else {
+        "did not reproduce here"
+    };
+    assert!(verdict.contains(word), "{verdict}");
+    for f in [
+        "distill.csv",
+        "results.json",
+        "report.html",
+        "figures/distillation.png",
+    ] {
+        assert!(out.join(f).is_file(), "{f}");
+    }
+    let csv = std::fs::read_to_string(out.join("distill.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 3, "{csv}");
+    assert!(
+        csv.starts_with("teacher_smoothing,teacher_accuracy_mean"),
+        "{csv}"
+    );
+
+    // Bad settings are refused before any training, with the flag's own message.
+    for (flag, value, says) in [
+        (
+            "--temperatures",
+            "0",
+            "temperature 0 must be finite and > 0",
+        ),
+        (
+            "--weight",
+            "1.5",
+            "the teacher's weight 1.5 is outside [0, 1]",
+        ),
+        (
+            "--smoothing",
+            "1.2",
+            "smoothing factor 1.2 is outside [0, 1]",
+        ),
+    ] {
+        let o = labelsmooth(&[
+            "distill",
+            "--data",
+            "digits",
+            "--teacher-model",
+            "mlp",
+            flag,
+            value,
+        ]);
+        assert_eq!(o.status.code(), Some(2), "{flag}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(says), "{err}");
+    }
+    let o = labelsmooth(&[
+        "distill",
+        "--data",
+        "rt-polarity",
+        "--teacher-model",
+        "mlp",
+        "--folds",
+        "2",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("needs the lstm model"), "{err}");
+}
