@@ -289,18 +289,30 @@ fn panel_width(points: &[(String, f64, f64)]) -> u32 {
 /// at 1.
 fn error_panel<DB: DrawingBackend>(
     area: &DrawingArea<DB, plotters::coord::Shift>,
-    (title, x_desc, y_desc): (&str, &str, &str),
+    titles: (&str, &str, &str),
     points: &[(String, f64, f64)],
     unit: bool,
 ) -> Result<()> {
-    let n = points.len();
-    let lo = points
-        .iter()
-        .map(|(_, m, s)| m - s)
-        .fold(f64::INFINITY, f64::min);
-    let hi = points
-        .iter()
-        .map(|(_, m, s)| m + s)
+    let labels: Vec<String> = points.iter().map(|p| p.0.clone()).collect();
+    let values: Vec<(f64, f64)> = points.iter().map(|p| (p.1, p.2)).collect();
+    series_panel(area, titles, &labels, &[values], unit)
+}
+
+/// A panel of one or more series of points with error bars (mean ± std) over the same named x
+/// positions. Several series are each joined by a line and offset a little sideways so that
+/// their bars do not hide each other, in the colours of [`series_color`].
+fn series_panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    (title, x_desc, y_desc): (&str, &str, &str),
+    x_labels: &[String],
+    series: &[Vec<(f64, f64)>],
+    unit: bool,
+) -> Result<()> {
+    let n = x_labels.len();
+    let values = || series.iter().flatten().filter(|(m, _)| m.is_finite());
+    let lo = values().map(|(m, s)| m - s).fold(f64::INFINITY, f64::min);
+    let hi = values()
+        .map(|(m, s)| m + s)
         .fold(f64::NEG_INFINITY, f64::max);
     let (lo, hi) = if lo.is_finite() && hi.is_finite() {
         (lo, hi)
@@ -328,7 +340,7 @@ fn error_panel<DB: DrawingBackend>(
         .x_label_formatter(&|x| {
             let i = x.round();
             if (x - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < n {
-                points[i as usize].0.clone()
+                x_labels[i as usize].clone()
             } else {
                 String::new()
             }
@@ -336,102 +348,57 @@ fn error_panel<DB: DrawingBackend>(
         .label_style(("sans-serif", 12))
         .draw()
         .map_err(err)?;
-    chart
-        .draw_series(points.iter().enumerate().map(|(i, &(_, m, s))| {
-            ErrorBar::new_vertical(i as f64, m - s, m, m + s, BLUE.filled(), 10)
-        }))
-        .map_err(err)?;
-    chart
-        .draw_series(
+    let several = series.len() > 1;
+    let spread = 0.12 / series.len().max(1) as f64;
+    for (k, points) in series.iter().enumerate() {
+        let color = series_color(k);
+        let dx = (k as f64 - (series.len() as f64 - 1.0) / 2.0) * spread;
+        let at = |i: usize| i as f64 + dx;
+        let shown = || {
             points
                 .iter()
                 .enumerate()
-                .map(|(i, &(_, m, _))| Circle::new((i as f64, m), 5, BLUE.filled())),
-        )
-        .map_err(err)?;
+                .filter(|(_, (m, _))| m.is_finite())
+        };
+        if several {
+            chart
+                .draw_series(LineSeries::new(
+                    shown().map(|(i, &(m, _))| (at(i), m)),
+                    color.stroke_width(2),
+                ))
+                .map_err(err)?;
+        }
+        chart
+            .draw_series(shown().map(|(i, &(m, s))| {
+                ErrorBar::new_vertical(at(i), m - s, m, m + s, color.filled(), 10)
+            }))
+            .map_err(err)?;
+        chart
+            .draw_series(shown().map(|(i, &(m, _))| Circle::new((at(i), m), 5, color.filled())))
+            .map_err(err)?;
+    }
     Ok(())
 }
 
-/// Several series of points with error bars (mean ± std) over the same named x positions, each
-/// joined by a line and offset a little sideways so that their bars do not hide each other; the
-/// legend in a strip of its own on the right.
+/// Several series of points with error bars over the same named x positions
+/// ([`series_panel`]), the legend in a strip of its own on the right.
 pub fn series_error_bars(
     dir: &Path,
     name: &str,
-    (title, x_desc, y_desc): (&str, &str, &str),
+    titles: (&str, &str, &str),
     x_labels: &[String],
     series: &[(String, Vec<(f64, f64)>)],
 ) -> Result<()> {
-    let n = x_labels.len();
-    let values = || series.iter().flat_map(|(_, p)| p.iter());
-    let lo = values().map(|(m, s)| m - s).fold(f64::INFINITY, f64::min);
-    let hi = values()
-        .map(|(m, s)| m + s)
-        .fold(f64::NEG_INFINITY, f64::max);
-    let (lo, hi) = if lo.is_finite() && hi.is_finite() {
-        (lo, hi)
-    } else {
-        (0.0, 1.0)
-    };
-    let pad = ((hi - lo) * 0.15).max(0.005);
-    let y1 = (hi + pad).min(1.0);
-    let y0 = (lo - pad).max(0.0).min(y1 - 0.01);
     let legend_width = 40
         + 8 * series
             .iter()
             .map(|s| s.0.chars().count())
             .max()
             .unwrap_or(8) as u32;
+    let values: Vec<Vec<(f64, f64)>> = series.iter().map(|s| s.1.clone()).collect();
     both!(dir, name, (620 + legend_width, 440), |root| {
         let (plot, legend) = root.split_horizontally(620);
-        let mut chart = ChartBuilder::on(&plot)
-            .caption(title, ("sans-serif", 18))
-            .margin(12)
-            .x_label_area_size(45)
-            .y_label_area_size(65)
-            .build_cartesian_2d(-0.5..n as f64 - 0.5, y0..y1)
-            .map_err(err)?;
-        chart
-            .configure_mesh()
-            .x_desc(x_desc)
-            .y_desc(y_desc)
-            .x_labels(n)
-            .x_label_formatter(&|x| {
-                let i = x.round();
-                if (x - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < n {
-                    x_labels[i as usize].clone()
-                } else {
-                    String::new()
-                }
-            })
-            .label_style(("sans-serif", 12))
-            .draw()
-            .map_err(err)?;
-        let spread = 0.12 / series.len().max(1) as f64;
-        for (k, (_, points)) in series.iter().enumerate() {
-            let color = series_color(k);
-            let dx = (k as f64 - (series.len() as f64 - 1.0) / 2.0) * spread;
-            let at = |i: usize| i as f64 + dx;
-            chart
-                .draw_series(LineSeries::new(
-                    points.iter().enumerate().map(|(i, &(m, _))| (at(i), m)),
-                    color.stroke_width(2),
-                ))
-                .map_err(err)?;
-            chart
-                .draw_series(points.iter().enumerate().map(|(i, &(m, s))| {
-                    ErrorBar::new_vertical(at(i), m - s, m, m + s, color.filled(), 8)
-                }))
-                .map_err(err)?;
-            chart
-                .draw_series(
-                    points
-                        .iter()
-                        .enumerate()
-                        .map(|(i, &(m, _))| Circle::new((at(i), m), 4, color.filled())),
-                )
-                .map_err(err)?;
-        }
+        series_panel(&plot, titles, x_labels, &values, titles.2 == "accuracy")?;
         for (k, (label, _)) in series.iter().enumerate() {
             let y = 70 + 24 * k as i32;
             legend
