@@ -22,8 +22,8 @@ use serde::Serialize;
 use crate::plots;
 use crate::progress::Console;
 use crate::report::{
-    Page, Section, Table, confidence_regime, cv_measured, cv_reading, f4, print_table, summary_csv,
-    summary_table, write_report,
+    Page, Section, Table, confidence_regime, cv_measured, cv_reading, f4, print_table, regime_word,
+    summary_csv, summary_table, write_report,
 };
 
 /// `labelsmooth demo`.
@@ -647,7 +647,7 @@ fn regime(who: &str, c: &CalibrationResult, sweep: &SweepResult) -> Vec<String> 
     };
     let rows = sweep.summary.rows();
     let zero = rows.iter().find(|r| r.smoothing == 0.0);
-    let over = plain.before.confidence > plain.before.accuracy;
+    let over = regime_word(plain.before.accuracy, plain.before.confidence) == "over-confident";
     let mut out = vec![confidence_regime(
         &format!("Without smoothing, {who} (test split)"),
         plain.before.accuracy,

@@ -44,7 +44,9 @@ fn parse_weight(s: &str) -> Result<f32, String> {
 pub struct DistillArgs {
     #[command(flatten)]
     common: Common,
-    /// The student's model family (default: the teacher's).
+    /// The student's model family (default: the teacher's). A student of the teacher's own
+    /// architecture and size is born-again distillation; its smoothed-label baseline is then the
+    /// teacher itself (same model, seed and training).
     #[arg(long, value_enum)]
     student_model: Option<ModelArg>,
     /// Hidden layer sizes of an MLP student (default: 32, a smaller net than the teacher's 128).

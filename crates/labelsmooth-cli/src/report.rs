@@ -227,10 +227,22 @@ pub fn summary_csv<R: Row>(key: &str, rows: &[R]) -> Result<Vec<u8>> {
     w.into_inner().context("cannot format the summary CSV")
 }
 
-/// Which side of calibration a model is on, from its mean top-label confidence against its
-/// accuracy on held-out rows and, when known, the temperature fitted to it (T > 1 softens:
-/// over-confident; T < 1 sharpens: under-confident), and what that predicts label smoothing does
-/// to its calibration.
+/// `over-confident`, `under-confident` or `about calibrated`: a mean top-label confidence more
+/// than 0.01 above the accuracy, more than 0.01 below it, or within 0.01.
+pub fn regime_word(accuracy: f64, confidence: f64) -> &'static str {
+    if confidence > accuracy + 0.01 {
+        "over-confident"
+    } else if confidence < accuracy - 0.01 {
+        "under-confident"
+    } else {
+        "about calibrated"
+    }
+}
+
+/// Which side of calibration a model is on ([`regime_word`]), from its mean top-label confidence
+/// against its accuracy on held-out rows and, when known, the temperature fitted to it (T > 1
+/// softens: over-confident; T < 1 sharpens: under-confident), and what that predicts label
+/// smoothing does to its calibration.
 pub fn confidence_regime(
     who: &str,
     accuracy: f64,
@@ -239,15 +251,22 @@ pub fn confidence_regime(
 ) -> String {
     let gap = confidence - accuracy;
     let t = temperature.map_or(String::new(), |t| format!(", fitted temperature {t:.2}"));
-    if gap > 0.0 {
-        format!(
-            "{who} is over-confident: mean confidence {confidence:.3} against accuracy {accuracy:.3} (gap {gap:+.3}{t}). Smoothing pulls confidences down, so it should improve calibration until the gap is closed (Müller et al. 2019)."
-        )
-    } else {
-        format!(
-            "{who} is under-confident: mean confidence {confidence:.3} against accuracy {accuracy:.3} (gap {gap:+.3}{t}). Smoothing pulls confidences further down, so expect its calibration (ECE, NLL) to get worse as α grows; temperature scaling with T < 1 is the remedy, not smoothing."
-        )
-    }
+    let word = regime_word(accuracy, confidence);
+    let facts = format!(
+        "{who} is {word}: mean confidence {confidence:.3} against accuracy {accuracy:.3} (gap {gap:+.3}{t})."
+    );
+    let prediction = match word {
+        "over-confident" => {
+            "Smoothing pulls confidences down, so it should improve calibration until the gap is closed (Müller et al. 2019)."
+        }
+        "under-confident" => {
+            "Smoothing pulls confidences further down, so expect its calibration (ECE, NLL) to get worse as α grows; temperature scaling with T < 1 is the remedy, not smoothing."
+        }
+        _ => {
+            "Smoothing would pull its confidences below its accuracy, so expect calibration to get worse as α grows, whatever it does to accuracy."
+        }
+    };
+    format!("{facts} {prediction}")
 }
 
 /// The regime of the unsmoothed setting `baseline` of a cross-validation ([`confidence_regime`],
@@ -267,7 +286,12 @@ pub fn cv_regime<R: Row>(prefix: &str, rows: &[R], baseline: Option<&R>) -> Vec<
         conf,
         None,
     )];
-    out.extend(cv_measured(prefix, rows, baseline, conf > b.accuracy_mean));
+    out.extend(cv_measured(
+        prefix,
+        rows,
+        baseline,
+        regime_word(b.accuracy_mean, conf) == "over-confident",
+    ));
     out
 }
 
@@ -494,6 +518,58 @@ mod tests {
             },
             confusion: vec![9, 1, 2, 8],
         }
+    }
+
+    #[test]
+    fn the_regime_follows_the_gap_and_the_measurement_is_checked_against_it() {
+        assert_eq!(regime_word(0.80, 0.85), "over-confident");
+        assert_eq!(regime_word(0.80, 0.75), "under-confident");
+        assert_eq!(regime_word(0.80, 0.805), "about calibrated");
+        let s = confidence_regime("The model", 0.7, 0.774, Some(1.52));
+        assert!(
+            s.starts_with("The model is over-confident: mean confidence 0.774 against accuracy 0.700 (gap +0.074, fitted temperature 1.52)."),
+            "{s}"
+        );
+        assert!(s.contains("should improve calibration"), "{s}");
+        let s = confidence_regime("The model", 0.98, 0.93, None);
+        assert!(
+            s.contains("under-confident") && s.contains("get worse"),
+            "{s}"
+        );
+        // No recorded confidence: nothing is said.
+        let mut rows = vec![
+            row(0.0, 0.90, 0.01, 0.30, 0.08),
+            row(0.1, 0.90, 0.01, 0.28, 0.03),
+            row(0.2, 0.90, 0.01, 0.29, 0.05),
+        ];
+        assert!(cv_regime("α = ", &rows, Some(&rows[0])).is_empty());
+        // Over-confident at α = 0 and the ECE fell: as predicted.
+        rows[0].stats.confidence_mean = Some(0.95);
+        let r = cv_regime("α = ", &rows, Some(&rows[0]));
+        assert_eq!(r.len(), 2, "{r:?}");
+        assert!(r[0].contains("over-confident"), "{}", r[0]);
+        assert_eq!(
+            r[1],
+            "Measured: cross-validated ECE 0.080 without smoothing; lowest 0.030 at α = 0.1 (NLL 0.280 against 0.300). As predicted."
+        );
+        // Under-confident and the ECE fell anyway: against the prediction.
+        rows[0].stats.confidence_mean = Some(0.85);
+        let r = cv_regime("α = ", &rows, Some(&rows[0]));
+        assert!(r[1].ends_with("Against the prediction: another setting calibrated this under-confident model better."), "{}", r[1]);
+        // Over-confident and every other setting worse: against the prediction.
+        let m = cv_measured("α = ", &rows[..1], Some(&rows[0]), true);
+        assert!(m.is_none());
+        rows[1].stats.ece_mean = 0.2;
+        rows[2].stats.ece_mean = 0.1;
+        let m = cv_measured("α = ", &rows, Some(&rows[0]), true).unwrap();
+        assert!(
+            m.contains("every other setting higher, lowest 0.100 at α = 0.2"),
+            "{m}"
+        );
+        assert!(
+            m.ends_with("smoothing did not calibrate this over-confident model."),
+            "{m}"
+        );
     }
 
     #[test]

@@ -687,13 +687,7 @@ pub(crate) fn confidence_reading(m: &Metrics, subject: &str) -> String {
         .map(|b| b.mean_confidence * b.count as f64)
         .sum::<f64>()
         / m.n.max(1) as f64;
-    let word = if mean_conf > m.accuracy + 0.01 {
-        "over-confident"
-    } else if mean_conf < m.accuracy - 0.01 {
-        "under-confident"
-    } else {
-        "about calibrated"
-    };
+    let word = crate::report::regime_word(m.accuracy, mean_conf);
     format!(
         "Mean confidence {mean_conf:.3} against accuracy {:.3}: {subject} {word}.",
         m.accuracy
