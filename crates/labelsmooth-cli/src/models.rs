@@ -19,7 +19,7 @@ use serde::Serialize;
 
 use crate::args::{parse_delimiter, parse_header, parse_missing, set_threads};
 use crate::plots;
-use crate::report::{ClassRow, Page, Section, Table, class_rows, class_table, f4, write_report};
+use crate::report::{ClassRow, Page, Section, Table, class_rows, class_section, f4, write_report};
 use crate::tools::{Metrics, NllFrom, metrics};
 
 /// How the data files are read (the model knows its columns and image size).
@@ -365,14 +365,7 @@ fn evaluate_report(
                     "Reliability diagram: accuracy per confidence bin".into(),
                 )],
             },
-            Section {
-                heading: "Per class".into(),
-                table: Some(class_table(&report.per_class)),
-                figures: vec![(
-                    "confusion_matrix".into(),
-                    "Confusion matrix: rows are the true classes".into(),
-                )],
-            },
+            class_section("Per class".into(), &report.per_class, ""),
         ],
     };
     write_report(&out.join("report.html"), &page, &figures)

@@ -72,6 +72,19 @@ pub fn class_rows<'a>(classes: &'a [String], scores: &[ClassScores]) -> Vec<Clas
         .collect()
 }
 
+/// The per-class section of a report: the table under `heading` and the confusion matrix
+/// figure (`confusion_matrix`, rows the true classes) described as being `on` some rows.
+pub fn class_section(heading: String, rows: &[ClassRow<'_>], on: &str) -> Section {
+    Section {
+        heading,
+        table: Some(class_table(rows)),
+        figures: vec![(
+            "confusion_matrix".into(),
+            format!("Confusion matrix{on}: rows are the true classes"),
+        )],
+    }
+}
+
 /// The per-class table of a report.
 pub fn class_table(rows: &[ClassRow<'_>]) -> Table {
     Table {

@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use crate::arrays::{class_ids, read_label_values, read_predictions};
 use crate::plots;
-use crate::report::{ClassRow, Page, Section, Table, class_rows, class_table, f4, write_report};
+use crate::report::{ClassRow, Page, Section, Table, class_rows, class_section, f4, write_report};
 
 fn parse_binning(s: &str) -> Result<Binning, String> {
     s.parse::<Binning>().map_err(|e| e.to_string())
@@ -665,14 +665,7 @@ fn calibrate_report(
                 }),
                 figures: figs,
             },
-            Section {
-                heading: "Per class".into(),
-                table: Some(class_table(&o.per_class)),
-                figures: vec![(
-                    "confusion_matrix".into(),
-                    "Confusion matrix: rows are the true classes".into(),
-                )],
-            },
+            class_section("Per class".into(), &o.per_class, ""),
         ],
     };
     write_report(&out.join("report.html"), &page, &figures)

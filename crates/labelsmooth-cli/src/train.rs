@@ -17,7 +17,7 @@ use crate::args::{Common, parse_alpha, parse_valid_fraction};
 use crate::plots;
 use crate::progress::Console;
 use crate::report::{
-    ClassRow, Page, Section, Table, class_rows, class_table, confidence_regime, f4, write_report,
+    ClassRow, Page, Section, Table, class_rows, class_section, confidence_regime, f4, write_report,
 };
 
 /// `labelsmooth train`.
@@ -327,14 +327,11 @@ fn train_report(
                     ),
                 ],
             },
-            Section {
-                heading: format!("Per class, on the {scope}"),
-                table: Some(class_table(held_out.per_class)),
-                figures: vec![(
-                    "confusion_matrix".into(),
-                    format!("Confusion matrix on the {scope}: rows are the true classes"),
-                )],
-            },
+            class_section(
+                format!("Per class, on the {scope}"),
+                held_out.per_class,
+                &format!(" on the {scope}"),
+            ),
         ],
     };
     write_report(&out.join("report.html"), &page, &figures)
