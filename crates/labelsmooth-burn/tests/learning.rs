@@ -296,3 +296,80 @@ fn early_stopping_keeps_the_best_epoch_and_stops_after_the_patience() {
     .unwrap();
     assert_eq!(all.history.len(), nll.len() + 2);
 }
+
+#[test]
+fn a_student_follows_its_teacher_row_by_row() {
+    // The teacher's logits say "the next class" (y + 1 mod 10) for every digit: a student that
+    // learns from the teacher alone (λ = 1) predicts that class, one that learns from the labels
+    // alone (λ = 0) predicts the label. Teacher rows out of step with the training rows (they are
+    // shuffled into batches) would teach noise instead.
+    use labelsmooth_burn::train::{Teacher, predict_logits, train_distilled};
+    let (x, y) = digits();
+    let (tr, _) = split(&y, 0.25);
+    let (xt, yt) = (x.select(&tr), pick(&y, &tr));
+    let k = 10;
+    let mut teacher = vec![0f32; yt.len() * k];
+    for (i, &c) in yt.iter().enumerate() {
+        teacher[i * k + (c + 1) % k] = 6.0;
+    }
+    let model = ModelSpec::Mlp(MlpConfig::new(64, vec![64], k));
+    let cfg = TrainConfig {
+        epochs: 15,
+        seed: 5,
+        ..Default::default()
+    };
+    let agreement = |weight: f32| -> (f64, f64) {
+        let out = train_distilled(
+            &model,
+            (&xt, &yt),
+            Teacher {
+                logits: &teacher,
+                temperature: 2.0,
+                weight,
+            },
+            None,
+            k,
+            &cfg,
+            &Device::flex(),
+            &mut (),
+        )
+        .unwrap();
+        let logits = predict_logits(&out.model, &xt);
+        let top: Vec<usize> = logits
+            .chunks(k)
+            .map(|r| (0..k).max_by(|&a, &b| r[a].total_cmp(&r[b])).unwrap())
+            .collect();
+        let share = |f: &dyn Fn(usize) -> usize| {
+            top.iter().zip(&yt).filter(|&(&p, &c)| p == f(c)).count() as f64 / yt.len() as f64
+        };
+        (share(&|c| (c + 1) % k), share(&|c| c))
+    };
+    let (follows, labels) = agreement(1.0);
+    assert!(
+        follows > 0.9 && labels < 0.05,
+        "λ = 1: teacher {follows}, labels {labels}"
+    );
+    let (follows, labels) = agreement(0.0);
+    assert!(
+        labels > 0.9 && follows < 0.05,
+        "λ = 0: teacher {follows}, labels {labels}"
+    );
+    // Teacher logits for another number of rows are refused.
+    let e = train_distilled(
+        &model,
+        (&xt, &yt),
+        Teacher {
+            logits: &teacher[k..],
+            temperature: 2.0,
+            weight: 0.5,
+        },
+        None,
+        k,
+        &cfg,
+        &Device::flex(),
+        &mut (),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("teacher logits for"), "{e}");
+}
