@@ -270,6 +270,9 @@ pub struct DistillationConfig {
     /// Smoothing factor α of the true-label term, in [0, 1].
     #[config(default = 0.0)]
     pub smoothing: f32,
+    /// How α spreads over the classes in the true-label term.
+    #[config(default = "Convention::Uniform")]
+    pub convention: Convention,
     /// Use the fused CPU kernel when the logits are on the flex device.
     #[config(default = true)]
     pub fused: bool,
@@ -281,10 +284,12 @@ impl DistillationConfig {
         let kernel = Distillation::new(self.classes)
             .with_temperature(self.temperature)
             .with_weight(self.weight)
-            .with_smoothing(self.smoothing);
+            .with_smoothing(self.smoothing)
+            .with_convention(self.convention);
         kernel.validate()?;
         let hard = SmoothedCrossEntropyConfig::new(self.classes)
             .with_smoothing(self.smoothing)
+            .with_convention(self.convention)
             .with_fused(self.fused)
             .try_init(device)?;
         Ok(DistillationLoss {
@@ -292,6 +297,12 @@ impl DistillationConfig {
             hard,
             fused: self.fused,
         })
+    }
+
+    /// Builds the loss; panics on an invalid configuration, as Burn's own `init` does.
+    pub fn init(&self, device: &Device) -> DistillationLoss {
+        self.try_init(device)
+            .unwrap_or_else(|e| panic!("invalid distillation configuration: {e}"))
     }
 }
 
@@ -317,6 +328,15 @@ impl DistillationLoss {
     ) -> labelsmooth::Result<Tensor<1>> {
         let device = student.device();
         let [n, k] = student.dims();
+        if teacher.dims() != [n, k] {
+            return Err(labelsmooth::Error::InvalidParameter {
+                what: "teacher logits",
+                why: format!(
+                    "shape {:?} differs from the student's [{n}, {k}]",
+                    teacher.dims()
+                ),
+            });
+        }
         if self.fused && is_cpu(&device) {
             let ids: Vec<i64> = targets
                 .to_data()
@@ -340,6 +360,12 @@ impl DistillationLoss {
         let lambda = self.kernel.weight();
         let hard = self.hard.try_forward(student.clone(), targets)?;
         let teacher = teacher.detach();
+        if !teacher.clone().is_finite().all().into_scalar::<bool>() {
+            return Err(labelsmooth::Error::InvalidParameter {
+                what: "teacher logits",
+                why: "they hold a value that is not a finite number".into(),
+            });
+        }
         let log_pt = log_softmax(teacher.clone().div_scalar(tau), 1);
         let pt = softmax(teacher.div_scalar(tau), 1);
         let log_ps = log_softmax(student.div_scalar(tau), 1);

@@ -575,6 +575,11 @@ pub fn train_distilled(
     device: &Device,
     observer: &mut dyn TrainObserver,
 ) -> Result<Trained, TrainError> {
+    if cfg.class_weights.is_some() {
+        return Err(TrainError::Invalid(
+            "a distilled student takes no class weights".into(),
+        ));
+    }
     if teacher.logits.len() != train.1.len() * classes {
         return Err(TrainError::Invalid(format!(
             "{} teacher logits for {} training rows of {classes} classes",
@@ -640,6 +645,7 @@ fn fit(
                 .with_temperature(t.temperature)
                 .with_weight(t.weight)
                 .with_smoothing(cfg.smoothing)
+                .with_convention(cfg.convention)
                 .try_init(&device)
         })
         .transpose()?;

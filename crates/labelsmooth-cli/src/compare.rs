@@ -185,6 +185,12 @@ fn compare_outputs(
     {
         sections.push(section);
     }
+    // What smoothing did to calibration is read on the settings with smoothing, against none.
+    let smoothed: Vec<RegularizerRow> = rows
+        .iter()
+        .filter(|r| r.regularizer == "none" || r.regularizer.split('+').any(|p| p == "smoothing"))
+        .cloned()
+        .collect();
     let page = Page {
         title: format!("Regularizers: {}", c.data),
         intro: format!(
@@ -204,8 +210,8 @@ fn compare_outputs(
         .into_iter()
         .chain(cv_regime(
             "",
-            rows,
-            rows.iter().find(|r| r.regularizer == "none"),
+            &smoothed,
+            smoothed.iter().find(|r| r.regularizer == "none"),
         ))
         .collect(),
         sections,

@@ -647,14 +647,16 @@ fn regime(who: &str, c: &CalibrationResult, sweep: &SweepResult) -> Vec<String> 
     };
     let rows = sweep.summary.rows();
     let zero = rows.iter().find(|r| r.smoothing == 0.0);
-    let over = regime_word(plain.before.accuracy, plain.before.confidence) == "over-confident";
+    let word = regime_word(plain.before.accuracy, plain.before.confidence);
     let mut out = vec![confidence_regime(
-        &format!("Without smoothing, {who} (test split)"),
+        &format!(
+            "Without smoothing, {who} (test split; temperature fitted on the calibration split)"
+        ),
         plain.before.accuracy,
         plain.before.confidence,
         Some(plain.temperature),
     )];
-    out.extend(cv_measured("α = ", rows, zero, over));
+    out.extend(cv_measured("α = ", rows, zero, word));
     out
 }
 

@@ -303,20 +303,22 @@ pub fn cv_regime<R: Row>(prefix: &str, rows: &[R], baseline: Option<&R>) -> Vec<
         prefix,
         rows,
         baseline,
-        regime_word(b.accuracy_mean, conf) == "over-confident",
+        regime_word(b.accuracy_mean, conf),
     ));
     out
 }
 
 /// What a cross-validation measured against the prediction of [`confidence_regime`]: the ECE of
-/// `baseline` against the lowest ECE among the other `rows`, and whether that went as predicted
-/// for a model that is `over`-confident (smoothing should lower the ECE) or not (it should not).
+/// `baseline` against the lowest ECE among the other `rows` (settings with smoothing), and
+/// whether that went as predicted for a model in `regime` ([`regime_word`]): smoothing should
+/// lower the ECE of an over-confident model and not of the others.
 pub fn cv_measured<R: Row>(
     prefix: &str,
     rows: &[R],
     baseline: Option<&R>,
-    over: bool,
+    regime: &str,
 ) -> Option<String> {
+    let over = regime == "over-confident";
     let base = baseline?;
     let b = base.stats();
     let lowest = rows
@@ -331,20 +333,20 @@ pub fn cv_measured<R: Row>(
         if improved {
             "lowest"
         } else {
-            "every other setting higher, lowest"
+            "no setting lower, lowest"
         },
         l.ece_mean,
         lowest.key(),
         l.nll_mean,
         b.nll_mean,
         match (over, improved) {
-            (true, true) | (false, false) => "As predicted.",
+            (true, true) | (false, false) => "As predicted.".to_string(),
             (true, false) => {
                 "Against the prediction: smoothing did not calibrate this over-confident model."
+                    .to_string()
             }
-            (false, true) => {
-                "Against the prediction: another setting calibrated this under-confident model better."
-            }
+            (false, true) =>
+                format!("Against the prediction: smoothing calibrated this {regime} model better."),
         }
     ))
 }
@@ -568,15 +570,21 @@ mod tests {
         // Under-confident and the ECE fell anyway: against the prediction.
         rows[0].stats.confidence_mean = Some(0.85);
         let r = cv_regime("α = ", &rows, Some(&rows[0]));
-        assert!(r[1].ends_with("Against the prediction: another setting calibrated this under-confident model better."), "{}", r[1]);
+        assert!(
+            r[1].ends_with(
+                "Against the prediction: smoothing calibrated this under-confident model better."
+            ),
+            "{}",
+            r[1]
+        );
         // Over-confident and every other setting worse: against the prediction.
-        let m = cv_measured("α = ", &rows[..1], Some(&rows[0]), true);
+        let m = cv_measured("α = ", &rows[..1], Some(&rows[0]), "over-confident");
         assert!(m.is_none());
         rows[1].stats.ece_mean = 0.2;
         rows[2].stats.ece_mean = 0.1;
-        let m = cv_measured("α = ", &rows, Some(&rows[0]), true).unwrap();
+        let m = cv_measured("α = ", &rows, Some(&rows[0]), "over-confident").unwrap();
         assert!(
-            m.contains("every other setting higher, lowest 0.100 at α = 0.2"),
+            m.contains("no setting lower, lowest 0.100 at α = 0.2"),
             "{m}"
         );
         assert!(

@@ -25,7 +25,7 @@ pub(crate) fn parse_rows(path: &Path, bytes: &[u8]) -> Result<Vec<(usize, Vec<St
 /// Reads the rows of `file`. The `parquet` crate asserts some of its invariants on the file's
 /// contents instead of returning an error; the column chunks' byte ranges are checked here first,
 /// and any other such assertion on a corrupt file is turned into an error, without its panic
-/// message on stderr.
+/// message on stderr (other threads' panics are reported as before).
 ///
 /// The crate also skips unknown Thrift fields element by element, so a corrupt page header that
 /// declares a list of billions of empty elements keeps it busy for seconds or more; the reading
@@ -44,21 +44,46 @@ fn rows_of<R: ChunkReader + Send + 'static>(
             let _ = tx.send(guarded_rows(&owned, file));
         })
         .map_err(|e| DataError::io(path, e))?;
-    rx.recv_timeout(limit).unwrap_or_else(|_| {
+    use std::sync::mpsc::RecvTimeoutError;
+    rx.recv_timeout(limit).unwrap_or_else(|e| {
+        let why = match e {
+            RecvTimeoutError::Timeout => format!(
+                "the reader did not finish in {} s (a corrupt page header?)",
+                limit.as_secs()
+            ),
+            RecvTimeoutError::Disconnected => "the reader stopped without an answer".into(),
+        };
         Err(DataError::at(
             path,
             0,
-            format!(
-                "not a readable Parquet file: the reader did not finish in {} s (a corrupt page header?)",
-                limit.as_secs()
-            ),
+            format!("not a readable Parquet file: {why}"),
         ))
     })
 }
 
-/// How long a Parquet file of `bytes` bytes may take to read: 30 s and 2 s per MB.
+/// How long a Parquet file of `bytes` bytes may take to read: 60 s and 10 s per MB, far more
+/// than a file that decodes takes.
 fn deadline(bytes: u64) -> std::time::Duration {
-    std::time::Duration::from_secs(30 + 2 * (bytes >> 20))
+    std::time::Duration::from_secs(60 + 10 * (bytes >> 20))
+}
+
+thread_local! {
+    /// Whether this thread is inside [`guarded_rows`], whose panics are reported as errors.
+    static GUARDED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Installs, once, a panic hook that stays silent for panics inside [`guarded_rows`] (they
+/// become errors) and hands every other panic to the hook that was there before.
+fn quiet_inside_guard() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !GUARDED.with(std::cell::Cell::get) {
+                previous(info);
+            }
+        }));
+    });
 }
 
 fn guarded_rows<R: ChunkReader + 'static>(
@@ -66,10 +91,10 @@ fn guarded_rows<R: ChunkReader + 'static>(
     file: R,
 ) -> Result<Vec<(usize, Vec<String>)>> {
     let read = std::panic::AssertUnwindSafe(|| read_rows(path, file));
-    let hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
+    quiet_inside_guard();
+    GUARDED.with(|g| g.set(true));
     let outcome = std::panic::catch_unwind(read);
-    std::panic::set_hook(hook);
+    GUARDED.with(|g| g.set(false));
     outcome.unwrap_or_else(|panic| {
         let why = panic
             .downcast_ref::<&str>()

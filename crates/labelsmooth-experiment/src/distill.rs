@@ -140,6 +140,20 @@ impl DistillationStudy {
                 "smoothing factor {a} must lie in [0, 1]"
             )));
         }
+        for (who, spec) in [("teacher", &self.teacher), ("student", &self.student)] {
+            let unsupported = [
+                (spec.class_weight.is_some(), "class weights"),
+                (spec.init.is_some(), "starting weights (--init)"),
+                (spec.train.frozen_epochs.is_some(), "a frozen backbone"),
+                (spec.train.early_stopping.is_some(), "early stopping"),
+                (spec.train.augment, "augmentation"),
+            ];
+            if let Some((_, what)) = unsupported.iter().find(|(set, _)| *set) {
+                return Err(Error::Invalid(format!(
+                    "the distillation study does not take {what} (set for the {who}): every model trains from scratch on the fold's rows as they are"
+                )));
+            }
+        }
         Ok(())
     }
 
@@ -337,8 +351,15 @@ mod tests {
         assert!(e.contains("temperature 0"), "{e}");
         let bad = DistillationStudy {
             weight: 2.0,
-            ..study
+            ..study.clone()
         };
         assert!(bad.run(&d, &mut ()).is_err());
+        let mut bad = study;
+        bad.student.train.early_stopping = Some(3);
+        let e = bad.run(&d, &mut ()).unwrap_err().to_string();
+        assert!(
+            e.contains("does not take early stopping (set for the student)"),
+            "{e}"
+        );
     }
 }

@@ -78,6 +78,12 @@ pub struct CalibrationResult {
 impl CalibrationStudy {
     /// Trains one model per factor on `d` and measures each.
     pub fn run(&self, d: &Dataset, observer: &mut dyn Observer) -> Result<CalibrationResult> {
+        let c = &self.projected_classes;
+        if !(c.len() == 2 || c.len() == 3) {
+            return Err(crate::error::Error::Invalid(format!(
+                "the penultimate-layer picture needs two or three classes, not {c:?}"
+            )));
+        }
         let split = stratified_split(&d.labels, 0.4, self.seed)?;
         let rest_labels = pick(&d.labels, &split.valid);
         let halves = stratified_split(&rest_labels, 0.5, self.seed)?;

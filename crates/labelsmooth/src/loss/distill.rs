@@ -2,6 +2,7 @@
 
 use super::{CrossEntropy, LossValue, Reduction, check_logits_finite_above, reduce};
 use crate::error::{Error, Result, check_alpha, check_len, rows_of};
+use crate::targets::Convention;
 
 /// The distillation loss of a student against a teacher and the true classes:
 ///
@@ -15,7 +16,9 @@ use crate::error::{Error, Result, check_alpha, check_len, rows_of};
 ///
 /// The gradient with respect to the student's logits is
 /// (1 − λ)·(softmax(s) − q) + λ·τ·(softmax(s/τ) − softmax(t/τ)), with q the smoothed target.
-/// The teacher's logits are constants. `mean` divides by n. Sums run in `f64`.
+/// The teacher's logits are constants. `mean` divides by n. Sums run in `f64`. A student logit
+/// of −inf (a masked class) is allowed where the teacher gives the class no probability; where
+/// the teacher gives it some, the KL term and so the loss are infinite.
 ///
 /// ```
 /// use labelsmooth::loss::Distillation;
@@ -32,6 +35,7 @@ pub struct Distillation {
     temperature: f32,
     weight: f32,
     smoothing: f32,
+    convention: Convention,
     reduction: Reduction,
 }
 
@@ -43,6 +47,7 @@ impl Distillation {
             temperature: 1.0,
             weight: 0.5,
             smoothing: 0.0,
+            convention: Convention::Uniform,
             reduction: Reduction::Mean,
         }
     }
@@ -62,6 +67,12 @@ impl Distillation {
     /// Sets the smoothing factor α of the hard term, in [0, 1].
     pub fn with_smoothing(mut self, alpha: f32) -> Self {
         self.smoothing = alpha;
+        self
+    }
+
+    /// Sets how α spreads over the classes in the hard term.
+    pub fn with_convention(mut self, convention: Convention) -> Self {
+        self.convention = convention;
         self
     }
 
@@ -152,6 +163,7 @@ impl Distillation {
         // The hard term: per-row smoothed cross-entropy, its gradient that of the sum.
         let hard = CrossEntropy::new(k)
             .with_smoothing(self.smoothing)
+            .with_convention(self.convention)
             .with_reduction(Reduction::None);
         let mut grad = grad;
         let hard_rows = match grad.as_deref_mut() {
@@ -339,6 +351,20 @@ mod tests {
                     .sum::<f64>()
                     / n as f64
             };
+            // Sum: n times the mean's gradient; None: the gradient of the sum.
+            for reduction in [Reduction::Sum, Reduction::None] {
+                let mut g = vec![0f32; n * k];
+                d.clone()
+                    .with_reduction(reduction)
+                    .forward_backward(&s, &t, &y, &mut g)
+                    .unwrap();
+                for (a, b) in g.iter().zip(&grad) {
+                    assert!(
+                        (a - n as f32 * b).abs() < 1e-5,
+                        "{reduction:?}: {a} against {n} × {b}"
+                    );
+                }
+            }
             let base = f(&s);
             for j in 0..n * k {
                 let h = 1e-5;
