@@ -55,7 +55,8 @@ const REMAP: [(&str, &str); 5] = [
     (r"^classifier\.1\.(\w+)$", "classifier.$1"),
 ];
 
-/// The torchvision key of a module path (the inverse of [`REMAP`]), for messages.
+/// The torchvision key of a module path (the inverse of the mapping onto this crate's module
+/// names), for messages.
 ///
 /// ```
 /// use labelsmooth_burn::import::torchvision_key;

@@ -94,8 +94,9 @@ pub(crate) fn decode_into(file: &Path, size: usize, rgb: bool, out: &mut Vec<f32
     decode_image(file, &bytes, size, rgb, out)
 }
 
-/// [`decode_into`] on the bytes of an image file (PNG, JPEG, BMP, GIF, …, told by its content;
-/// `file` names it in errors). Images whose decoding would take more than 512 MiB are refused.
+/// Decodes and resizes, as an image folder is read, the bytes of an image file (PNG, JPEG, BMP,
+/// GIF, …, told by its content; `file` names it in errors). Images whose decoding would take more
+/// than 512 MiB are refused.
 pub fn decode_image(
     file: &Path,
     bytes: &[u8],

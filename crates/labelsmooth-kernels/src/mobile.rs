@@ -418,7 +418,7 @@ fn dot_impl(a: &[f32], b: &[f32]) -> f32 {
 }
 
 crate::simd_dispatch! {
-    /// Σ a[i]·b[i] over the shorter of the two, in sixteen lanes added in a fixed order.
+    /// Σ a_i·b_i over the shorter of the two, in sixteen lanes added in a fixed order.
     pub fn dot(a: &[f32], b: &[f32]) -> f32 => dot_impl, on dot_on
 }
 
