@@ -614,7 +614,7 @@ fn bars(
     groups: &[String],
     series: &[(String, Vec<f64>)],
 ) -> Result<()> {
-    both!(dir, name, (layout.size.0, layout.size.1), |root| {
+    both!(dir, name, (layout.size.0, layout.size.1 + 30), |root| {
         let top = layout.top.unwrap_or_else(|| {
             series
                 .iter()
@@ -625,22 +625,41 @@ fn bars(
                 + 1e-3
         });
         let n = groups.len();
-        let mut chart = ChartBuilder::on(&root)
-            .caption(layout.title, ("sans-serif", 20))
+        // The legend in a strip of its own under the title, so that it covers no bar.
+        let root = root.titled(layout.title, ("sans-serif", 20)).map_err(err)?;
+        let (strip, plot) = root.split_vertically(30);
+        let mut x = layout.y_label_area as i32 + 12;
+        for (s, (label, _)) in series.iter().enumerate() {
+            strip
+                .draw(&Rectangle::new(
+                    [(x, 9), (x + 14, 21)],
+                    series_color(s).filled(),
+                ))
+                .map_err(err)?;
+            strip
+                .draw(&Text::new(
+                    label.clone(),
+                    (x + 20, 7),
+                    ("sans-serif", 14).into_font(),
+                ))
+                .map_err(err)?;
+            x += 50 + 8 * label.chars().count() as i32;
+        }
+        let mut chart = ChartBuilder::on(&plot)
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(layout.y_label_area)
-            .build_cartesian_2d(0.0..n as f64, 0.0..top)
+            .build_cartesian_2d(-0.5..n as f64 - 0.5, 0.0..top)
             .map_err(err)?;
         chart
             .configure_mesh()
             .x_desc(layout.x_desc)
             .y_desc(layout.y_desc)
-            .x_labels(n + 1)
+            .x_labels(n)
             .x_label_formatter(&|x| {
-                let i = x.floor() as usize;
-                if (x - x.floor()).abs() < 1e-9 && i < n {
-                    groups[i].clone()
+                let i = x.round();
+                if (x - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < n {
+                    groups[i as usize].clone()
                 } else {
                     String::new()
                 }
@@ -649,26 +668,15 @@ fn bars(
             .draw()
             .map_err(err)?;
         let w = 0.8 / series.len().max(1) as f64;
-        for (s, (label, values)) in series.iter().enumerate() {
+        for (s, (_, values)) in series.iter().enumerate() {
             let color = series_color(s);
             chart
                 .draw_series(values.iter().enumerate().map(|(g, &v)| {
-                    let x0 = g as f64 + 0.1 + s as f64 * w;
+                    let x0 = g as f64 - 0.4 + s as f64 * w;
                     Rectangle::new([(x0, 0.0), (x0 + w, v)], color.filled())
                 }))
-                .map_err(err)?
-                .label(label.clone())
-                .legend(move |(x, y)| {
-                    Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled())
-                });
+                .map_err(err)?;
         }
-        chart
-            .configure_series_labels()
-            .border_style(BLACK)
-            .background_style(WHITE.mix(0.9))
-            .label_font(("sans-serif", 13))
-            .draw()
-            .map_err(err)?;
     })
 }
 
