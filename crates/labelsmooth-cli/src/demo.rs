@@ -571,15 +571,9 @@ fn write_tables(out: &Path, s: &Studies) -> Result<()> {
         &out.join("text_calibration.csv"),
         &calibration_csv(&s.text.calibration)?,
     )?;
-    let t = crate::distill::table(&s.distill, &s.distilled);
-    let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record(&t.header)?;
-    for row in &t.rows {
-        w.write_record(row)?;
-    }
     write_atomic(
         &out.join("distill.csv"),
-        &w.into_inner().context("cannot format distill.csv")?,
+        &crate::distill::csv_bytes(&s.distill, &s.distilled)?,
     )?;
     Ok(())
 }

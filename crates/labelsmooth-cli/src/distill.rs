@@ -329,18 +329,8 @@ pub(crate) fn figure(figures: &Path, name: &str, result: &DistillResult) -> Resu
     )
 }
 
-fn outputs(
-    out: &Path,
-    data: &str,
-    study: &DistillationStudy,
-    result: &DistillResult,
-    reading: &[String],
-) -> Result<()> {
-    let figures = out.join("figures");
-    std::fs::create_dir_all(&figures)
-        .with_context(|| format!("{}: cannot create", figures.display()))?;
-    figure(&figures, "distillation", result)?;
-    let t = table(study, result);
+/// distill.csv: one row per teacher smoothing factor, numbers in full precision.
+pub fn csv_bytes(study: &DistillationStudy, result: &DistillResult) -> Result<Vec<u8>> {
     let mut w = csv::Writer::from_writer(Vec::new());
     let mut header = vec![
         "teacher_smoothing".to_string(),
@@ -370,10 +360,21 @@ fn outputs(
         }
         w.write_record(&row)?;
     }
-    write_atomic(
-        &out.join("distill.csv"),
-        &w.into_inner().context("cannot format distill.csv")?,
-    )?;
+    w.into_inner().context("cannot format distill.csv")
+}
+
+fn outputs(
+    out: &Path,
+    data: &str,
+    study: &DistillationStudy,
+    result: &DistillResult,
+    reading: &[String],
+) -> Result<()> {
+    let figures = out.join("figures");
+    std::fs::create_dir_all(&figures)
+        .with_context(|| format!("{}: cannot create", figures.display()))?;
+    figure(&figures, "distillation", result)?;
+    write_atomic(&out.join("distill.csv"), &csv_bytes(study, result)?)?;
     write_json(
         &out.join("results.json"),
         &DistillOutput {
@@ -398,7 +399,7 @@ fn outputs(
         reading: reading.to_vec(),
         sections: vec![Section {
             heading: "Teachers and students".into(),
-            table: Some(t),
+            table: Some(table(study, result)),
             figures: vec![(
                 "distillation".into(),
                 "Accuracy against the teacher's smoothing factor (Müller et al. 2019, figure 6), mean ± std over folds".into(),

@@ -126,6 +126,18 @@ fn demo_writes_results_figures_and_a_report_that_renders_offline() {
             "{f}"
         );
     }
+    // distill.csv is the `distill` command's table: numbers in full precision.
+    let distill = std::fs::read_to_string(out.join("distill.csv")).unwrap();
+    let mut lines = distill.lines();
+    assert!(
+        lines.next().unwrap().starts_with("teacher_smoothing,"),
+        "{distill}"
+    );
+    for line in lines {
+        for cell in line.split(',') {
+            assert!(cell.parse::<f64>().is_ok(), "{cell:?} in {distill}");
+        }
+    }
     let calibration = [
         "confidence_histogram",
         "ece_temperature",

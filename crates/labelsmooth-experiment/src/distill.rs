@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::observe::Observer;
-use crate::summary::{CvStats, FoldMetrics, decimal};
+use crate::summary::{self, CvStats, FoldMetrics, Row, decimal};
 use crate::trial::{TrialSpec, prepare};
 
 /// Settings of a distillation study.
@@ -67,12 +67,19 @@ impl DistillRow {
     /// The distilled students of the best temperature (highest mean accuracy, then lower NLL,
     /// then the earlier temperature).
     pub fn best_student(&self) -> Option<&StudentRow> {
-        self.students
-            .iter()
-            .fold(None, |best: Option<&StudentRow>, s| match best {
-                Some(b) if !s.stats.ranks_above(&b.stats) => Some(b),
-                _ => Some(s),
-            })
+        summary::best(&self.students)
+    }
+}
+
+impl Row for StudentRow {
+    fn key(&self) -> String {
+        self.temperature.to_string()
+    }
+    fn stats(&self) -> &CvStats {
+        &self.stats
+    }
+    fn confusion(&self) -> &[usize] {
+        &[]
     }
 }
 

@@ -178,6 +178,14 @@ impl Row for RegularizerRow {
     }
 }
 
+/// The best of `rows` by the rule of [`Summary::best`].
+pub fn best<R: Row>(rows: &[R]) -> Option<&R> {
+    rows.iter().fold(None, |best: Option<&R>, r| match best {
+        Some(b) if !r.stats().ranks_above(b.stats()) => Some(b),
+        _ => Some(r),
+    })
+}
+
 /// The rows of a cross-validated experiment, in the order they were run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -201,10 +209,7 @@ impl<R: Row> Summary<R> {
     /// assert_eq!(s.best().unwrap().smoothing, 0.2);
     /// ```
     pub fn best(&self) -> Option<&R> {
-        self.0.iter().fold(None, |best: Option<&R>, r| match best {
-            Some(b) if !r.stats().ranks_above(b.stats()) => Some(b),
-            _ => Some(r),
-        })
+        best(&self.0)
     }
 
     /// The rows.

@@ -58,6 +58,39 @@ impl Convention {
         })
     }
 
+    /// The factor that gives, in convention `to`, the same targets as `alpha` gives in this one
+    /// for `k` classes: an exclude-true α is the uniform α·K/(K − 1). An error when the
+    /// equivalent factor falls outside [0, 1] (exclude-true factors above (K − 1)/K have no uniform
+    /// equivalent).
+    ///
+    /// ```
+    /// use labelsmooth::targets::Convention;
+    /// let a = Convention::Uniform.convert(0.1, 10, Convention::ExcludeTrue).unwrap();
+    /// assert!((a - 0.09).abs() < 1e-12);
+    /// assert_eq!(Convention::ExcludeTrue.on_off(a, 10).unwrap().0, 1.0 - 0.09);
+    /// ```
+    pub fn convert(self, alpha: f64, k: usize, to: Convention) -> Result<f64> {
+        self.on_off(alpha, k)?;
+        to.check_classes(k)?;
+        let kf = k as f64;
+        let converted = match (self, to) {
+            (Convention::Uniform, Convention::ExcludeTrue) => alpha * (kf - 1.0) / kf,
+            (Convention::ExcludeTrue, Convention::Uniform) => alpha * kf / (kf - 1.0),
+            _ => alpha,
+        };
+        if converted > 1.0 {
+            return Err(Error::InvalidParameter {
+                what: "smoothing factor",
+                why: format!(
+                    "{} α = {alpha} with {k} classes is {} α = {converted}, outside [0, 1]",
+                    self.name(),
+                    to.name()
+                ),
+            });
+        }
+        Ok(converted)
+    }
+
     /// Checks that `k` classes are enough for this convention.
     pub fn check_classes(self, k: usize) -> Result<()> {
         if k == 0 {

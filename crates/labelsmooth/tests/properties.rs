@@ -307,6 +307,33 @@ proptest! {
     }
 
     #[test]
+    fn converted_factors_give_the_same_targets(alpha in 0.0f64..=1.0, k in 2usize..50) {
+        let pairs = [
+            (Convention::Uniform, Convention::ExcludeTrue),
+            (Convention::ExcludeTrue, Convention::Uniform),
+            (Convention::Uniform, Convention::Uniform),
+        ];
+        for (from, to) in pairs {
+            let (on, off) = from.on_off(alpha, k).unwrap();
+            match from.convert(alpha, k, to) {
+                Ok(b) => {
+                    let (on2, off2) = to.on_off(b, k).unwrap();
+                    prop_assert!((on - on2).abs() < 1e-12 && (off - off2).abs() < 1e-12);
+                    // And back.
+                    let back = to.convert(b, k, from).unwrap();
+                    prop_assert!((back - alpha).abs() < 1e-12);
+                }
+                // Only an exclude-true factor whose off-target mass exceeds the uniform
+                // distribution's has no uniform equivalent.
+                Err(_) => prop_assert!(
+                    from == Convention::ExcludeTrue && off > 1.0 / k as f64,
+                    "{from:?} {alpha} k={k}"
+                ),
+            }
+        }
+    }
+
+    #[test]
     fn smoothed_cross_entropy_is_at_least_target_entropy(
         (_n, k, logits, ids) in batch(30),
         alpha in 0.0f32..=1.0,

@@ -1,0 +1,21 @@
+"""The examples in the docstrings run and print what they say."""
+
+import doctest
+
+import pytest
+
+import labelsmooth
+from labelsmooth import calibration
+
+
+@pytest.mark.parametrize("module", [labelsmooth, calibration], ids=lambda m: m.__name__)
+def test_docstring_examples(module):
+    result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0
+    assert result.failed == 0
+
+
+def test_help_reads_well():
+    doc = labelsmooth.cross_entropy.__doc__
+    for word in ["label_smoothing", "ignore_index", "reduction", "return_grad", "exclude-true"]:
+        assert word in doc
