@@ -6,7 +6,8 @@
 use labelsmooth::calibration::{self, Binning, Norm};
 use labelsmooth::error::Error;
 use labelsmooth::loss::{
-    BinaryCrossEntropy, ConfidencePenalty, CrossEntropy, LossValue, Reduction, SoftCrossEntropy,
+    BinaryCrossEntropy, ConfidencePenalty, CrossEntropy, LinearCrossEntropy, LossValue, Reduction,
+    SoftCrossEntropy,
 };
 use labelsmooth::targets::{self, BinaryConvention, Convention};
 use numpy::ndarray::Array2;
@@ -218,6 +219,68 @@ fn confidence_penalty(
     })
 }
 
+/// The gradients of [`linear_cross_entropy`]: hidden states, weight and bias.
+type LinearGrads = (Py<PyAny>, Py<PyAny>, Option<Py<PyAny>>);
+
+/// Output layer and cross-entropy in one, without the `[n, v]` logits: hidden states `[n, h]`,
+/// a weight `[v, h]` (as `torch.nn.Linear` stores it) and a bias `[v]`, against class ids `[n]`.
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+#[pyo3(signature = (hidden, weight, bias, target, smoothing, convention, class_weight, ignore_index, reduction, grad))]
+fn linear_cross_entropy(
+    py: Python<'_>,
+    hidden: PyReadonlyArray2<'_, f32>,
+    weight: PyReadonlyArray2<'_, f32>,
+    bias: Option<PyReadonlyArray1<'_, f32>>,
+    target: PyReadonlyArray1<'_, i64>,
+    smoothing: f32,
+    convention: &str,
+    class_weight: Option<PyReadonlyArray1<'_, f32>>,
+    ignore_index: Option<i64>,
+    reduction: &str,
+    grad: bool,
+) -> PyResult<(Py<PyAny>, Option<LinearGrads>)> {
+    let (n, h) = shape2(&hidden);
+    let (v, hw) = shape2(&weight);
+    if hw != h {
+        return Err(PyValueError::new_err(format!(
+            "weight has shape ({v}, {hw}), expected (classes, {h}): one row of {h} values per class"
+        )));
+    }
+    let mut ce = CrossEntropy::new(v)
+        .with_smoothing(smoothing)
+        .with_convention(parse(convention)?)
+        .with_reduction(parse::<Reduction>(reduction)?);
+    if let Some(w) = &class_weight {
+        ce = ce.with_weights(values(w, "class_weight")?.to_vec());
+    }
+    if let Some(i) = ignore_index {
+        ce = ce.with_ignore_index(i);
+    }
+    let fused = LinearCrossEntropy::new(ce).with_weight_v_by_h();
+    let x = values(&hidden, "hidden")?;
+    let w = values(&weight, "weight")?;
+    let b = bias.as_ref().map(|b| values(b, "bias")).transpose()?;
+    let t = values(&target, "target")?;
+    if grad {
+        let (loss, g) = py
+            .detach(|| fused.forward_backward(x, h, w, b, t))
+            .map_err(value_error)?;
+        let grads = (
+            matrix(py, n, h, g.hidden)?,
+            matrix(py, v, h, g.weight)?,
+            g.bias
+                .map(|d| PyArray1::from_vec(py, d).into_any().unbind()),
+        );
+        Ok((loss_object(py, loss)?, Some(grads)))
+    } else {
+        let loss = py
+            .detach(|| fused.forward(x, h, w, b, t))
+            .map_err(value_error)?;
+        Ok((loss_object(py, loss)?, None))
+    }
+}
+
 /// Smoothed target rows `[n, k]` from class ids `[n]`.
 #[pyfunction]
 fn smooth_ids(
@@ -421,6 +484,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(cross_entropy_probs, m)?)?;
     m.add_function(wrap_pyfunction!(binary_cross_entropy, m)?)?;
     m.add_function(wrap_pyfunction!(confidence_penalty, m)?)?;
+    m.add_function(wrap_pyfunction!(linear_cross_entropy, m)?)?;
     m.add_function(wrap_pyfunction!(smooth_ids, m)?)?;
     m.add_function(wrap_pyfunction!(smooth_probs, m)?)?;
     m.add_function(wrap_pyfunction!(smooth_binary, m)?)?;

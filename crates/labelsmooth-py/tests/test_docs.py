@@ -5,10 +5,13 @@ import doctest
 import pytest
 
 import labelsmooth
+import labelsmooth.torch
 from labelsmooth import calibration
 
 
-@pytest.mark.parametrize("module", [labelsmooth, calibration], ids=lambda m: m.__name__)
+@pytest.mark.parametrize(
+    "module", [labelsmooth, calibration, labelsmooth.torch], ids=lambda m: m.__name__
+)
 def test_docstring_examples(module):
     result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0

@@ -147,6 +147,38 @@ fn fused_equals_definition_for_every_block_size() {
 }
 
 #[test]
+fn a_weight_stored_v_by_h_gives_the_same_results_in_its_layout() {
+    let c = case(37, 9, 51, 3);
+    let transpose = |m: &[f32], rows: usize, cols: usize| -> Vec<f32> {
+        let mut t = vec![0.0; m.len()];
+        for r in 0..rows {
+            for k in 0..cols {
+                t[k * rows + r] = m[r * cols + k];
+            }
+        }
+        t
+    };
+    let wt = transpose(&c.weight, c.h, c.v);
+    let ce = CrossEntropy::new(c.v)
+        .with_smoothing(0.1)
+        .with_ignore_index(-100);
+    let w64 = vec![1.0; c.v];
+    let (want, gx, gw, gb) = reference(&c, 0.1, &w64, Reduction::Mean);
+    for rows in [1, 8, 37] {
+        let (loss, g) = LinearCrossEntropy::new(ce.clone())
+            .with_block_rows(rows)
+            .with_weight_v_by_h()
+            .forward_backward(&c.hidden, c.h, &wt, Some(&c.bias), &c.targets)
+            .unwrap();
+        let l = f64::from(loss.scalar().unwrap());
+        assert!((l - want).abs() <= 1e-5 * want.abs(), "{l} vs {want}");
+        close(&g.hidden, &gx, "hidden");
+        close(&transpose(&g.weight, c.v, c.h), &gw, "weight");
+        close(g.bias.as_ref().unwrap(), &gb, "bias");
+    }
+}
+
+#[test]
 fn fused_equals_unfused_on_random_data() {
     let c = case(300, 16, 700, 9);
     for conv in [Convention::Uniform, Convention::ExcludeTrue] {

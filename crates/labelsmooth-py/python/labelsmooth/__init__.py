@@ -33,6 +33,7 @@ __all__ = [
     "confidence_penalty",
     "convert_alpha",
     "cross_entropy",
+    "linear_cross_entropy",
     "smooth_labels",
     "softmax",
     "__version__",
@@ -216,6 +217,54 @@ def confidence_penalty(
     t = None if threshold is None else float(threshold)
     loss, grad = _native.confidence_penalty(xm, b, t, reduction, return_grad)
     return (loss, grad) if return_grad else loss
+
+
+def linear_cross_entropy(
+    hidden,
+    weight,
+    bias,
+    target,
+    *,
+    label_smoothing: float = 0.0,
+    convention: str = "uniform",
+    class_weight=None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    return_grad: bool = False,
+):
+    """An output layer and the smoothed cross-entropy in one, for large vocabularies.
+
+    The loss of ``cross_entropy(hidden @ weight.T + bias, target, ...)`` without ever holding the
+    ``[N, V]`` logits: rows are processed in blocks whose logits are formed, turned into their
+    gradient and consumed before the next block. ``hidden`` is ``[N, H]``, ``weight`` ``[V, H]``
+    (the layout of ``torch.nn.Linear(H, V).weight``), ``bias`` ``[V]`` or ``None``, ``target``
+    class ids ``[N]``; ``class_weight`` are per-class weights (PyTorch's ``weight=``).
+
+    With ``return_grad``, returns ``(loss, (d_hidden, d_weight, d_bias))`` (``d_bias`` is
+    ``None`` without a bias), the gradients of the summed losses for ``"none"``.
+
+    >>> import numpy as np, labelsmooth
+    >>> h = np.ones((2, 3), dtype=np.float32)
+    >>> w = np.zeros((5, 3), dtype=np.float32)
+    >>> round(labelsmooth.linear_cross_entropy(h, w, None, np.array([0, 4])), 6)  # ln 5
+    1.609438
+    """
+    if convention not in _CONVENTIONS:
+        raise ValueError(f"convention `{convention}` is not one of {', '.join(_CONVENTIONS)}")
+    alpha = _check_alpha(label_smoothing)
+    x = float_matrix(hidden, "hidden")
+    w = float_matrix(weight, "weight")
+    b = None if bias is None else float_vector(bias, "bias", w.shape[0])
+    cw = None if class_weight is None else float_vector(class_weight, "class_weight", w.shape[0])
+    ids = class_ids(target, "target")
+    if ids.shape != (x.shape[0],):
+        raise ValueError(
+            f"target has shape {np.shape(target)}, expected ({x.shape[0]},): one class id per row"
+        )
+    loss, grads = _native.linear_cross_entropy(
+        x, w, b, ids, alpha, convention, cw, int(ignore_index), reduction, return_grad
+    )
+    return (loss, grads) if return_grad else loss
 
 
 def smooth_labels(y, num_classes: int, alpha: float, convention: str = "uniform") -> np.ndarray:

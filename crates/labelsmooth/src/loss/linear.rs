@@ -9,7 +9,8 @@ use labelsmooth_kernels::matmul::{Mat, Strides};
 pub struct LinearGrads {
     /// d(loss)/d(hidden), `[n, h]`.
     pub hidden: Vec<f32>,
-    /// d(loss)/d(weight), `[h, v]`.
+    /// d(loss)/d(weight), in the weight's layout: `[h, v]`, or `[v, h]` with
+    /// [`LinearCrossEntropy::with_weight_v_by_h`].
     pub weight: Vec<f32>,
     /// d(loss)/d(bias), `[v]`, when a bias was given.
     pub bias: Option<Vec<f32>>,
@@ -40,6 +41,7 @@ pub struct LinearGrads {
 pub struct LinearCrossEntropy {
     loss: CrossEntropy,
     block_rows: Option<usize>,
+    v_by_h: bool,
 }
 
 impl LinearCrossEntropy {
@@ -49,7 +51,15 @@ impl LinearCrossEntropy {
         LinearCrossEntropy {
             loss,
             block_rows: None,
+            v_by_h: false,
         }
+    }
+
+    /// Takes the weight as `[v, h]` (row-major), the layout of PyTorch's `nn.Linear(h, v).weight`,
+    /// and returns its gradient in that layout: no transposed copy is made.
+    pub fn with_weight_v_by_h(mut self) -> Self {
+        self.v_by_h = true;
+        self
     }
 
     /// Rows per block (default: enough for about 4 M logits, at least 16).
@@ -126,6 +136,13 @@ impl LinearCrossEntropy {
             1.0
         };
         let block_loss = self.loss.clone().with_reduction(Reduction::None);
+        // (row, column) strides of the weight and its gradient seen as [h, v], and of the
+        // weight seen as [v, h].
+        let (w_hv, w_vh) = if self.v_by_h {
+            ((1, h), (h, 1))
+        } else {
+            ((v, 1), (1, v))
+        };
         let rows = self
             .block_rows
             .unwrap_or_else(|| ((1usize << 22) / v.max(1)).max(16));
@@ -166,7 +183,7 @@ impl LinearCrossEntropy {
                 hb,
                 (h, 1),
                 weight,
-                (v, 1),
+                w_hv,
             );
             let per_row = match grads.as_mut() {
                 Some(g) => {
@@ -174,26 +191,14 @@ impl LinearCrossEntropy {
                     let per_row = block_loss.forward_backward(logits, tb, gl)?;
                     // d hidden = scale · G · weightᵀ
                     let dh = &mut g.hidden[start * h..(start + nb) * h];
-                    matmul(
-                        nb,
-                        h,
-                        v,
-                        dh,
-                        (h, 1),
-                        false,
-                        scale,
-                        gl,
-                        (v, 1),
-                        weight,
-                        (1, v),
-                    );
+                    matmul(nb, h, v, dh, (h, 1), false, scale, gl, (v, 1), weight, w_vh);
                     // d weight += scale · hbᵀ · G
                     matmul(
                         h,
                         v,
                         nb,
                         &mut g.weight,
-                        (v, 1),
+                        w_hv,
                         !first,
                         scale,
                         hb,
