@@ -3,6 +3,9 @@
 //! release the GIL while a kernel runs. The Python half (`python/labelsmooth`) converts what users
 //! pass, checks shapes and names arguments as PyTorch and scikit-learn do.
 
+// The functions take the keyword arguments of the Python functions they serve.
+#![allow(clippy::too_many_arguments)]
+
 use labelsmooth::calibration::{self, Binning, Norm};
 use labelsmooth::error::Error;
 use labelsmooth::loss::{
@@ -11,7 +14,10 @@ use labelsmooth::loss::{
 };
 use labelsmooth::targets::{self, BinaryConvention, Convention};
 use numpy::ndarray::Array2;
-use numpy::{Element, IntoPyArray, PyArray1, PyReadonlyArray1, PyReadonlyArray2};
+use numpy::{
+    Element, IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2,
+    PyUntypedArrayMethods,
+};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -82,23 +88,44 @@ fn loss_object(py: Python<'_>, v: LossValue) -> PyResult<Py<PyAny>> {
 type LossAndGrad = (Py<PyAny>, Option<Py<PyAny>>);
 
 /// Runs a loss with the GIL released: `f` gets a gradient buffer of `n * k` values when
-/// `want_grad`.
-fn run_loss<F>(py: Python<'_>, n: usize, k: usize, want_grad: bool, f: F) -> PyResult<LossAndGrad>
+/// `want_grad` or an `out` array is given. That buffer is `out`, or a new NumPy array (NumPy's
+/// allocator puts large arrays on huge pages), handed back without a copy.
+fn run_loss<F>(
+    py: Python<'_>,
+    n: usize,
+    k: usize,
+    want_grad: bool,
+    out: Option<Bound<'_, PyArray2<f32>>>,
+    f: F,
+) -> PyResult<LossAndGrad>
 where
     F: FnOnce(Option<&mut [f32]>) -> labelsmooth::Result<LossValue> + Send,
 {
-    let (value, grad) = py
-        .detach(move || {
-            if want_grad {
-                let mut g = vec![0.0f32; n * k];
-                f(Some(&mut g)).map(|v| (v, Some(g)))
-            } else {
-                f(None).map(|v| (v, None))
+    if !want_grad && out.is_none() {
+        let value = py.detach(move || f(None)).map_err(value_error)?;
+        return Ok((loss_object(py, value)?, None));
+    }
+    let grad = match out {
+        Some(o) => {
+            if o.shape() != [n, k] {
+                return Err(PyValueError::new_err(format!(
+                    "out has shape {:?}, expected ({n}, {k})",
+                    o.shape()
+                )));
             }
-        })
-        .map_err(value_error)?;
-    let grad = grad.map(|g| matrix(py, n, k, g)).transpose()?;
-    Ok((loss_object(py, value)?, grad))
+            o
+        }
+        None => PyArray2::<f32>::zeros(py, [n, k], false),
+    };
+    let mut view = grad
+        .try_readwrite()
+        .map_err(|_| PyValueError::new_err("out must be writeable and not in use elsewhere"))?;
+    let buffer = view
+        .as_slice_mut()
+        .map_err(|_| PyValueError::new_err("out must be a C-contiguous float32 array"))?;
+    let value = py.detach(move || f(Some(buffer))).map_err(value_error)?;
+    drop(view);
+    Ok((loss_object(py, value)?, Some(grad.into_any().unbind())))
 }
 
 fn shape2<T: Element>(a: &PyReadonlyArray2<'_, T>) -> (usize, usize) {
@@ -107,8 +134,7 @@ fn shape2<T: Element>(a: &PyReadonlyArray2<'_, T>) -> (usize, usize) {
 
 /// Cross-entropy of logits `[n, k]` against class ids `[n]`.
 #[pyfunction]
-#[allow(clippy::too_many_arguments)]
-#[pyo3(signature = (logits, target, smoothing, convention, weight, ignore_index, reduction, grad))]
+#[pyo3(signature = (logits, target, smoothing, convention, weight, ignore_index, reduction, grad, out=None))]
 fn cross_entropy_ids(
     py: Python<'_>,
     logits: PyReadonlyArray2<'_, f32>,
@@ -119,6 +145,7 @@ fn cross_entropy_ids(
     ignore_index: Option<i64>,
     reduction: &str,
     grad: bool,
+    out: Option<Bound<'_, PyArray2<f32>>>,
 ) -> PyResult<LossAndGrad> {
     let (n, k) = shape2(&logits);
     let mut ce = CrossEntropy::new(k)
@@ -133,7 +160,7 @@ fn cross_entropy_ids(
     }
     let x = values(&logits, "logits")?;
     let t = values(&target, "target")?;
-    run_loss(py, n, k, grad, move |g| match g {
+    run_loss(py, n, k, grad, out, move |g| match g {
         Some(g) => ce.forward_backward(x, t, g),
         None => ce.forward(x, t),
     })
@@ -141,7 +168,7 @@ fn cross_entropy_ids(
 
 /// Cross-entropy of logits `[n, k]` against probability rows `[n, k]`.
 #[pyfunction]
-#[pyo3(signature = (logits, target, smoothing, weight, reduction, grad))]
+#[pyo3(signature = (logits, target, smoothing, weight, reduction, grad, out=None))]
 fn cross_entropy_probs(
     py: Python<'_>,
     logits: PyReadonlyArray2<'_, f32>,
@@ -150,6 +177,7 @@ fn cross_entropy_probs(
     weight: Option<PyReadonlyArray1<'_, f32>>,
     reduction: &str,
     grad: bool,
+    out: Option<Bound<'_, PyArray2<f32>>>,
 ) -> PyResult<LossAndGrad> {
     let (n, k) = shape2(&logits);
     let mut ce = SoftCrossEntropy::new(k)
@@ -160,7 +188,7 @@ fn cross_entropy_probs(
     }
     let x = values(&logits, "logits")?;
     let t = values(&target, "target")?;
-    run_loss(py, n, k, grad, move |g| match g {
+    run_loss(py, n, k, grad, out, move |g| match g {
         Some(g) => ce.forward_backward(x, t, g),
         None => ce.forward(x, t),
     })
@@ -168,8 +196,7 @@ fn cross_entropy_probs(
 
 /// Binary cross-entropy with logits `[n, labels]` against 0/1 targets `[n, labels]`.
 #[pyfunction]
-#[allow(clippy::too_many_arguments)]
-#[pyo3(signature = (logits, target, smoothing, convention, pos_weight, reduction, grad))]
+#[pyo3(signature = (logits, target, smoothing, convention, pos_weight, reduction, grad, out=None))]
 fn binary_cross_entropy(
     py: Python<'_>,
     logits: PyReadonlyArray2<'_, f32>,
@@ -179,6 +206,7 @@ fn binary_cross_entropy(
     pos_weight: Option<PyReadonlyArray1<'_, f32>>,
     reduction: &str,
     grad: bool,
+    out: Option<Bound<'_, PyArray2<f32>>>,
 ) -> PyResult<LossAndGrad> {
     let (n, l) = shape2(&logits);
     let mut bce = BinaryCrossEntropy::new(l)
@@ -190,7 +218,7 @@ fn binary_cross_entropy(
     }
     let x = values(&logits, "logits")?;
     let t = values(&target, "target")?;
-    run_loss(py, n, l, grad, move |g| match g {
+    run_loss(py, n, l, grad, out, move |g| match g {
         Some(g) => bce.forward_backward(x, t, g),
         None => bce.forward(x, t),
     })
@@ -198,7 +226,7 @@ fn binary_cross_entropy(
 
 /// The confidence penalty −β·H(softmax(logits)) of logits `[n, k]`.
 #[pyfunction]
-#[pyo3(signature = (logits, beta, threshold, reduction, grad))]
+#[pyo3(signature = (logits, beta, threshold, reduction, grad, out=None))]
 fn confidence_penalty(
     py: Python<'_>,
     logits: PyReadonlyArray2<'_, f32>,
@@ -206,6 +234,7 @@ fn confidence_penalty(
     threshold: Option<f32>,
     reduction: &str,
     grad: bool,
+    out: Option<Bound<'_, PyArray2<f32>>>,
 ) -> PyResult<LossAndGrad> {
     let (n, k) = shape2(&logits);
     let mut p = ConfidencePenalty::new(beta).with_reduction(parse::<Reduction>(reduction)?);
@@ -213,7 +242,7 @@ fn confidence_penalty(
         p = p.with_threshold(t);
     }
     let x = values(&logits, "logits")?;
-    run_loss(py, n, k, grad, move |g| match g {
+    run_loss(py, n, k, grad, out, move |g| match g {
         Some(g) => p.forward_backward(x, k, g),
         None => p.forward(x, k),
     })
@@ -225,7 +254,6 @@ type LinearGrads = (Py<PyAny>, Py<PyAny>, Option<Py<PyAny>>);
 /// Output layer and cross-entropy in one, without the `[n, v]` logits: hidden states `[n, h]`,
 /// a weight `[v, h]` (as `torch.nn.Linear` stores it) and a bias `[v]`, against class ids `[n]`.
 #[pyfunction]
-#[allow(clippy::too_many_arguments)]
 #[pyo3(signature = (hidden, weight, bias, target, smoothing, convention, class_weight, ignore_index, reduction, grad))]
 fn linear_cross_entropy(
     py: Python<'_>,

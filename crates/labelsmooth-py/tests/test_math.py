@@ -203,3 +203,16 @@ def test_calibration_metrics_from_their_definitions(rng):
     onehot = np.eye(k)[y]
     assert abs(calibration.brier_score(p, y) - ((p - onehot) ** 2).sum(axis=1).mean()) < 1e-6
     assert abs(calibration.nll(p, y) - (-np.log(p[np.arange(n), y])).mean()) < 1e-5
+
+
+def test_gradient_written_into_a_given_array(rng):
+    x = rng.normal(size=(9, 6)).astype(np.float32)
+    t = rng.integers(0, 6, size=9)
+    want_loss, want = labelsmooth.cross_entropy(x, t, label_smoothing=0.1, return_grad=True)
+    out = np.full((9, 6), np.nan, dtype=np.float32)
+    loss, grad = labelsmooth.cross_entropy(x, t, label_smoothing=0.1, out=out)
+    assert grad is out and loss == want_loss
+    np.testing.assert_array_equal(out, want)
+    q = rng.dirichlet(np.ones(6), size=9)
+    _, grad = labelsmooth.cross_entropy(x, q, out=out)
+    np.testing.assert_array_equal(out, labelsmooth.cross_entropy(x, q, return_grad=True)[1])

@@ -55,6 +55,15 @@ def _check_alpha(alpha: float, name: str = "label_smoothing") -> float:
     return a
 
 
+def _check_out(out, shape) -> None:
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out must be a NumPy array, got {type(out).__name__}")
+    if out.dtype != np.float32 or not out.flags.c_contiguous or not out.flags.writeable:
+        raise TypeError("out must be a writeable C-contiguous float32 array")
+    if out.shape != tuple(shape):
+        raise ValueError(f"out has shape {out.shape}, expected {tuple(shape)}")
+
+
 def _finish(loss, grad, shape, return_grad: bool, moved: bool):
     """Puts per-item losses and the gradient back in the caller's layout."""
     if isinstance(loss, np.ndarray) and shape is not None:
@@ -76,6 +85,7 @@ def cross_entropy(
     ignore_index: int = -100,
     reduction: str = "mean",
     return_grad: bool = False,
+    out: Optional[np.ndarray] = None,
 ):
     """Cross-entropy of logits against class ids or probability rows, with label smoothing.
 
@@ -93,6 +103,8 @@ def cross_entropy(
     - ``reduction``: ``"mean"``, ``"sum"`` or ``"none"`` (one loss per row, float32).
     - ``return_grad``: also return d(loss)/d(logits) (of the summed losses for ``"none"``),
       float32 in the logits' shape.
+    - ``out``: a float32 C-contiguous ``[N, C]`` array to write that gradient into (implies
+      ``return_grad``); reusing one across calls saves allocating and faulting in a new one.
 
     Returns the loss (a Python float, or an array for ``"none"``), or ``(loss, grad)``.
 
@@ -124,13 +136,18 @@ def cross_entropy(
         t = np.moveaxis(t, 1, -1).reshape(-1, c) if probabilities else t.reshape(-1)
     xm = float_matrix(x, "logits")
     w = None if weight is None else float_vector(weight, "weight", xm.shape[1])
+    if out is not None:
+        if moved:
+            raise ValueError("out takes [N, C] logits only")
+        _check_out(out, xm.shape)
+        return_grad = True
     if probabilities:
         if convention != "uniform":
             raise ValueError("probability targets take the uniform convention only")
         tm = float_matrix(t, "target")
         if tm.shape != xm.shape:
             raise ValueError(f"target has shape {tm.shape}, expected {xm.shape} (the logits')")
-        loss, grad = _native.cross_entropy_probs(xm, tm, alpha, w, reduction, return_grad)
+        loss, grad = _native.cross_entropy_probs(xm, tm, alpha, w, reduction, return_grad, out)
     else:
         ids = class_ids(t, "target")
         if ids.shape != (xm.shape[0],):
@@ -138,7 +155,7 @@ def cross_entropy(
                 f"target has shape {np.shape(target)}, expected ({xm.shape[0]},): one class id per row"
             )
         loss, grad = _native.cross_entropy_ids(
-            xm, ids, alpha, convention, w, int(ignore_index), reduction, return_grad
+            xm, ids, alpha, convention, w, int(ignore_index), reduction, return_grad, out
         )
     return _finish(loss, grad, shape, return_grad, moved)
 

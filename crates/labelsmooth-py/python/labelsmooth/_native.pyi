@@ -14,17 +14,25 @@ _Loss = Union[float, _F32]
 def cross_entropy_ids(
     logits: _F32, target: _I64, smoothing: float, convention: str,
     weight: Optional[_F32], ignore_index: Optional[int], reduction: str, grad: bool,
+    out: Optional[_F32] = None,
 ) -> Tuple[_Loss, Optional[_F32]]: ...
 def cross_entropy_probs(
     logits: _F32, target: _F32, smoothing: float, weight: Optional[_F32], reduction: str, grad: bool,
+    out: Optional[_F32] = None,
 ) -> Tuple[_Loss, Optional[_F32]]: ...
 def binary_cross_entropy(
     logits: _F32, target: _F32, smoothing: float, convention: str,
-    pos_weight: Optional[_F32], reduction: str, grad: bool,
+    pos_weight: Optional[_F32], reduction: str, grad: bool, out: Optional[_F32] = None,
 ) -> Tuple[_Loss, Optional[_F32]]: ...
 def confidence_penalty(
     logits: _F32, beta: float, threshold: Optional[float], reduction: str, grad: bool,
+    out: Optional[_F32] = None,
 ) -> Tuple[_Loss, Optional[_F32]]: ...
+def linear_cross_entropy(
+    hidden: _F32, weight: _F32, bias: Optional[_F32], target: _I64, smoothing: float,
+    convention: str, class_weight: Optional[_F32], ignore_index: Optional[int], reduction: str,
+    grad: bool,
+) -> Tuple[_Loss, Optional[Tuple[_F32, _F32, Optional[npt.NDArray[np.float32]]]]]: ...
 def smooth_ids(ids: _I64, k: int, alpha: float, convention: str) -> _F32: ...
 def smooth_probs(probs: _F32, alpha: float) -> _F32: ...
 def smooth_binary(labels: _F32, alpha: float, convention: str) -> _F32: ...

@@ -4,12 +4,15 @@
     python -m labelsmooth.bench --batch 1024 --json  # smaller, one JSON object per line
 
 Each variant runs in a fresh process (same threads, same seeded inputs), once to warm up and
-then ``--repeats`` times; the table gives the median time and the peak resident memory the
-variant added to its process (inputs included). Variants:
+then ``--repeats`` times; the table gives the median time and the peak memory the variant's
+computation needed: the process's peak resident memory less its resident memory once the inputs,
+parameters and optimizer were made. Variants:
 
 - ``loss``: forward and backward of the loss alone on ``[batch, vocabulary]`` float32 logits,
   label smoothing 0.1: ``torch`` (``F.cross_entropy``), ``labelsmooth.torch``
-  (``CrossEntropyLoss``), ``labelsmooth (numpy)`` (the kernel through NumPy, no autograd).
+  (``CrossEntropyLoss``), ``labelsmooth (numpy)`` (the kernel through NumPy, no autograd, a new
+  gradient array per call as the others), ``labelsmooth (numpy, out=)`` (the same writing into
+  one gradient array kept across calls, as the Rust ``labelsmooth bench loss`` does).
 - ``step``: one SGD step of an output layer ``Linear(hidden, vocabulary)`` on ``[batch, hidden]``
   features: ``torch``, ``labelsmooth.torch`` (the layer, then the drop-in loss), and
   ``labelsmooth.torch fused`` (``LinearCrossEntropyLoss``: the logits are never held).
@@ -30,14 +33,25 @@ VARIANTS = [
     ("loss", "torch"),
     ("loss", "labelsmooth.torch"),
     ("loss", "labelsmooth (numpy)"),
+    ("loss", "labelsmooth (numpy, out=)"),
     ("step", "torch"),
     ("step", "labelsmooth.torch"),
     ("step", "labelsmooth.torch fused"),
 ]
 
 
-def _rss_mib() -> float:
+def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _rss_mib() -> float:
+    """Resident memory now (Linux); elsewhere the peak so far."""
+    try:
+        with open("/proc/self/statm") as f:
+            pages = int(f.read().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:
+        return _peak_rss_mib()
 
 
 def _one(kind: str, impl: str, args) -> dict:
@@ -50,16 +64,16 @@ def _one(kind: str, impl: str, args) -> dict:
     from labelsmooth.torch import CrossEntropyLoss, LinearCrossEntropyLoss
 
     torch.set_num_threads(args.threads)
-    base = _rss_mib()
     g = torch.Generator().manual_seed(0)
     y = torch.randint(0, args.vocab, (args.batch,), generator=g)
     if kind == "loss":
         x = torch.randn(args.batch, args.vocab, generator=g) * 2
-        if impl == "labelsmooth (numpy)":
+        if impl.startswith("labelsmooth (numpy"):
             xn, yn = x.numpy(), y.numpy()
+            out = np.zeros(xn.shape, dtype=np.float32) if "out=" in impl else None
 
             def run():
-                labelsmooth.cross_entropy(xn, yn, label_smoothing=0.1, return_grad=True)
+                labelsmooth.cross_entropy(xn, yn, label_smoothing=0.1, return_grad=True, out=out)
         else:
             loss_fn = (
                 torch.nn.CrossEntropyLoss(label_smoothing=0.1)
@@ -95,6 +109,7 @@ def _one(kind: str, impl: str, args) -> dict:
             loss_of().backward()
             opt.step()
 
+    base = _rss_mib()
     run()  # warm-up
     times = []
     for _ in range(args.repeats):
@@ -110,7 +125,7 @@ def _one(kind: str, impl: str, args) -> dict:
         "threads": args.threads,
         "repeats": args.repeats,
         "median_ms": statistics.median(times) * 1e3,
-        "peak_mib": _rss_mib() - base,
+        "peak_mib": _peak_rss_mib() - base,
         "torch": torch.__version__,
         "numpy": np.__version__,
     }
