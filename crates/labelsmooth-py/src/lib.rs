@@ -319,7 +319,10 @@ fn smooth_ids(
     convention: &str,
 ) -> PyResult<Py<PyAny>> {
     let ids = class_ids(values(&ids, "labels")?, k)?;
-    let q = targets::smooth_class_ids(&ids, k, alpha, parse(convention)?).map_err(value_error)?;
+    let convention = parse(convention)?;
+    let q = py
+        .detach(|| targets::smooth_class_ids(&ids, k, alpha, convention))
+        .map_err(value_error)?;
     matrix(py, ids.len(), k, q)
 }
 
@@ -331,8 +334,10 @@ fn smooth_probs(
     alpha: f32,
 ) -> PyResult<Py<PyAny>> {
     let (n, k) = shape2(&probs);
-    let q =
-        targets::smooth_probabilities(values(&probs, "labels")?, k, alpha).map_err(value_error)?;
+    let p = values(&probs, "labels")?;
+    let q = py
+        .detach(|| targets::smooth_probabilities(p, k, alpha))
+        .map_err(value_error)?;
     matrix(py, n, k, q)
 }
 
@@ -345,13 +350,10 @@ fn smooth_binary(
     convention: &str,
 ) -> PyResult<Py<PyAny>> {
     let (n, l) = shape2(&labels);
-    let q = targets::smooth_binary(
-        values(&labels, "labels")?,
-        l,
-        alpha,
-        binary_convention(convention)?,
-    )
-    .map_err(value_error)?;
+    let (y, convention) = (values(&labels, "labels")?, binary_convention(convention)?);
+    let q = py
+        .detach(|| targets::smooth_binary(y, l, alpha, convention))
+        .map_err(value_error)?;
     matrix(py, n, l, q)
 }
 
@@ -451,20 +453,29 @@ fn calibration_error(
 /// Multi-class Brier score: the mean over rows of Σ_j (p_j − onehot_j)².
 #[pyfunction]
 fn brier_score(
+    py: Python<'_>,
     probs: PyReadonlyArray2<'_, f32>,
     labels: PyReadonlyArray1<'_, i64>,
 ) -> PyResult<f64> {
     let (_, k) = shape2(&probs);
     let y = class_ids(values(&labels, "labels")?, k)?;
-    calibration::brier_score(values(&probs, "probs")?, &y, k).map_err(value_error)
+    let p = values(&probs, "probs")?;
+    py.detach(|| calibration::brier_score(p, &y, k))
+        .map_err(value_error)
 }
 
 /// Mean negative log-likelihood of the labels under probability rows.
 #[pyfunction]
-fn nll(probs: PyReadonlyArray2<'_, f32>, labels: PyReadonlyArray1<'_, i64>) -> PyResult<f64> {
+fn nll(
+    py: Python<'_>,
+    probs: PyReadonlyArray2<'_, f32>,
+    labels: PyReadonlyArray1<'_, i64>,
+) -> PyResult<f64> {
     let (_, k) = shape2(&probs);
     let y = class_ids(values(&labels, "labels")?, k)?;
-    calibration::negative_log_likelihood(values(&probs, "probs")?, &y, k).map_err(value_error)
+    let p = values(&probs, "probs")?;
+    py.detach(|| calibration::negative_log_likelihood(p, &y, k))
+        .map_err(value_error)
 }
 
 /// Temperature scaling: `(T, nll_before, nll_after)` for logits `[n, k]` and labels.
@@ -491,7 +502,9 @@ fn apply_temperature(
     temperature: f64,
 ) -> PyResult<Py<PyAny>> {
     let (n, k) = shape2(&logits);
-    let v = calibration::apply_temperature(values(&logits, "logits")?, temperature)
+    let x = values(&logits, "logits")?;
+    let v = py
+        .detach(|| calibration::apply_temperature(x, temperature))
         .map_err(value_error)?;
     matrix(py, n, k, v)
 }
@@ -500,7 +513,10 @@ fn apply_temperature(
 #[pyfunction]
 fn softmax(py: Python<'_>, logits: PyReadonlyArray2<'_, f32>) -> PyResult<Py<PyAny>> {
     let (n, k) = shape2(&logits);
-    let v = calibration::softmax(values(&logits, "logits")?, k).map_err(value_error)?;
+    let x = values(&logits, "logits")?;
+    let v = py
+        .detach(|| calibration::softmax(x, k))
+        .map_err(value_error)?;
     matrix(py, n, k, v)
 }
 

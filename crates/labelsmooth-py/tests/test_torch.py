@@ -203,12 +203,22 @@ def test_linear_cross_entropy_falls_back_for_per_row_losses():
         (lambda: CrossEntropyLoss()(torch.full((2, 3), float("nan")), torch.tensor([0, 1])), "logit is NaN"),
         (lambda: CrossEntropyLoss(convention="exclude-true")(torch.zeros(2, 3, dtype=torch.float64), torch.tensor([0, 3])), "row 1: class id 3"),
         (lambda: cross_entropy(torch.zeros(2, 3), torch.tensor([0, 1]), reduction="avg"), "reduction `avg`"),
+        (lambda: cross_entropy(torch.randn(2, 3, 4), torch.randint(0, 3, (4, 2))), "target has shape (4, 2), expected (2, 4)"),
+        (lambda: cross_entropy(torch.randn(2, 3), torch.zeros(2, 1, dtype=torch.long)), "target has shape (2, 1), expected (2,)"),
+        (lambda: cross_entropy(torch.randn(2, 3), torch.full((2, 3), 1 / 3), convention="exclude-true"), "probability targets take the uniform convention only"),
+        (lambda: CrossEntropyLoss(confidence_penalty=-1.0), "confidence_penalty -1.0 is not finite and >= 0"),
+        (lambda: CrossEntropyLoss(confidence_penalty=float("nan")), "confidence_penalty nan"),
     ],
 )
 def test_bad_input_raises_value_error(call, words):
     with pytest.raises(ValueError) as e:
         call()
     assert words in str(e.value)
+
+
+def test_a_smoothing_factor_that_is_not_a_number_is_a_type_error():
+    with pytest.raises(TypeError, match="label_smoothing must be a number"):
+        CrossEntropyLoss(label_smoothing="a")
 
 
 def test_a_second_backward_through_the_same_graph():
@@ -227,3 +237,56 @@ def test_a_second_backward_through_the_same_graph():
     first = weight.grad.clone()
     loss.backward()
     close(weight.grad, 2 * first)
+
+
+def test_double_backward_equals_pytorch():
+    # A gradient penalty: the second derivative must be PyTorch's, not dropped.
+    g = torch.Generator().manual_seed(31)
+    x = torch.randn(6, 4, generator=g)
+    t = torch.randint(0, 4, (6,), generator=g)
+    results = []
+    for loss_fn in [lambda z: cross_entropy(z, t, label_smoothing=0.1),
+                    lambda z: F.cross_entropy(z, t, label_smoothing=0.1)]:
+        z = x.clone().requires_grad_(True)
+        loss = loss_fn(z)
+        (gz,) = torch.autograd.grad(loss, z, create_graph=True)
+        (loss + 10 * gz.pow(2).sum()).backward()
+        results.append(z.grad)
+    close(results[0], results[1])
+    hidden = torch.randn(5, 3, generator=g)
+    weight = torch.randn(6, 3, generator=g)
+    y = torch.randint(0, 6, (5,), generator=g)
+    results = []
+    for fused in [True, False]:
+        h = hidden.clone().requires_grad_(True)
+        w = weight.clone().requires_grad_(True)
+        loss = (linear_cross_entropy(h, w, None, y) if fused
+                else F.cross_entropy(F.linear(h, w), y))
+        (gh,) = torch.autograd.grad(loss, h, create_graph=True)
+        (loss + gh.pow(2).sum()).backward()
+        results.append((h.grad, w.grad))
+    close(results[0][0], results[1][0])
+    close(results[0][1], results[1][1])
+
+
+def test_a_mean_over_nothing_is_nan_as_in_pytorch():
+    x = torch.randn(4, 3, requires_grad=True)
+    t = torch.full((4,), -100)
+    ours = CrossEntropyLoss(label_smoothing=0.1)(x, t)
+    theirs = torch.nn.CrossEntropyLoss(label_smoothing=0.1)(x, t)
+    assert torch.isnan(ours) and torch.isnan(theirs)
+    w = torch.tensor([0.0, 1.0, 1.0])
+    ours = CrossEntropyLoss(weight=w)(x, torch.tensor([0, 0, 0, 0]))
+    assert torch.isnan(ours) and torch.isnan(F.cross_entropy(x, torch.tensor([0, 0, 0, 0]), weight=w))
+
+
+def test_confidence_penalty_with_masked_classes():
+    x = torch.tensor([[0.0, float("-inf"), 0.0], [1.0, 2.0, float("-inf")]], requires_grad=True)
+    t = torch.tensor([0, 1])
+    loss = cross_entropy(x, t, confidence_penalty=0.5) - cross_entropy(x, t)
+    # Two classes left in each row: −β·H = −0.5·ln 2 for the first row.
+    p = torch.softmax(torch.tensor([1.0, 2.0]), dim=0)
+    want = 0.5 * (-(np.log(2.0)) + (p * p.log()).sum().item()) / 2
+    assert abs(loss.item() - want) < 1e-6
+    cross_entropy(x, t, confidence_penalty=0.5).backward()
+    assert torch.isfinite(x.grad[torch.isfinite(x)]).all()

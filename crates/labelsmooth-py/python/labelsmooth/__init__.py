@@ -25,7 +25,7 @@ import numpy as np
 
 from . import _native
 from . import calibration
-from ._arrays import class_ids, float_matrix, float_vector
+from ._arrays import class_ids, count, fits, float_matrix, float_vector, int64, no_overlap, number
 
 __all__ = [
     "binary_cross_entropy_with_logits",
@@ -46,10 +46,7 @@ _BINARY_CONVENTIONS = ("toward-half", "over-labels")
 
 
 def _check_alpha(alpha: float, name: str = "label_smoothing") -> float:
-    try:
-        a = float(alpha)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a number, got {type(alpha).__name__}") from None
+    a = number(alpha, name)
     if not 0.0 <= a <= 1.0:  # also refuses NaN
         raise ValueError(f"{name} {a} is outside [0, 1]")
     return a
@@ -107,6 +104,8 @@ def cross_entropy(
       ``return_grad``); reusing one across calls saves allocating and faulting in a new one.
 
     Returns the loss (a Python float, or an array for ``"none"``), or ``(loss, grad)``.
+    Where PyTorch returns NaN, a ``"mean"`` over rows that are all ignored (or weigh 0), this
+    raises a ``ValueError``.
 
     >>> import numpy as np, labelsmooth
     >>> x = np.zeros((1, 4), dtype=np.float32)
@@ -140,6 +139,7 @@ def cross_entropy(
         if moved:
             raise ValueError("out takes [N, C] logits only")
         _check_out(out, xm.shape)
+        no_overlap(out, [xm, t, w])
         return_grad = True
     if probabilities:
         if convention != "uniform":
@@ -155,7 +155,8 @@ def cross_entropy(
                 f"target has shape {np.shape(target)}, expected ({xm.shape[0]},): one class id per row"
             )
         loss, grad = _native.cross_entropy_ids(
-            xm, ids, alpha, convention, w, int(ignore_index), reduction, return_grad, out
+            xm, ids, alpha, convention, w, int64(ignore_index, "ignore_index"), reduction,
+            return_grad, out,
         )
     return _finish(loss, grad, shape, return_grad, moved)
 
@@ -175,8 +176,9 @@ def binary_cross_entropy_with_logits(
     As ``torch.nn.functional.binary_cross_entropy_with_logits`` on targets moved by
     ``label_smoothing``: ``"toward-half"`` gives y(1 − α) + α/2 (Keras'
     ``BinaryCrossentropy(label_smoothing=α)``), ``"over-labels"`` y(1 − α) + α/L over the L label
-    columns. ``input`` and ``target`` are ``[N]`` or ``[N, L]``; targets must be 0 or 1;
-    ``pos_weight`` is ``[L]``. ``"mean"`` averages over every element.
+    columns. ``input`` and ``target`` are ``[N]`` or ``[N, L]``; targets are in [0, 1] (0/1
+    labels, or soft targets, smoothed the same way); ``pos_weight`` is ``[L]``. ``"mean"``
+    averages over every element.
 
     >>> import numpy as np, labelsmooth
     >>> loss = labelsmooth.binary_cross_entropy_with_logits(
@@ -226,12 +228,9 @@ def confidence_penalty(
     >>> round(labelsmooth.confidence_penalty(np.zeros((1, 4)), 0.5), 6)  # -0.5 * ln 4
     -0.693147
     """
-    try:
-        b = float(beta)
-    except (TypeError, ValueError):
-        raise TypeError(f"beta must be a number, got {type(beta).__name__}") from None
+    b = number(beta, "beta")
     xm = float_matrix(logits, "logits")
-    t = None if threshold is None else float(threshold)
+    t = None if threshold is None else number(threshold, "threshold")
     loss, grad = _native.confidence_penalty(xm, b, t, reduction, return_grad)
     return (loss, grad) if return_grad else loss
 
@@ -279,7 +278,8 @@ def linear_cross_entropy(
             f"target has shape {np.shape(target)}, expected ({x.shape[0]},): one class id per row"
         )
     loss, grads = _native.linear_cross_entropy(
-        x, w, b, ids, alpha, convention, cw, int(ignore_index), reduction, return_grad
+        x, w, b, ids, alpha, convention, cw, int64(ignore_index, "ignore_index"), reduction,
+        return_grad,
     )
     return (loss, grads) if return_grad else loss
 
@@ -299,8 +299,9 @@ def smooth_labels(y, num_classes: int, alpha: float, convention: str = "uniform"
     [0.05000000074505806, 0.05000000074505806, 0.8500000238418579, 0.05000000074505806]
     """
     alpha = _check_alpha(alpha, "alpha")
-    k = int(num_classes)
+    k = count(num_classes, "num_classes")
     a = np.asarray(y)
+    fits(max(a.shape[0] if a.ndim else 1, 1) * k, 4, f"smoothed targets of {k} classes")
     if convention in _BINARY_CONVENTIONS:
         rows = float_matrix(a.reshape(-1, 1) if a.ndim == 1 else a, "y")
         if rows.shape[1] != k:
@@ -332,7 +333,7 @@ def convert_alpha(alpha: float, k: int, from_: str, to: str) -> float:
     >>> round(labelsmooth.convert_alpha(0.1, 10, "uniform", "exclude-true"), 12)
     0.09
     """
-    return _native.convert_alpha(_check_alpha(alpha, "alpha"), int(k), from_, to)
+    return _native.convert_alpha(_check_alpha(alpha, "alpha"), count(k, "k"), from_, to)
 
 
 def softmax(logits) -> np.ndarray:

@@ -1,8 +1,8 @@
 """Calibration of classifiers: reliability curves, ECE / MCE / RMS, Brier score, NLL and
 temperature scaling (Guo et al. 2017), from the labelsmooth Rust core.
 
-Probabilities are rows ``[N, C]`` summing to 1 (a 1-D array of P(class 1) is read as two-class
-rows); labels are integer class ids ``[N]``. Confidences are top-label: the largest probability
+Probabilities are rows ``[N, C]`` summing to 1 within 1e-3 (a 1-D array of P(class 1) is read
+as two-class rows); labels are integer class ids ``[N]``. Confidences are top-label: the largest probability
 of a row, correct when its class (the first largest) is the label.
 
 >>> import numpy as np
@@ -20,7 +20,7 @@ from typing import Dict, Tuple
 import numpy as np
 
 from . import _native
-from ._arrays import class_ids, float_matrix
+from ._arrays import class_ids, count, fits, float_matrix, number
 
 __all__ = [
     "apply_temperature",
@@ -36,8 +36,25 @@ __all__ = [
 def _probs(p) -> np.ndarray:
     a = np.asarray(p)
     if a.ndim == 1 and a.dtype.kind in "fiu":
+        bad = np.flatnonzero(~((a >= 0) & (a <= 1)))
+        if bad.size:
+            raise ValueError(f"row {bad[0]}: probability {a[bad[0]]} is outside [0, 1]")
         a = np.stack([1.0 - a.astype(np.float64), a.astype(np.float64)], axis=1)
-    return float_matrix(a, "probs")
+    rows = float_matrix(a, "probs")
+    sums = rows.sum(axis=1, dtype=np.float64)
+    bad = np.flatnonzero(~(np.abs(sums - 1.0) <= 1e-3))
+    if bad.size:
+        raise ValueError(
+            f"row {bad[0]}: probabilities sum to {sums[bad[0]]:.6g}, not 1 (pass softmax outputs, "
+            "not logits)"
+        )
+    return rows
+
+
+def _bins(n_bins) -> int:
+    n = count(n_bins, "n_bins")
+    fits(n, 32, f"{n} bins")
+    return n
 
 
 def _labels(y, n: int) -> np.ndarray:
@@ -57,7 +74,7 @@ def calibration_curve(y_true, y_prob, *, n_bins: int = 5, strategy: str = "unifo
         raise TypeError(f"y_prob must hold numbers, got an array of dtype {p.dtype}")
     if p.shape != y.shape:
         raise ValueError(f"y_prob has shape {p.shape}, expected {y.shape} (one per label)")
-    return _native.calibration_curve(y, np.ascontiguousarray(p, dtype=np.float64), int(n_bins), strategy)
+    return _native.calibration_curve(y, np.ascontiguousarray(p, dtype=np.float64), _bins(n_bins), strategy)
 
 
 def reliability_bins(probs, labels, *, n_bins: int = 15, strategy: str = "uniform") -> Dict[str, np.ndarray]:
@@ -65,7 +82,7 @@ def reliability_bins(probs, labels, *, n_bins: int = 15, strategy: str = "unifor
     ``confidence`` (mean top-label confidence) and ``accuracy``, one value per bin (empty bins
     included, with 0 confidence and accuracy)."""
     p = _probs(probs)
-    return _native.reliability_bins(p, _labels(labels, p.shape[0]), int(n_bins), strategy)
+    return _native.reliability_bins(p, _labels(labels, p.shape[0]), _bins(n_bins), strategy)
 
 
 def calibration_error(probs, labels, *, n_bins: int = 15, norm: str = "l1", strategy: str = "uniform") -> float:
@@ -73,7 +90,7 @@ def calibration_error(probs, labels, *, n_bins: int = 15, norm: str = "l1", stra
     error (ECE), ``"l2"`` the root-mean-square error, ``"max"`` the maximum (MCE); as
     torchmetrics' ``MulticlassCalibrationError`` with equal-width bins."""
     p = _probs(probs)
-    return _native.calibration_error(p, _labels(labels, p.shape[0]), int(n_bins), norm, strategy)
+    return _native.calibration_error(p, _labels(labels, p.shape[0]), _bins(n_bins), norm, strategy)
 
 
 def brier_score(probs, labels) -> float:
@@ -93,6 +110,10 @@ def fit_temperature(logits, labels, *, return_nll: bool = False):
     """The temperature T > 0 minimizing the mean NLL of softmax(logits / T) on held-out
     ``logits`` ``[N, C]`` and labels. With ``return_nll``, ``(T, nll_before, nll_after)``.
 
+    T is searched in [0.01, 100]. A fit at a bound says the logits carry no usable confidence
+    (100: predictions no better than chance, the NLL still falling toward the uniform
+    distribution) or that they separate the labels perfectly (0.01).
+
     >>> import numpy as np
     >>> from labelsmooth import calibration
     >>> x = np.array([[4.0, 0.0]] * 4)  # right 3 times in 4: softmax(4 / T) should be 0.75
@@ -107,4 +128,4 @@ def fit_temperature(logits, labels, *, return_nll: bool = False):
 def apply_temperature(logits, temperature: float) -> np.ndarray:
     """Logits divided by ``temperature`` (finite, > 0), float32; softmax them for calibrated
     probabilities."""
-    return _native.apply_temperature(float_matrix(logits, "logits"), float(temperature))
+    return _native.apply_temperature(float_matrix(logits, "logits"), number(temperature, "temperature"))

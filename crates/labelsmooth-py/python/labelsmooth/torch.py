@@ -3,9 +3,11 @@
 ``CrossEntropyLoss(label_smoothing=α)`` takes the arguments of ``torch.nn.CrossEntropyLoss`` and
 gives its results. For CPU float32 logits it computes the loss and its gradient in one pass of
 the Rust kernel (the tensors are read in place through NumPy); anywhere else (CUDA, float64,
-gradients with respect to probability targets or class weights, double backward) it falls back to
-PyTorch's own operations with the same semantics. Beyond PyTorch it has ``convention=
-"exclude-true"`` (fairseq's smoothing) and ``confidence_penalty=β`` (Pereyra et al. 2017).
+probability targets that require a gradient) it runs PyTorch's own operations with the same
+semantics. A backward that builds a graph (``create_graph=True``, gradient penalties) takes its
+gradient from PyTorch's operations too, so that second derivatives are right. Beyond PyTorch it
+has ``convention="exclude-true"`` (fairseq's smoothing) and ``confidence_penalty=β`` (Pereyra et
+al. 2017).
 
 ``LinearCrossEntropyLoss`` fuses the output layer with the loss for large vocabularies: the
 ``[N, V]`` logits are never held.
@@ -29,9 +31,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.autograd.function import once_differentiable
 
 from . import _native
+from ._arrays import int64, number
 
 __all__ = ["CrossEntropyLoss", "LinearCrossEntropyLoss", "cross_entropy", "linear_cross_entropy"]
 
@@ -39,7 +41,7 @@ _CONVENTIONS = ("uniform", "exclude-true")
 
 
 def _check(label_smoothing: float, convention: str) -> float:
-    a = float(label_smoothing)
+    a = number(label_smoothing, "label_smoothing")
     if not 0.0 <= a <= 1.0:
         raise ValueError(f"label_smoothing {a} is outside [0, 1]")
     if convention not in _CONVENTIONS:
@@ -82,7 +84,8 @@ def _ce_kernel(logits, target, weight, alpha, convention, ignore_index, reductio
 class _FusedCrossEntropy(torch.autograd.Function):
     """Loss and gradient of ``[N, C]`` float32 logits in one kernel call. The gradient is handed
     to autograd without a copy; a second backward through the same graph
-    (``retain_graph=True``) computes it again."""
+    (``retain_graph=True``) computes it again; a backward that builds a graph differentiates
+    PyTorch's operations instead."""
 
     @staticmethod
     def forward(ctx, logits, target, weight, alpha, convention, ignore_index, reduction):
@@ -95,13 +98,18 @@ class _FusedCrossEntropy(torch.autograd.Function):
         return torch.as_tensor(np.asarray(loss, dtype=np.float32))
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad_out):
+        reduction = ctx.args[-1]
+        if torch.is_grad_enabled():
+            # create_graph: a gradient that is itself differentiable.
+            logits, target = ctx.saved_tensors
+            loss = _reference_cross_entropy(logits, target, *ctx.args)
+            (grad,) = torch.autograd.grad(loss, logits, grad_out, create_graph=True)
+            return grad, None, None, None, None, None, None
         grad, ctx.grad = ctx.grad, None
         if grad is None:
             logits, target = ctx.saved_tensors
             grad = torch.from_numpy(_ce_kernel(logits, target, *ctx.args, True)[1])
-        reduction = ctx.args[-1]
         return _scaled(grad, grad_out, reduction == "none"), None, None, None, None, None, None
 
 
@@ -132,9 +140,12 @@ def _reference_cross_entropy(x, target, weight, alpha, convention, ignore_index,
 
 
 def _penalty(x, target, beta, ignore_index, reduction):
-    """−β·H(softmax(x)) per row; rows of ignored targets count zero."""
+    """−β·H(softmax(x)) per row; rows of ignored targets count zero; masked classes (−inf
+    logits, probability 0) add nothing."""
     logp = F.log_softmax(x, dim=1)
-    rows = beta * (logp.exp() * logp).sum(dim=1)
+    finite = torch.isfinite(logp)
+    logp = torch.where(finite, logp, torch.zeros_like(logp))
+    rows = beta * (logp.exp() * logp * finite).sum(dim=1)
     if not target.is_floating_point():
         keep = target != ignore_index
         rows = rows * keep
@@ -146,6 +157,25 @@ def _penalty(x, target, beta, ignore_index, reduction):
     if reduction == "sum":
         return rows.sum()
     return rows.sum() / kept
+
+
+def _beta(confidence_penalty) -> float:
+    beta = number(confidence_penalty, "confidence_penalty")
+    if not 0.0 <= beta < float("inf"):
+        raise ValueError(f"confidence_penalty {beta} is not finite and >= 0")
+    return beta
+
+
+def _nothing_kept(t: Tensor, weight: Optional[Tensor], ignore_index: int) -> bool:
+    """Whether a mean over these class ids divides by zero (every row ignored or weighing 0):
+    PyTorch's answer, NaN, is then PyTorch's to give."""
+    keep = t != ignore_index
+    if weight is None:
+        return not bool(keep.any())
+    ids = t[keep]
+    if ids.numel() and (ids.min() < 0 or ids.max() >= weight.shape[0]):
+        return False  # the kernel names the bad id
+    return not bool(weight[ids].sum() != 0)
 
 
 def cross_entropy(
@@ -172,7 +202,24 @@ def cross_entropy(
     alpha = _check(label_smoothing, convention)
     if reduction not in ("none", "mean", "sum"):
         raise ValueError(f"reduction `{reduction}` is not one of none, sum, mean")
+    beta = _beta(confidence_penalty)
+    ignore_index = int64(ignore_index, "ignore_index")
     x, t = input, target
+    probabilities = t.is_floating_point()
+    if probabilities and convention != "uniform":
+        raise ValueError("probability targets take the uniform convention only")
+    if x.dim() == 0:
+        raise ValueError("input must be [N, C], [C] or [N, C, d1, ...], got a scalar")
+    if probabilities:
+        want = tuple(x.shape)
+    elif x.dim() == 1:
+        want = ()
+    else:
+        want = tuple(x.shape[:1]) + tuple(x.shape[2:])
+    if tuple(t.shape) != want:
+        raise ValueError(
+            f"target has shape {tuple(t.shape)}, expected {want} for input {tuple(x.shape)}"
+        )
     unbatched = x.dim() == 1
     if unbatched:
         x, t = x.unsqueeze(0), t.unsqueeze(0)
@@ -181,9 +228,7 @@ def cross_entropy(
         c = x.shape[1]
         shape = (x.shape[0],) + tuple(x.shape[2:])
         x = x.movedim(1, -1).reshape(-1, c)
-        t = t.movedim(1, -1).reshape(-1, c) if t.is_floating_point() else t.reshape(-1)
-    if x.dim() != 2:
-        raise ValueError(f"input must be [N, C], [C] or [N, C, d1, ...], got {tuple(input.shape)}")
+        t = t.movedim(1, -1).reshape(-1, c) if probabilities else t.reshape(-1)
     fused = (
         x.device.type == "cpu"
         and x.dtype == torch.float32
@@ -191,13 +236,14 @@ def cross_entropy(
         and not t.requires_grad
         and (weight is None or (weight.device.type == "cpu" and not weight.requires_grad))
         and x.shape[0] > 0
+        and not (reduction == "mean" and not probabilities and _nothing_kept(t, weight, ignore_index))
     )
     if fused:
         loss = _FusedCrossEntropy.apply(x, t, weight, alpha, convention, int(ignore_index), reduction)
     else:
         loss = _reference_cross_entropy(x, t, weight, alpha, convention, ignore_index, reduction)
-    if confidence_penalty:
-        loss = loss + _penalty(x, t, float(confidence_penalty), ignore_index, reduction)
+    if beta:
+        loss = loss + _penalty(x, t, beta, ignore_index, reduction)
     if reduction == "none":
         if shape is not None:
             loss = loss.reshape(shape)
@@ -238,7 +284,7 @@ class CrossEntropyLoss(nn.Module):
         self.reduction = _reduction(size_average, reduce, reduction)
         self.label_smoothing = _check(label_smoothing, convention)
         self.convention = convention
-        self.confidence_penalty = float(confidence_penalty)
+        self.confidence_penalty = _beta(confidence_penalty)
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
         return cross_entropy(
@@ -284,8 +330,20 @@ class _FusedLinearCrossEntropy(torch.autograd.Function):
         return torch.as_tensor(np.asarray(loss, dtype=np.float32))
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad_out):
+        if torch.is_grad_enabled():
+            # create_graph: gradients that are themselves differentiable.
+            hidden, weight, bias, target = ctx.saved_tensors
+            class_weight, alpha, convention, ignore_index, reduction = ctx.args
+            inputs = [v for v in (hidden, weight, bias) if v is not None]
+            loss = _reference_cross_entropy(
+                F.linear(hidden, weight, bias), target, class_weight, alpha, convention,
+                ignore_index, reduction,
+            )
+            grads = iter(torch.autograd.grad(loss, inputs, grad_out, create_graph=True, allow_unused=True))
+            dh, dw = next(grads), next(grads)
+            db = next(grads) if bias is not None else None
+            return dh, dw, db, None, None, None, None, None, None
         grads, ctx.grads = ctx.grads, None
         if grads is None:
             grads = _linear_kernel(*ctx.saved_tensors, *ctx.args, True)[1]
