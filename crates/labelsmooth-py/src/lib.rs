@@ -132,6 +132,17 @@ fn shape2<T: Element>(a: &PyReadonlyArray2<'_, T>) -> (usize, usize) {
     a.as_array().dim()
 }
 
+/// Probability or logit rows `[n, k]` and their class ids `[n]`, each id checked against `k`.
+fn rows_and_ids<'a>(
+    rows: &'a PyReadonlyArray2<'_, f32>,
+    what: &str,
+    labels: &PyReadonlyArray1<'_, i64>,
+) -> PyResult<(&'a [f32], Vec<usize>, usize)> {
+    let (_, k) = shape2(rows);
+    let y = class_ids(values(labels, "labels")?, k)?;
+    Ok((values(rows, what)?, y, k))
+}
+
 /// Cross-entropy of logits `[n, k]` against class ids `[n]`.
 #[pyfunction]
 #[pyo3(signature = (logits, target, smoothing, convention, weight, ignore_index, reduction, grad, out=None))]
@@ -408,9 +419,7 @@ fn reliability_bins<'py>(
     n_bins: usize,
     strategy: &str,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let (_, k) = shape2(&probs);
-    let y = class_ids(values(&labels, "labels")?, k)?;
-    let p = values(&probs, "probs")?;
+    let (p, y, k) = rows_and_ids(&probs, "probs", &labels)?;
     let binning: Binning = parse(strategy)?;
     let bins = py
         .detach(|| calibration::reliability_bins(p, &y, k, n_bins, binning))
@@ -442,9 +451,7 @@ fn calibration_error(
     norm_name: &str,
     strategy: &str,
 ) -> PyResult<f64> {
-    let (_, k) = shape2(&probs);
-    let y = class_ids(values(&labels, "labels")?, k)?;
-    let p = values(&probs, "probs")?;
+    let (p, y, k) = rows_and_ids(&probs, "probs", &labels)?;
     let (nm, binning) = (norm(norm_name)?, parse::<Binning>(strategy)?);
     py.detach(|| calibration::calibration_error(p, &y, k, n_bins, nm, binning))
         .map_err(value_error)
@@ -457,9 +464,7 @@ fn brier_score(
     probs: PyReadonlyArray2<'_, f32>,
     labels: PyReadonlyArray1<'_, i64>,
 ) -> PyResult<f64> {
-    let (_, k) = shape2(&probs);
-    let y = class_ids(values(&labels, "labels")?, k)?;
-    let p = values(&probs, "probs")?;
+    let (p, y, k) = rows_and_ids(&probs, "probs", &labels)?;
     py.detach(|| calibration::brier_score(p, &y, k))
         .map_err(value_error)
 }
@@ -471,9 +476,7 @@ fn nll(
     probs: PyReadonlyArray2<'_, f32>,
     labels: PyReadonlyArray1<'_, i64>,
 ) -> PyResult<f64> {
-    let (_, k) = shape2(&probs);
-    let y = class_ids(values(&labels, "labels")?, k)?;
-    let p = values(&probs, "probs")?;
+    let (p, y, k) = rows_and_ids(&probs, "probs", &labels)?;
     py.detach(|| calibration::negative_log_likelihood(p, &y, k))
         .map_err(value_error)
 }
@@ -485,9 +488,7 @@ fn fit_temperature(
     logits: PyReadonlyArray2<'_, f32>,
     labels: PyReadonlyArray1<'_, i64>,
 ) -> PyResult<(f64, f64, f64)> {
-    let (_, k) = shape2(&logits);
-    let y = class_ids(values(&labels, "labels")?, k)?;
-    let x = values(&logits, "logits")?;
+    let (x, y, k) = rows_and_ids(&logits, "logits", &labels)?;
     let fit = py
         .detach(|| calibration::fit_temperature(x, &y, k))
         .map_err(value_error)?;

@@ -19,7 +19,7 @@ bad values and shapes; a ``TypeError`` for inputs that do not hold numbers.
 
 from __future__ import annotations
 
-from typing import Optional, Tuple, Union
+from typing import Optional
 
 import numpy as np
 
@@ -50,6 +50,21 @@ def _check_alpha(alpha: float, name: str = "label_smoothing") -> float:
     if not 0.0 <= a <= 1.0:  # also refuses NaN
         raise ValueError(f"{name} {a} is outside [0, 1]")
     return a
+
+
+def _check_convention(convention: str) -> None:
+    if convention not in _CONVENTIONS:
+        raise ValueError(f"convention `{convention}` is not one of {', '.join(_CONVENTIONS)}")
+
+
+def _row_ids(target, rows: int) -> np.ndarray:
+    """Class ids, one per row of ``rows``."""
+    ids = class_ids(target, "target")
+    if ids.shape != (rows,):
+        raise ValueError(
+            f"target has shape {np.shape(target)}, expected ({rows},): one class id per row"
+        )
+    return ids
 
 
 def _check_out(out, shape) -> None:
@@ -113,8 +128,7 @@ def cross_entropy(
     >>> round(loss, 6), grad.round(2).tolist()
     (1.386294, [[0.25, -0.75, 0.25, 0.25]])
     """
-    if convention not in _CONVENTIONS:
-        raise ValueError(f"convention `{convention}` is not one of {', '.join(_CONVENTIONS)}")
+    _check_convention(convention)
     alpha = _check_alpha(label_smoothing)
     x = np.asarray(logits)
     t = np.asarray(target)
@@ -149,11 +163,7 @@ def cross_entropy(
             raise ValueError(f"target has shape {tm.shape}, expected {xm.shape} (the logits')")
         loss, grad = _native.cross_entropy_probs(xm, tm, alpha, w, reduction, return_grad, out)
     else:
-        ids = class_ids(t, "target")
-        if ids.shape != (xm.shape[0],):
-            raise ValueError(
-                f"target has shape {np.shape(target)}, expected ({xm.shape[0]},): one class id per row"
-            )
+        ids = _row_ids(t, xm.shape[0])
         loss, grad = _native.cross_entropy_ids(
             xm, ids, alpha, convention, w, int64(ignore_index, "ignore_index"), reduction,
             return_grad, out,
@@ -265,18 +275,13 @@ def linear_cross_entropy(
     >>> round(labelsmooth.linear_cross_entropy(h, w, None, np.array([0, 4])), 6)  # ln 5
     1.609438
     """
-    if convention not in _CONVENTIONS:
-        raise ValueError(f"convention `{convention}` is not one of {', '.join(_CONVENTIONS)}")
+    _check_convention(convention)
     alpha = _check_alpha(label_smoothing)
     x = float_matrix(hidden, "hidden")
     w = float_matrix(weight, "weight")
     b = None if bias is None else float_vector(bias, "bias", w.shape[0])
     cw = None if class_weight is None else float_vector(class_weight, "class_weight", w.shape[0])
-    ids = class_ids(target, "target")
-    if ids.shape != (x.shape[0],):
-        raise ValueError(
-            f"target has shape {np.shape(target)}, expected ({x.shape[0]},): one class id per row"
-        )
+    ids = _row_ids(target, x.shape[0])
     loss, grads = _native.linear_cross_entropy(
         x, w, b, ids, alpha, convention, cw, int64(ignore_index, "ignore_index"), reduction,
         return_grad,
@@ -340,6 +345,3 @@ def softmax(logits) -> np.ndarray:
     """Row-wise softmax of logits ``[N, C]``, float32."""
     return _native.softmax(float_matrix(logits, "logits"))
 
-
-Loss = Union[float, np.ndarray]
-LossAndGrad = Tuple[Loss, np.ndarray]

@@ -32,21 +32,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from . import _native
+from . import _check_alpha, _check_convention, _native
 from ._arrays import int64, number
 
 __all__ = ["CrossEntropyLoss", "LinearCrossEntropyLoss", "cross_entropy", "linear_cross_entropy"]
 
-_CONVENTIONS = ("uniform", "exclude-true")
-
-
 def _check(label_smoothing: float, convention: str) -> float:
-    a = number(label_smoothing, "label_smoothing")
-    if not 0.0 <= a <= 1.0:
-        raise ValueError(f"label_smoothing {a} is outside [0, 1]")
-    if convention not in _CONVENTIONS:
-        raise ValueError(f"convention `{convention}` is not one of {', '.join(_CONVENTIONS)}")
-    return a
+    alpha = _check_alpha(label_smoothing)
+    _check_convention(convention)
+    return alpha
 
 
 def _reduction(size_average, reduce, reduction: str) -> str:
