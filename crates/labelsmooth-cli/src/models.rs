@@ -20,7 +20,7 @@ use serde::Serialize;
 use crate::args::{parse_delimiter, parse_header, parse_missing, set_threads};
 use crate::plots;
 use crate::report::{ClassRow, Page, Section, Table, class_rows, class_section, f4, write_report};
-use crate::tools::{Metrics, NllFrom, metrics};
+use labelsmooth_report::calibrate::{Metrics, NllFrom, confidence_reading, metrics};
 
 /// How the data files are read (the model knows its columns and image size).
 #[derive(Args, Debug, Clone)]
@@ -177,7 +177,7 @@ struct Evaluation<'a> {
     temperature: Option<f64>,
     #[serde(flatten)]
     metrics: &'a Metrics,
-    per_class: Vec<ClassRow<'a>>,
+    per_class: Vec<ClassRow>,
     macro_f1: f64,
     confusion_matrix: Vec<Vec<usize>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -332,7 +332,7 @@ fn evaluate_report(
         m.ece,
         m.n
     )];
-    reading.push(crate::tools::confidence_reading(m, "the model is"));
+    reading.push(confidence_reading(m, "the model is"));
     if let (Some(t), Some(after)) = (report.fitted_temperature, report.after) {
         reading.push(format!(
             "Temperature scaling fitted T = {t:.3} here (NLL {:.3} → {:.3}, ECE {:.3} → {:.3}).",

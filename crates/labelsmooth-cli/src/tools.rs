@@ -5,20 +5,14 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
-use labelsmooth::calibration::{
-    Binning, Norm, ReliabilityBin, accuracy, apply_temperature, binary_brier_score,
-    binary_reliability_bins, brier_score, calibration_curve, confusion_matrix, error_of_bins,
-    fit_temperature, logit_nll, negative_log_likelihood, per_class_scores, reliability_bins,
-    softmax, top_label,
-};
-use labelsmooth::split::stratified_split;
+use labelsmooth::calibration::Binning;
 use labelsmooth::targets::{BinaryConvention, Convention, smooth_binary, smooth_class_ids};
 use labelsmooth_experiment::io::{claim_output, write_json};
-use serde::Serialize;
+use labelsmooth_report::calibrate::{
+    FitPlan, Metrics, NotNormalized, Predictions, calibrate as report_calibrate,
+};
 
 use crate::arrays::{class_ids, read_label_values, read_predictions};
-use crate::plots;
-use crate::report::{ClassRow, Page, Section, Table, class_rows, class_section, f4, write_report};
 
 fn parse_binning(s: &str) -> Result<Binning, String> {
     s.parse::<Binning>().map_err(|e| e.to_string())
@@ -90,129 +84,6 @@ fn parse_fit_fraction(s: &str) -> Result<f64, String> {
     Ok(f)
 }
 
-/// Calibration metrics of one set of predictions.
-#[derive(Debug, Serialize)]
-pub struct Metrics {
-    pub(crate) n: usize,
-    pub(crate) accuracy: f64,
-    /// From logits: −log softmax at the label, exact. From probabilities: −log p with p clipped
-    /// below at `nll_clipped_at`.
-    pub(crate) nll: f64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) nll_clipped_at: Option<f64>,
-    /// Σ over classes of (p_j − onehot_j)², mean over rows.
-    pub(crate) brier: f64,
-    /// Two classes: scikit-learn's `brier_score_loss`, mean (P(1) − y)² (half of `brier`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) brier_binary: Option<f64>,
-    /// Top-label expected calibration error (torchmetrics' multiclass ECE).
-    pub(crate) ece: f64,
-    /// Two classes: torchmetrics' binary ECE, on P(class 1) against the fraction of label 1.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) ece_binary: Option<f64>,
-    pub(crate) mce: f64,
-    pub(crate) rmsce: f64,
-    pub(crate) bins: Vec<ReliabilityBin>,
-}
-
-/// scikit-learn's calibration curve of binary predictions.
-#[derive(Debug, Serialize)]
-struct Curve {
-    prob_true: Vec<f64>,
-    prob_pred: Vec<f64>,
-    counts: Vec<usize>,
-}
-
-/// The smallest probability the NLL of probability files uses (−log of it at most).
-const NLL_FLOOR: f64 = 1e-15;
-/// The smallest probability turned into a logit for temperature scaling of probability files.
-const LOGIT_FLOOR: f64 = 1e-12;
-
-/// Where the NLL comes from: logits (exact log-softmax at a temperature) or probabilities
-/// (clipped below at [`NLL_FLOOR`]).
-pub(crate) enum NllFrom<'a> {
-    Logits {
-        logits: &'a [f32],
-        temperature: f64,
-        clipped_at: Option<f64>,
-    },
-    Probabilities,
-}
-
-pub(crate) fn metrics(
-    probs: &[f32],
-    nll_from: NllFrom<'_>,
-    labels: &[usize],
-    k: usize,
-    bins: usize,
-    binning: Binning,
-) -> Result<Metrics> {
-    let rb = reliability_bins(probs, labels, k, bins, binning)?;
-    let (nll, nll_clipped_at) = match nll_from {
-        NllFrom::Logits {
-            logits,
-            temperature,
-            clipped_at,
-        } => (logit_nll(logits, labels, k, temperature)?, clipped_at),
-        NllFrom::Probabilities => (negative_log_likelihood(probs, labels, k)?, Some(NLL_FLOOR)),
-    };
-    let (brier_binary, ece_binary) = if k == 2 {
-        let bins = binary_reliability_bins(probs, labels, bins, binning)?;
-        (
-            Some(binary_brier_score(probs, labels)?),
-            Some(error_of_bins(&bins, Norm::L1)?),
-        )
-    } else {
-        (None, None)
-    };
-    Ok(Metrics {
-        n: labels.len(),
-        accuracy: accuracy(probs, labels, k)?,
-        nll,
-        nll_clipped_at,
-        brier: brier_score(probs, labels, k)?,
-        brier_binary,
-        ece: error_of_bins(&rb, Norm::L1)?,
-        ece_binary,
-        mce: error_of_bins(&rb, Norm::Max)?,
-        rmsce: error_of_bins(&rb, Norm::L2)?,
-        bins: rb,
-    })
-}
-
-/// One file of predictions with its labels, ready for the metrics.
-struct Set {
-    /// Logits `[n, k]` (from probability files: their clipped logarithms).
-    logits: Vec<f32>,
-    /// Probabilities `[n, k]`.
-    probs: Vec<f32>,
-    labels: Vec<usize>,
-    k: usize,
-    /// One column of P(class 1).
-    binary: bool,
-    class_names: Option<Vec<String>>,
-}
-
-impl Set {
-    /// The rows `rows` of this set.
-    fn subset(&self, rows: &[usize]) -> Set {
-        let k = self.k;
-        let pick = |v: &[f32]| -> Vec<f32> {
-            rows.iter()
-                .flat_map(|&r| v[r * k..(r + 1) * k].iter().copied())
-                .collect()
-        };
-        Set {
-            logits: pick(&self.logits),
-            probs: pick(&self.probs),
-            labels: rows.iter().map(|&r| self.labels[r]).collect(),
-            k,
-            binary: self.binary,
-            class_names: self.class_names.clone(),
-        }
-    }
-}
-
 /// Reads predictions (`is_logits`: logits, else probabilities) and their labels (`labels`, or
 /// the file's `true_class` column); class names from `given_names` or the file's header.
 fn read_set(
@@ -221,11 +92,10 @@ fn read_set(
     labels: Option<&Path>,
     given_names: Option<&[String]>,
     renormalize: bool,
-) -> Result<Set> {
+) -> Result<Predictions> {
     let pred = read_predictions(path)?;
     let m = &pred.matrix;
-    let binary = m.cols == 1;
-    let k = if binary { 2 } else { m.cols };
+    let k = if m.cols == 1 { 2 } else { m.cols };
     let class_names = match (given_names, pred.class_names) {
         (Some(given), Some(header)) if given != header.as_slice() => bail!(
             "{}: its header names the classes {} but --class-names gives {}",
@@ -267,130 +137,23 @@ fn read_set(
             labels.map_or(String::new(), |l| format!(" in {}", l.display()))
         );
     }
-    let labels = ids;
-    let (logits, probs) = if is_logits {
-        let logits: Vec<f32> = if binary {
-            m.values.iter().flat_map(|&x| [0.0, x as f32]).collect()
-        } else {
-            m.values.iter().map(|&x| x as f32).collect()
-        };
-        let probs = softmax(&logits, k)?;
-        (logits, probs)
+    let set = if is_logits {
+        Predictions::from_logits(&m.values, m.cols, ids)
     } else {
-        let mut probs: Vec<f64> = if binary {
-            m.values.iter().flat_map(|&p| [1.0 - p, p]).collect()
-        } else {
-            m.values.clone()
-        };
-        if let Some(i) = probs.iter().position(|p| !(0.0..=1.0).contains(p)) {
-            bail!(
-                "{}: row {}: probability {} is outside [0, 1]",
-                path.display(),
-                i / k + 1,
-                probs[i]
-            );
-        }
-        for (row, p) in probs.chunks_mut(k).enumerate() {
-            let sum: f64 = p.iter().sum();
-            if (sum - 1.0).abs() > 1e-3 {
-                if sum <= 0.0 {
-                    bail!(
-                        "{}: row {}: probabilities sum to {sum}: nothing to renormalize",
-                        path.display(),
-                        row + 1
-                    );
+        Predictions::from_probabilities(&m.values, m.cols, ids, renormalize).map_err(|e| {
+            match e.downcast_ref::<NotNormalized>() {
+                Some(n) => {
+                    anyhow::anyhow!("{n} (give --renormalize to divide each row by its sum)")
                 }
-                if !renormalize {
-                    bail!(
-                        "{}: row {}: probabilities sum to {sum:.4}, not 1 (give --renormalize to divide each row by its sum)",
-                        path.display(),
-                        row + 1
-                    );
-                }
-                p.iter_mut().for_each(|v| *v /= sum);
+                None => e,
             }
-        }
-        (
-            probs
-                .iter()
-                .map(|&p| p.max(LOGIT_FLOOR).ln() as f32)
-                .collect(),
-            probs.iter().map(|&p| p as f32).collect(),
-        )
-    };
-    Ok(Set {
-        logits,
-        probs,
-        labels,
-        k,
-        binary,
-        class_names,
-    })
-}
-
-/// The metrics of `set` at temperature `t` (1: as given).
-fn set_metrics(
-    set: &Set,
-    is_logits: bool,
-    t: f64,
-    bins: usize,
-    binning: Binning,
-) -> Result<(Metrics, Vec<f32>)> {
-    let (probs, nll_from) = if t == 1.0 {
-        let from = if is_logits {
-            NllFrom::Logits {
-                logits: &set.logits,
-                temperature: 1.0,
-                clipped_at: None,
-            }
-        } else {
-            NllFrom::Probabilities
-        };
-        (set.probs.clone(), from)
-    } else {
-        (
-            softmax(&apply_temperature(&set.logits, t)?, set.k)?,
-            NllFrom::Logits {
-                logits: &set.logits,
-                temperature: t,
-                clipped_at: (!is_logits).then_some(LOGIT_FLOOR),
-            },
-        )
-    };
-    let m = metrics(&probs, nll_from, &set.labels, set.k, bins, binning)?;
-    Ok((m, probs))
-}
-
-/// A temperature fitted on some rows and its effect on others.
-#[derive(Debug, Serialize)]
-struct Scaling {
-    /// The fitted temperature T.
-    temperature: f64,
-    /// The rows it was fitted on, in words.
-    fitted_on: String,
-    fit_rows: usize,
-    /// The rows `before_scaling` and `after` are measured on, in words.
-    evaluated_on: String,
-    /// The evaluated rows as given.
-    before_scaling: Metrics,
-    /// The evaluated rows at temperature T.
-    after: Metrics,
-}
-
-/// What `calibrate --json` prints and `--out` writes as results.json.
-#[derive(Debug, Serialize)]
-struct CalibrateOutput<'a> {
-    /// Every row, as given.
-    #[serde(flatten)]
-    before: Metrics,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    calibration_curve: Option<Curve>,
-    /// Precision, recall, F1 and support per class, every row.
-    per_class: Vec<ClassRow<'a>>,
-    /// Rows the true classes.
-    confusion_matrix: Vec<Vec<usize>>,
-    #[serde(flatten, skip_serializing_if = "Option::is_none")]
-    scaling: Option<Scaling>,
+        })
+    }
+    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    match class_names {
+        Some(names) => set.with_class_names(names),
+        None => Ok(set),
+    }
 }
 
 /// Runs `labelsmooth calibrate`.
@@ -413,16 +176,8 @@ pub fn calibrate(args: CalibrateArgs) -> Result<()> {
         given_names.as_deref(),
         args.renormalize,
     )?;
-    let (bins, binning, k) = (args.bins as usize, args.binning, set.k);
-    let (before, _) = set_metrics(&set, is_logits, 1.0, bins, binning)?;
-    let curve = if set.binary {
-        let p1: Vec<f64> = set.probs.chunks(2).map(|r| f64::from(r[1])).collect();
-        Some(calibration_curve(&set.labels, &p1, bins, binning)?)
-    } else {
-        None
-    };
-    let scaled = if args.fit_temperature {
-        let (fit_set, eval_set, fitted_on, evaluated_on) = match &args.fit_on {
+    let plan = if args.fit_temperature {
+        Some(match &args.fit_on {
             Some(fit_path) => {
                 let fit = read_set(
                     fit_path,
@@ -431,91 +186,30 @@ pub fn calibrate(args: CalibrateArgs) -> Result<()> {
                     set.class_names.as_deref(),
                     args.renormalize,
                 )?;
-                if fit.k != k {
-                    bail!(
-                        "{} has {} classes but {} has {k}",
-                        fit_path.display(),
-                        fit.k,
-                        path.display()
-                    );
-                }
-                let on = format!("{} ({} rows)", fit_path.display(), fit.labels.len());
-                let eval = format!("every row of {}", path.display());
-                (
+                FitPlan::other(
                     fit,
-                    set.subset(&(0..set.labels.len()).collect::<Vec<_>>()),
-                    on,
-                    eval,
+                    &fit_path.display().to_string(),
+                    &set,
+                    &path.display().to_string(),
+                )?
+            }
+            None => FitPlan::split(&set, args.fit_fraction, args.seed).map_err(|e| {
+                anyhow::anyhow!(
+                    "{}: {e} (give --fit-on FILE, or another --fit-fraction)",
+                    path.display()
                 )
-            }
-            None => {
-                let split = stratified_split(&set.labels, 1.0 - args.fit_fraction, args.seed)
-                    .map_err(|_| {
-                        anyhow::anyhow!(
-                            "{}: too few rows to fit the temperature on {}% of each class and evaluate on the rest (give --fit-on FILE, or another --fit-fraction)",
-                            path.display(),
-                            (100.0 * args.fit_fraction).round()
-                        )
-                    })?;
-                let on = format!(
-                    "a stratified {}% of the rows (seed {}, {} rows)",
-                    (100.0 * args.fit_fraction).round(),
-                    args.seed,
-                    split.train.len()
-                );
-                let eval = format!("the other {} rows", split.valid.len());
-                (set.subset(&split.train), set.subset(&split.valid), on, eval)
-            }
-        };
-        let t = fit_temperature(&fit_set.logits, &fit_set.labels, k)?.temperature;
-        let (before_scaling, _) = set_metrics(&eval_set, is_logits, 1.0, bins, binning)?;
-        let (after, probs) = set_metrics(&eval_set, is_logits, t, bins, binning)?;
-        Some((
-            Scaling {
-                temperature: t,
-                fitted_on,
-                fit_rows: fit_set.labels.len(),
-                evaluated_on,
-                before_scaling,
-                after,
-            },
-            eval_set,
-            probs,
-        ))
+            })?,
+        })
     } else {
         None
     };
-    let names: Vec<String> = set
-        .class_names
-        .clone()
-        .unwrap_or_else(|| (0..k).map(|c| c.to_string()).collect());
-    let confusion = confusion_matrix(&set.probs, &set.labels, k)?;
-    let scores = per_class_scores(&confusion, k)?;
-    let (scaling, scaled_rows) = match scaled {
-        Some((s, eval_set, probs)) => (Some(s), Some((eval_set, probs))),
-        None => (None, None),
-    };
-    let o = CalibrateOutput {
-        before,
-        calibration_curve: curve.map(|c| Curve {
-            prob_true: c.prob_true,
-            prob_pred: c.prob_pred,
-            counts: c.counts,
-        }),
-        per_class: class_rows(&names, &scores),
-        confusion_matrix: confusion.chunks(k).map(<[usize]>::to_vec).collect(),
-        scaling,
-    };
+    let o = report_calibrate(&set, plan, args.bins as usize, args.binning)?;
     if let Some(out) = &args.out {
         write_json(&out.join("results.json"), &o)?;
-        calibrate_report(
-            out,
-            path,
-            &o,
-            &set,
-            scaled_rows.as_ref(),
-            &names,
-            &confusion,
+        o.write_report(
+            &path.display().to_string(),
+            &out.join("figures"),
+            &out.join("report.html"),
         )?;
     }
     if args.json {
@@ -550,155 +244,6 @@ pub fn calibrate(args: CalibrateArgs) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// Figures and report of `calibrate --out`.
-fn calibrate_report(
-    out: &Path,
-    path: &Path,
-    o: &CalibrateOutput<'_>,
-    set: &Set,
-    scaled: Option<&(Set, Vec<f32>)>,
-    names: &[String],
-    confusion: &[usize],
-) -> Result<()> {
-    let figures = out.join("figures");
-    std::fs::create_dir_all(&figures)
-        .with_context(|| format!("{}: cannot create", figures.display()))?;
-    let m = &o.before;
-    plots::reliability_diagram(
-        &figures,
-        "reliability",
-        "Reliability as given",
-        &m.bins,
-        m.ece,
-    )?;
-    let top = |probs: &[f32], labels: &[usize]| -> Result<Vec<f32>> {
-        Ok(top_label(probs, labels, set.k)?
-            .into_iter()
-            .map(|(c, _)| c)
-            .collect())
-    };
-    let mut histograms = vec![("as given".to_string(), top(&set.probs, &set.labels)?)];
-    let mut figs = vec![(
-        "reliability".to_string(),
-        "Reliability diagram of every row as given".to_string(),
-    )];
-    let mut reading = vec![format!(
-        "Accuracy {:.2}%, NLL {:.3}{}, Brier {:.3}, ECE {:.3} on {} rows.",
-        100.0 * m.accuracy,
-        m.nll,
-        m.nll_clipped_at.map_or(String::new(), |e| format!(
-            " (probabilities clipped below at {e:e})"
-        )),
-        m.brier,
-        m.ece,
-        m.n
-    )];
-    reading.push(confidence_reading(m, "the predictions are"));
-    let mut rows = vec![metric_cells("as given, every row", m)];
-    if let (Some(s), Some((eval_set, probs))) = (&o.scaling, scaled) {
-        plots::reliability_diagram(
-            &figures,
-            "reliability_scaled",
-            &format!("Reliability at T = {:.3}", s.temperature),
-            &s.after.bins,
-            s.after.ece,
-        )?;
-        figs.push((
-            "reliability_scaled".into(),
-            format!(
-                "Reliability diagram at the fitted temperature, on {}",
-                s.evaluated_on
-            ),
-        ));
-        histograms.push((
-            format!("T = {:.3}", s.temperature),
-            top(probs, &eval_set.labels)?,
-        ));
-        reading.push(format!(
-            "Temperature scaling fitted T = {:.3} on {}; on {} it moves NLL {:.3} → {:.3} and ECE {:.3} → {:.3} ({}).",
-            s.temperature,
-            s.fitted_on,
-            s.evaluated_on,
-            s.before_scaling.nll,
-            s.after.nll,
-            s.before_scaling.ece,
-            s.after.ece,
-            if s.temperature > 1.0 {
-                "T > 1 softens over-confident predictions"
-            } else {
-                "T < 1 sharpens under-confident predictions"
-            }
-        ));
-        rows.push(metric_cells(
-            &format!("as given, {}", s.evaluated_on),
-            &s.before_scaling,
-        ));
-        rows.push(metric_cells(
-            &format!("T = {:.3}, {}", s.temperature, s.evaluated_on),
-            &s.after,
-        ));
-    }
-    plots::confidence_histogram(&figures, "confidence_histogram", &histograms)?;
-    figs.push(("confidence_histogram".into(), "Top-label confidence".into()));
-    plots::confusion_matrix(&figures, "confusion_matrix", names, confusion)?;
-    let page = Page {
-        title: format!("Calibration: {}", path.display()),
-        intro: format!(
-            "The predictions in {} against their true classes: {} classes, ECE over {} bins of the top-label confidence.",
-            path.display(),
-            set.k,
-            m.bins.len()
-        ),
-        reading,
-        sections: vec![
-            Section {
-                heading: "Metrics".into(),
-                table: Some(Table {
-                    header: [
-                        "rows", "n", "accuracy", "NLL", "Brier", "ECE", "MCE", "RMSCE",
-                    ]
-                    .map(String::from)
-                    .to_vec(),
-                    rows,
-                }),
-                figures: figs,
-            },
-            class_section("Per class".into(), &o.per_class, ""),
-        ],
-    };
-    write_report(&out.join("report.html"), &page, &figures)
-}
-
-/// The mean top-label confidence against the accuracy, and what that makes the predictions:
-/// "Mean confidence 0.830 against accuracy 0.986: {subject} under-confident."
-pub(crate) fn confidence_reading(m: &Metrics, subject: &str) -> String {
-    let mean_conf = m
-        .bins
-        .iter()
-        .map(|b| b.mean_confidence * b.count as f64)
-        .sum::<f64>()
-        / m.n.max(1) as f64;
-    let word = crate::report::regime_word(m.accuracy, mean_conf);
-    format!(
-        "Mean confidence {mean_conf:.3} against accuracy {:.3}: {subject} {word}.",
-        m.accuracy
-    )
-}
-
-/// A row of the metrics table.
-fn metric_cells(rows: &str, m: &Metrics) -> Vec<String> {
-    vec![
-        rows.to_string(),
-        m.n.to_string(),
-        f4(m.accuracy),
-        f4(m.nll),
-        f4(m.brier),
-        f4(m.ece),
-        f4(m.mce),
-        f4(m.rmsce),
-    ]
 }
 
 /// What `smooth` reads and how it smooths it.

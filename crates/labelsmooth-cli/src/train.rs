@@ -63,7 +63,7 @@ struct TrainReport<'a> {
     config: &'a TrialSpec,
     history: &'a [EpochMetrics],
     /// Precision, recall, F1 and support per class on `metrics_on`.
-    per_class: Vec<ClassRow<'a>>,
+    per_class: Vec<ClassRow>,
     /// Confusion matrix on `metrics_on`, rows the true classes.
     confusion_matrix: Vec<Vec<usize>>,
 }
@@ -205,7 +205,7 @@ struct HeldOut<'a> {
     labels: &'a [usize],
     class_names: &'a [String],
     confusion: &'a [usize],
-    per_class: &'a [ClassRow<'a>],
+    per_class: &'a [ClassRow],
     /// The temperature that fits these rows best (a diagnosis of over- or under-confidence).
     temperature: Option<f64>,
 }

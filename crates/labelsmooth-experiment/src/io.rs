@@ -11,17 +11,7 @@ use crate::error::{Error, Result};
 /// Writes `bytes` to `path` through a temporary file in the same folder, renamed into place.
 /// When the write fails (a full disk), the temporary file is removed and `path` is untouched.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = std::path::PathBuf::from(tmp);
-    std::fs::write(&tmp, bytes).map_err(|e| {
-        std::fs::remove_file(&tmp).ok();
-        Error::io(path, "cannot write", e)
-    })?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        std::fs::remove_file(&tmp).ok();
-        Error::io(path, "cannot write", e)
-    })
+    labelsmooth_report::write_atomic(path, bytes).map_err(|e| Error::io(path, "cannot write", e))
 }
 
 /// Writes `value` as pretty-printed JSON to `path`, atomically.
