@@ -22,6 +22,17 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
+/// A report's error: `OSError` when a file could not be written, else `ValueError`, with the
+/// whole chain of messages.
+fn report_error(e: anyhow::Error) -> PyErr {
+    let message = format!("{e:#}");
+    if e.chain().any(|c| c.is::<std::io::Error>()) {
+        pyo3::exceptions::PyOSError::new_err(message)
+    } else {
+        PyValueError::new_err(message)
+    }
+}
+
 /// The core's error as a `ValueError` carrying its message.
 fn value_error(e: Error) -> PyErr {
     PyValueError::new_err(e.to_string())
@@ -522,6 +533,61 @@ fn softmax(py: Python<'_>, logits: PyReadonlyArray2<'_, f32>) -> PyResult<Py<PyA
 }
 
 /// The native module `labelsmooth._native`.
+/// The calibration report of `predictions` `[n, cols]` (logits or probabilities; one
+/// column: of class 1) against `labels`: the figures written into `figures`, the page to `html`;
+/// returns the results (the command's `results.json`) as JSON text.
+#[pyfunction]
+fn calibration_report(
+    py: Python<'_>,
+    predictions: PyReadonlyArray2<'_, f64>,
+    labels: PyReadonlyArray1<'_, i64>,
+    from_logits: bool,
+    html: std::path::PathBuf,
+    figures: std::path::PathBuf,
+    source: &str,
+    class_names: Option<Vec<String>>,
+    n_bins: usize,
+    strategy: &str,
+    fit_temperature: bool,
+    fit_fraction: f64,
+    seed: u64,
+    renormalize: bool,
+) -> PyResult<String> {
+    use labelsmooth_report::calibrate::{FitPlan, Predictions, calibrate};
+    let cols = predictions.shape()[1];
+    let x = values(&predictions, "predictions")?;
+    let y = values(&labels, "labels")?
+        .iter()
+        .enumerate()
+        .map(|(row, &v)| {
+            usize::try_from(v).map_err(|_| {
+                PyValueError::new_err(format!("labels: row {row}: class id {v} is negative"))
+            })
+        })
+        .collect::<PyResult<Vec<usize>>>()?;
+    let binning: Binning = parse(strategy)?;
+    py.detach(|| {
+        let set = if from_logits {
+            Predictions::from_logits(x, cols, y)
+        } else {
+            Predictions::from_probabilities(x, cols, y, renormalize)
+        }?;
+        let set = match class_names {
+            Some(names) => set.with_class_names(names)?,
+            None => set,
+        };
+        let plan = if fit_temperature {
+            Some(FitPlan::split(&set, fit_fraction, seed)?)
+        } else {
+            None
+        };
+        let c = calibrate(&set, plan, n_bins, binning)?;
+        c.write_report(source, &figures, &html)?;
+        Ok(serde_json::to_string(&c)?)
+    })
+    .map_err(report_error)
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
@@ -542,5 +608,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(fit_temperature, m)?)?;
     m.add_function(wrap_pyfunction!(apply_temperature, m)?)?;
     m.add_function(wrap_pyfunction!(softmax, m)?)?;
+    m.add_function(wrap_pyfunction!(calibration_report, m)?)?;
     Ok(())
 }

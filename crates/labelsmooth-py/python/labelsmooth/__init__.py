@@ -2,7 +2,8 @@
 
 Smoothed targets in every convention, the smoothed cross-entropy, binary cross-entropy and
 confidence penalty with their exact gradients (PyTorch's argument names and reductions), and
-calibration metrics (:mod:`labelsmooth.calibration`).
+calibration metrics (:mod:`labelsmooth.calibration`) and the calibration report with its figures
+(:func:`report`).
 
 Arrays: float32 C-contiguous inputs are read in place; any other float or integer dtype, or a
 strided view, is converted to a float32 C-contiguous copy first. Class ids are int64 (other
@@ -26,6 +27,7 @@ import numpy as np
 from . import _native
 from . import calibration
 from ._arrays import class_ids, count, fits, float_matrix, float_vector, int64, no_overlap, number
+from ._report import report
 
 __all__ = [
     "binary_cross_entropy_with_logits",
@@ -34,6 +36,7 @@ __all__ = [
     "convert_alpha",
     "cross_entropy",
     "linear_cross_entropy",
+    "report",
     "smooth_labels",
     "softmax",
     "__version__",

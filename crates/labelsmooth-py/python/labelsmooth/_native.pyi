@@ -1,6 +1,6 @@
 """Type stubs of the native module (the public functions are in ``labelsmooth``)."""
 
-from typing import Dict, Optional, Tuple, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -47,3 +47,8 @@ def nll(probs: _F32, labels: _I64) -> float: ...
 def fit_temperature(logits: _F32, labels: _I64) -> Tuple[float, float, float]: ...
 def apply_temperature(logits: _F32, temperature: float) -> _F32: ...
 def softmax(logits: _F32) -> _F32: ...
+def calibration_report(
+    predictions: npt.NDArray[np.float64], labels: _I64, from_logits: bool, html: str, figures: str,
+    source: str, class_names: Optional[List[str]], n_bins: int, strategy: str,
+    fit_temperature: bool, fit_fraction: float, seed: int, renormalize: bool,
+) -> str: ...
