@@ -2,7 +2,8 @@
 """PyTorch side of `labelsmooth bench loss`: F.cross_entropy(label_smoothing=0.1), mean,
 forward + backward on float32 logits ~ N(0, 3^2), median of 7 after a warm-up.
 
-usage: torch_loss.py [--threads T] [--shapes NxK,...] [--json]     (needs: pip install torch)
+usage: torch_loss.py [--threads T] [--shapes NxK,...] [--device cpu|cuda] [--json]
+(needs: pip install torch; on cuda the device is synchronized before each timing ends)
 """
 import argparse, json, statistics, time
 
@@ -13,6 +14,7 @@ ap = argparse.ArgumentParser()
 ap.add_argument("--threads", type=int, default=2)
 ap.add_argument("--shapes", default="8192x1000,4096x32000,512x128256")
 ap.add_argument("--reps", type=int, default=7)
+ap.add_argument("--device", default="cpu")
 ap.add_argument("--json", action="store_true")
 args = ap.parse_args()
 torch.set_num_threads(args.threads)
@@ -21,12 +23,14 @@ torch.manual_seed(0)
 rows = []
 for shape in args.shapes.split(","):
     n, k = (int(v) for v in shape.lower().split("x"))
-    x = (torch.randn(n, k) * 3).requires_grad_(True)
-    t = torch.randint(0, k, (n,))
+    x = (torch.randn(n, k, device=args.device) * 3).requires_grad_(True)
+    t = torch.randint(0, k, (n,), device=args.device)
 
     def step():
         x.grad = None
         F.cross_entropy(x, t, label_smoothing=0.1).backward()
+        if x.is_cuda:
+            torch.cuda.synchronize()
 
     step()
     times = []

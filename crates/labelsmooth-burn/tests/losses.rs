@@ -1,5 +1,7 @@
 //! The Burn loss modules equal the core library (and so PyTorch) on the golden cases: values
-//! and gradients through autodiff, on the fused path and on the tensor-operation path.
+//! and gradients through autodiff, on the fused path and on the tensor-operation path; built
+//! with the `wgpu` feature, the tensor-operation path also on the GPU (Mesa's lavapipe on
+//! machines without one).
 
 use labelsmooth::loss::{
     BinaryCrossEntropy as CoreBce, CrossEntropy, Reduction, SoftCrossEntropy as CoreSoft,
@@ -34,8 +36,36 @@ fn f32s(v: &Value) -> Vec<f32> {
 }
 
 fn leaf(values: Vec<f32>, shape: [usize; 2]) -> Tensor<2> {
-    Tensor::<2>::from_data(TensorData::new(values, shape), &Device::flex().autodiff())
+    leaf_on(values, shape, &Device::flex())
+}
+
+fn leaf_on(values: Vec<f32>, shape: [usize; 2], device: &Device) -> Tensor<2> {
+    Tensor::<2>::from_data(TensorData::new(values, shape), &device.clone().autodiff())
         .require_grad()
+}
+
+/// The devices the tensor-operation path is checked on: the CPU, and the GPU when built with it.
+fn devices() -> Vec<Device> {
+    #[allow(unused_mut)]
+    let mut all = vec![Device::flex()];
+    #[cfg(feature = "wgpu")]
+    all.push(
+        labelsmooth_burn::device::Backend::Wgpu
+            .open()
+            .unwrap_or_else(|e| panic!("{e}")),
+    );
+    all
+}
+
+/// The relative error a device's row sums may carry beyond the CPU's: Burn's CubeCL reduction
+/// adds a row's terms into one float32 accumulator, whose error is bounded by (k − 1)·ε of the
+/// sum (recursive summation), and terms below half an ulp of the running sum are lost.
+fn summation_bound(device: &Device, k: usize) -> f32 {
+    if *device == Device::flex() {
+        0.0
+    } else {
+        (k.saturating_sub(1)) as f32 * f32::EPSILON
+    }
 }
 
 fn to_vec(t: Tensor<2>) -> Vec<f32> {
@@ -85,18 +115,20 @@ fn smoothed_cross_entropy_equals_the_core() {
         let want = core
             .forward_backward(&logits, &targets, &mut want_grad)
             .unwrap();
-        for fused in [true, false] {
+        let paths = std::iter::once((true, Device::flex()))
+            .chain(devices().into_iter().map(|d| (false, d)));
+        for (fused, device) in paths {
             let loss = SmoothedCrossEntropyConfig::new(k)
                 .with_smoothing(alpha)
                 .with_weights(weights.clone())
                 .with_ignore_index(ignore)
                 .with_reduction(reduction(&c))
                 .with_fused(fused)
-                .init(&Device::flex());
-            let x = leaf(logits.clone(), [n, k]);
+                .init(&device);
+            let x = leaf_on(logits.clone(), [n, k], &device);
             let t = Tensor::<1, Int>::from_data(
                 TensorData::new(targets.clone(), [n]),
-                &Device::flex().autodiff(),
+                &device.clone().autodiff(),
             );
             let value = loss.forward(x.clone(), t);
             let got: Vec<f32> = value
@@ -116,18 +148,23 @@ fn smoothed_cross_entropy_equals_the_core() {
                 // ulps of the largest logit, which dominates losses near 0.
                 let top = logits.iter().fold(0.0f32, |a, v| a.max(v.abs())).max(1.0);
                 let floor = 8.0 * f32::EPSILON * top;
-                for (a, b) in got.iter().zip(want.as_slice()) {
-                    assert!((a - b).abs() <= 2e-5 * b.abs() + floor, "loss {a} vs {b}");
-                }
-                // p − q in float32 cancels to a few ulps of the target coefficients.
                 let wmax = weights
                     .as_ref()
                     .map_or(1.0, |w| w.iter().fold(0.0f32, |a, v| a.max(*v)));
+                // An error δ relative in Σexp moves log-softmax by δ and each probability by δ·p.
+                let sums = summation_bound(&device, k) * wmax;
+                for (a, b) in got.iter().zip(want.as_slice()) {
+                    assert!(
+                        (a - b).abs() <= 2e-5 * b.abs() + floor + sums,
+                        "loss {a} vs {b} on {device:?}"
+                    );
+                }
+                // p − q in float32 cancels to a few ulps of the target coefficients.
                 let scale = want_grad.iter().fold(0.0f32, |a, v| a.max(v.abs()));
                 for (a, b) in g.iter().zip(&want_grad) {
                     assert!(
-                        (a - b).abs() <= 2e-5 * scale + 8.0 * f32::EPSILON * wmax,
-                        "grad {a} vs {b}"
+                        (a - b).abs() <= 2e-5 * scale + 8.0 * f32::EPSILON * wmax + sums,
+                        "grad {a} vs {b} on {device:?}"
                     );
                 }
             }
@@ -152,19 +189,23 @@ fn exclude_true_soft_and_binary_equal_the_core() {
             .map(|v| v.as_i64().unwrap())
             .collect();
         let alpha = c["alpha"].as_f64().unwrap() as f32;
-        let loss = SmoothedCrossEntropyConfig::new(k)
-            .with_smoothing(alpha)
-            .with_convention(Convention::ExcludeTrue)
-            .with_fused(false)
-            .init(&Device::flex());
-        let x = leaf(logits, [n, k]);
-        let t =
-            Tensor::<1, Int>::from_data(TensorData::new(targets, [n]), &Device::flex().autodiff());
-        let value = loss.forward(x.clone(), t);
-        let got = value.clone().into_scalar::<f32>();
-        let g = to_vec(x.grad(&value.backward()).unwrap());
-        close("loss", &[got], &f32s(&c["loss"]), 2e-5);
-        close("grad", &g, &f32s(&c["grad"]), 2e-5);
+        for device in devices() {
+            let loss = SmoothedCrossEntropyConfig::new(k)
+                .with_smoothing(alpha)
+                .with_convention(Convention::ExcludeTrue)
+                .with_fused(false)
+                .init(&device);
+            let x = leaf_on(logits.clone(), [n, k], &device);
+            let t = Tensor::<1, Int>::from_data(
+                TensorData::new(targets.clone(), [n]),
+                &device.clone().autodiff(),
+            );
+            let value = loss.forward(x.clone(), t);
+            let got = value.clone().into_scalar::<f32>();
+            let g = to_vec(x.grad(&value.backward()).unwrap());
+            close("loss", &[got], &f32s(&c["loss"]), 2e-5);
+            close("grad", &g, &f32s(&c["grad"]), 2e-5);
+        }
     }
     for c in cases("cross_entropy_probs.json") {
         if c["reduction"] != "mean" {
@@ -185,21 +226,26 @@ fn exclude_true_soft_and_binary_equal_the_core() {
         let want = core
             .forward_backward(&f32s(&c["logits"]), &probs, &mut want_grad)
             .unwrap();
-        let loss = SoftCrossEntropyConfig::new()
-            .with_smoothing(alpha)
-            .with_weights(weights)
-            .init(&Device::flex());
-        let x = leaf(f32s(&c["logits"]), [n, k]);
-        let p = Tensor::<2>::from_data(TensorData::new(probs, [n, k]), &Device::flex().autodiff());
-        let value = loss.forward(x.clone(), p);
-        let got = value.clone().into_scalar::<f32>();
-        close("soft loss", &[got], want.as_slice(), 2e-5);
-        close(
-            "soft grad",
-            &to_vec(x.grad(&value.backward()).unwrap()),
-            &want_grad,
-            2e-5,
-        );
+        for device in devices() {
+            let loss = SoftCrossEntropyConfig::new()
+                .with_smoothing(alpha)
+                .with_weights(weights.clone())
+                .init(&device);
+            let x = leaf_on(f32s(&c["logits"]), [n, k], &device);
+            let p = Tensor::<2>::from_data(
+                TensorData::new(probs.clone(), [n, k]),
+                &device.clone().autodiff(),
+            );
+            let value = loss.forward(x.clone(), p);
+            let got = value.clone().into_scalar::<f32>();
+            close("soft loss", &[got], want.as_slice(), 2e-5);
+            close(
+                "soft grad",
+                &to_vec(x.grad(&value.backward()).unwrap()),
+                &want_grad,
+                2e-5,
+            );
+        }
     }
     for c in cases("binary_cross_entropy.json") {
         if c["reduction"] != "mean" {
@@ -216,18 +262,23 @@ fn exclude_true_soft_and_binary_equal_the_core() {
             .with_smoothing(alpha)
             .forward_backward(&f32s(&c["logits"]), &y, &mut want_grad)
             .unwrap();
-        let loss = BinaryCrossEntropyConfig::new().with_smoothing(alpha).init();
-        let x = leaf(f32s(&c["logits"]), [n, l]);
-        let t = Tensor::<2>::from_data(TensorData::new(y, [n, l]), &Device::flex().autodiff());
-        let value = loss.forward(x.clone(), t);
-        let got = value.clone().into_scalar::<f32>();
-        close("bce loss", &[got], want.as_slice(), 2e-5);
-        close(
-            "bce grad",
-            &to_vec(x.grad(&value.backward()).unwrap()),
-            &want_grad,
-            2e-5,
-        );
+        for device in devices() {
+            let loss = BinaryCrossEntropyConfig::new().with_smoothing(alpha).init();
+            let x = leaf_on(f32s(&c["logits"]), [n, l], &device);
+            let t = Tensor::<2>::from_data(
+                TensorData::new(y.clone(), [n, l]),
+                &device.clone().autodiff(),
+            );
+            let value = loss.forward(x.clone(), t);
+            let got = value.clone().into_scalar::<f32>();
+            close("bce loss", &[got], want.as_slice(), 2e-5);
+            close(
+                "bce grad",
+                &to_vec(x.grad(&value.backward()).unwrap()),
+                &want_grad,
+                2e-5,
+            );
+        }
     }
 }
 

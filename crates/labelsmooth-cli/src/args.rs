@@ -2,9 +2,21 @@
 
 use clap::{Args, ValueEnum};
 use labelsmooth::targets::Convention;
+use labelsmooth_burn::device::Backend;
 use labelsmooth_data::spec::LoadOptions;
 use labelsmooth_data::table::{Column, Header, Missing, TableOptions};
 use labelsmooth_experiment::{ClassWeight, ModelKind, TrialSpec};
+
+/// A device this binary was built for (`cpu`, `wgpu`, `cuda`); whether it finds an adapter is
+/// known when it is opened.
+pub(crate) fn parse_device(s: &str) -> Result<Backend, String> {
+    let b: Backend = s.parse()?;
+    if b.is_built() {
+        Ok(b)
+    } else {
+        Err(b.open().err().map_or_else(String::new, |e| e.to_string()))
+    }
+}
 
 /// Sets the number of threads of the global pool (every core when `None`).
 pub(crate) fn set_threads(threads: Option<std::num::NonZeroUsize>) -> anyhow::Result<()> {
@@ -207,6 +219,10 @@ pub struct Common {
     /// a fixed thread count.
     #[arg(long)]
     pub(crate) threads: Option<std::num::NonZeroUsize>,
+    /// Where to train: cpu (with the fused CPU layers), or wgpu (a GPU, or Mesa's lavapipe on
+    /// the CPU; in binaries built with `--features wgpu`).
+    #[arg(long, default_value = "cpu", value_parser = parse_device)]
+    pub(crate) device: Backend,
     /// Stop when the NLL on an inner validation split (a stratified 10% of the training rows,
     /// not the held-out rows) has not improved for this many epochs, and keep the model of the
     /// best epoch.
@@ -303,6 +319,7 @@ impl Common {
         }
         spec.vocab = self.vocab;
         spec.max_len = self.max_len;
+        spec.device = self.device;
         spec
     }
 

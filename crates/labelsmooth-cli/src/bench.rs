@@ -11,6 +11,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::alloc;
+use labelsmooth_burn::device::Backend;
 
 /// Median of `reps` timed calls of `f` (after one warm-up call), in seconds.
 pub fn median_seconds(reps: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
@@ -82,6 +83,8 @@ pub fn copy_bandwidth(bytes: usize) -> Result<f64> {
 /// One row of `bench loss`.
 #[derive(Debug, Serialize)]
 pub struct LossRow {
+    /// `cpu` (the core's fused kernel) or a GPU backend (Burn's tensor operations there).
+    pub device: String,
     /// Rows.
     pub n: usize,
     /// Classes.
@@ -90,10 +93,12 @@ pub struct LossRow {
     pub median_ms: f64,
     /// Logits read once + gradient written once, per second.
     pub gbps: f64,
-    /// Copy bandwidth measured in the same run.
-    pub copy_gbps: f64,
-    /// `gbps / copy_gbps`.
-    pub fraction_of_copy: f64,
+    /// Copy bandwidth measured in the same run (CPU only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub copy_gbps: Option<f64>,
+    /// `gbps / copy_gbps` (CPU only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fraction_of_copy: Option<f64>,
 }
 
 /// Forward + backward of the smoothed cross-entropy (α = 0.1, mean) on logits ~ N(0, 3²).
@@ -112,12 +117,58 @@ pub fn loss(shapes: &[(usize, usize)], reps: usize, copy_bytes: usize) -> Result
         })?;
         let gbps = 2.0 * (n * k * 4) as f64 / s / 1e9;
         rows.push(LossRow {
+            device: "cpu".into(),
             n,
             k,
             median_ms: s * 1e3,
             gbps,
-            copy_gbps,
-            fraction_of_copy: gbps / copy_gbps,
+            copy_gbps: Some(copy_gbps),
+            fraction_of_copy: Some(gbps / copy_gbps),
+        });
+    }
+    Ok(rows)
+}
+
+/// [`loss`] on `device` through Burn's tensor operations (`SmoothedCrossEntropy` off the CPU):
+/// the same logits and targets, forward + backward to the logits' gradient, the device
+/// synchronized before each timing ends.
+pub fn loss_on_device(
+    shapes: &[(usize, usize)],
+    reps: usize,
+    backend: Backend,
+) -> Result<Vec<LossRow>> {
+    use labelsmooth_burn::burn::tensor::{Int, Tensor, TensorData};
+    use labelsmooth_burn::loss::SmoothedCrossEntropyConfig;
+    let ad = backend.open()?.autodiff();
+    let sync = || {
+        ad.sync()
+            .map_err(|e| anyhow::anyhow!("the device failed: {e:?}"))
+    };
+    let mut rows = Vec::new();
+    for &(n, k) in shapes {
+        let values = normal_vec(n * k, 3.0, (n * 31 + k) as u64);
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let targets: Vec<i64> = (0..n).map(|_| rng.random_range(0..k as i64)).collect();
+        let logits = Tensor::<2>::from_data(TensorData::new(values, [n, k]), &ad).require_grad();
+        let targets = Tensor::<1, Int>::from_data(TensorData::new(targets, [n]), &ad);
+        let ce = SmoothedCrossEntropyConfig::new(k)
+            .with_smoothing(0.1)
+            .init(&ad);
+        sync()?;
+        let s = median_seconds(reps, || {
+            let grads = ce.forward(logits.clone(), targets.clone()).backward();
+            let g = logits.grad(&grads).context("the logits have no gradient")?;
+            std::hint::black_box(g);
+            sync()
+        })?;
+        rows.push(LossRow {
+            device: backend.to_string(),
+            n,
+            k,
+            median_ms: s * 1e3,
+            gbps: 2.0 * (n * k * 4) as f64 / s / 1e9,
+            copy_gbps: None,
+            fraction_of_copy: None,
         });
     }
     Ok(rows)
@@ -194,6 +245,8 @@ pub fn linear(
 pub struct TrainRow {
     /// `mlp`, `cnn`, `lstm`, `mobilenet-v2` or `mobilenet-v2-frozen`.
     pub model: String,
+    /// `cpu` or the GPU backend.
+    pub device: String,
     /// Training samples per second: samples of an epoch over the median epoch time.
     pub samples_per_s: f64,
     /// Median epoch time.
@@ -211,12 +264,11 @@ pub struct TrainRow {
 /// random data, Adam, label smoothing 0.1; batch 64, and for MobileNetV2 (width 1, 96×96 RGB,
 /// 10 classes) batch 32, the whole network (`mobilenet-v2`) or only its classifier on a frozen
 /// backbone (`mobilenet-v2-frozen`).
-pub fn train(models: &[String], epochs: usize) -> Result<Vec<TrainRow>> {
-    use labelsmooth_burn::burn::tensor::Device;
+pub fn train(models: &[String], epochs: usize, backend: Backend) -> Result<Vec<TrainRow>> {
+    let device = &backend.open()?;
     use labelsmooth_burn::mobilenet::MobileNetV2Config;
     use labelsmooth_burn::models::{ConvNetConfig, MlpConfig, TextClassifierConfig};
     use labelsmooth_burn::train::{Inputs, ModelSpec, TrainConfig};
-    let device = Device::flex();
     let mut rows = Vec::new();
     for model in models {
         let mut rng = ChaCha8Rng::seed_from_u64(0);
@@ -285,14 +337,14 @@ pub fn train(models: &[String], epochs: usize) -> Result<Vec<TrainRow>> {
             frozen_epochs: (model == "mobilenet-v2-frozen").then_some(epochs + 1),
             ..Default::default()
         };
-        let out =
-            labelsmooth_burn::train::train(&spec, (&inputs, &labels), None, k, &cfg, &device)?;
+        let out = labelsmooth_burn::train::train(&spec, (&inputs, &labels), None, k, &cfg, device)?;
         let first = out.history[0].seconds;
         let mut times: Vec<f64> = out.history.iter().skip(1).map(|h| h.seconds).collect();
         times.sort_by(f64::total_cmp);
         let median = times[times.len() / 2];
         rows.push(TrainRow {
             model: model.clone(),
+            device: backend.to_string(),
             samples_per_s: n as f64 / median,
             median_epoch_ms: median * 1e3,
             first_epoch_ms: first * 1e3,

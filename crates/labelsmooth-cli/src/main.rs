@@ -21,6 +21,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 use crate::args::set_threads;
+use labelsmooth_burn::device::Backend;
 
 #[global_allocator]
 static GLOBAL: alloc::Counting = alloc::Counting;
@@ -135,6 +136,10 @@ enum BenchCommand {
         /// Bytes of the array copied to measure memory bandwidth.
         #[arg(long, default_value_t = 256 << 20)]
         copy_bytes: usize,
+        /// cpu: the fused kernel of the core; wgpu: the loss of Burn's tensor operations on the
+        /// GPU (binaries built with `--features wgpu`).
+        #[arg(long, default_value = "cpu", value_parser = args::parse_device)]
+        device: Backend,
         /// Print `[{"n", "k", "median_ms", "gbps", "copy_gbps", ...}]` on stdout.
         #[arg(long)]
         json: bool,
@@ -154,6 +159,9 @@ enum BenchCommand {
         /// Epochs timed after one warm-up epoch (the median is reported).
         #[arg(long, default_value_t = 15)]
         epochs: usize,
+        /// Where to train: cpu or wgpu (binaries built with `--features wgpu`).
+        #[arg(long, default_value = "cpu", value_parser = args::parse_device)]
+        device: Backend,
         /// Threads (default: every core).
         #[arg(long)]
         threads: Option<std::num::NonZeroUsize>,
@@ -232,10 +240,15 @@ fn run(cli: Cli) -> Result<()> {
                 reps,
                 threads,
                 copy_bytes,
+                device,
                 json,
             } => {
                 set_threads(threads)?;
-                let rows = bench::loss(&shapes, reps, copy_bytes)?;
+                let rows = if device.is_cpu() {
+                    bench::loss(&shapes, reps, copy_bytes)?
+                } else {
+                    bench::loss_on_device(&shapes, reps, device)?
+                };
                 if json {
                     println!("{}", serde_json::to_string_pretty(&rows)?);
                 } else {
@@ -255,8 +268,8 @@ fn run(cli: Cli) -> Result<()> {
                             r.k,
                             r.median_ms,
                             r.gbps,
-                            r.copy_gbps,
-                            100.0 * r.fraction_of_copy
+                            r.copy_gbps.unwrap_or(f64::NAN),
+                            100.0 * r.fraction_of_copy.unwrap_or(f64::NAN)
                         );
                     }
                 }
@@ -264,11 +277,12 @@ fn run(cli: Cli) -> Result<()> {
             BenchCommand::Train {
                 model,
                 epochs,
+                device,
                 threads,
                 json,
             } => {
                 set_threads(threads)?;
-                let rows = bench::train(&model, epochs.max(1))?;
+                let rows = bench::train(&model, epochs.max(1), device)?;
                 if json {
                     println!("{}", serde_json::to_string_pretty(&rows)?);
                 } else {

@@ -19,8 +19,8 @@ use serde::Serialize;
 
 use crate::args::{parse_delimiter, parse_header, parse_missing, set_threads};
 use crate::plots;
-use crate::report::{ClassRow, Page, Section, Table, class_rows, class_section, f4, write_report};
-use labelsmooth_report::calibrate::{Metrics, NllFrom, confidence_reading, metrics};
+use crate::report::{ClassRow, Page, Section, class_rows, class_section, write_report};
+use labelsmooth_report::calibrate::{Metrics, NllFrom, confidence_reading, metrics, metrics_table};
 
 /// How the data files are read (the model knows its columns and image size).
 #[derive(Args, Debug, Clone)]
@@ -346,20 +346,7 @@ fn evaluate_report(
         sections: vec![
             Section {
                 heading: "Metrics".into(),
-                table: Some(Table {
-                    header: ["n", "accuracy", "NLL", "Brier", "ECE", "MCE", "RMSCE"]
-                        .map(String::from)
-                        .to_vec(),
-                    rows: vec![vec![
-                        m.n.to_string(),
-                        f4(m.accuracy),
-                        f4(m.nll),
-                        f4(m.brier),
-                        f4(m.ece),
-                        f4(m.mce),
-                        f4(m.rmsce),
-                    ]],
-                }),
+                table: Some(metrics_table(&[("every sample".into(), m)])),
                 figures: vec![(
                     "reliability".into(),
                     "Reliability diagram: accuracy per confidence bin".into(),

@@ -9,7 +9,6 @@
 
 use labelsmooth::calibration::{confusion_matrix, softmax};
 use labelsmooth::split::stratified_k_fold;
-use labelsmooth_burn::burn::tensor::Device;
 use labelsmooth_burn::train::{
     Evaluation, Teacher, evaluation_of, predict_logits, train_distilled, train_observed,
 };
@@ -203,7 +202,7 @@ impl DistillationStudy {
                     None,
                     k,
                     &spec.train,
-                    &Device::flex(),
+                    &spec.open_device()?,
                     observer,
                 )?;
                 let m = measure(&teacher.model, &p.others[0], spec.train.ece_bins)?;
@@ -221,7 +220,7 @@ impl DistillationStudy {
                     None,
                     k,
                     &base.train,
-                    &Device::flex(),
+                    &base.open_device()?,
                     observer,
                 )?;
                 let m = measure(&alone.model, &s.others[0], base.train.ece_bins)?;
@@ -242,7 +241,7 @@ impl DistillationStudy {
                         None,
                         k,
                         &plain.train,
-                        &Device::flex(),
+                        &plain.open_device()?,
                         observer,
                     )?;
                     let m = measure(&student.model, &s.others[0], plain.train.ece_bins)?;

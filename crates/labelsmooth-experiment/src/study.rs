@@ -5,7 +5,6 @@ use labelsmooth::calibration::{
     Binning, Norm, apply_temperature, error_of_bins, fit_temperature, reliability_bins, softmax,
 };
 use labelsmooth::split::stratified_split;
-use labelsmooth_burn::burn::tensor::Device;
 use labelsmooth_burn::train::{
     EpochMetrics, Evaluation, Inputs, evaluation_of, predict_features, predict_logits,
     train_observed,
@@ -110,7 +109,7 @@ impl CalibrationStudy {
                 Some((&x_calib, &y_calib)),
                 k,
                 &spec.train,
-                &Device::flex(),
+                &spec.open_device()?,
                 observer,
             )?;
             let fit = fit_temperature(&predict_logits(&trained.model, &x_calib), &y_calib, k)?;

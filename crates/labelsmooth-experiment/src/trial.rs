@@ -4,6 +4,7 @@
 use labelsmooth::calibration::softmax;
 use labelsmooth::split::stratified_split;
 use labelsmooth_burn::burn::tensor::Device;
+use labelsmooth_burn::device::Backend;
 use labelsmooth_burn::import::mobilenet_v2;
 use labelsmooth_burn::mobilenet::MobileNetV2Config;
 use labelsmooth_burn::models::{ConvNetConfig, MlpConfig, TextClassifierConfig};
@@ -99,6 +100,9 @@ pub struct TrialSpec {
     /// Class weights of the loss, resolved against the training rows of each trial.
     #[serde(default)]
     pub class_weight: Option<ClassWeight>,
+    /// The device the trial trains on (absent from stored specs: the CPU).
+    #[serde(default, skip_serializing_if = "Backend::is_cpu")]
+    pub device: Backend,
 }
 
 /// How the classes are weighted in the loss.
@@ -209,7 +213,15 @@ impl TrialSpec {
             width: 1.0,
             init: None,
             class_weight: None,
+            device: Backend::Cpu,
         }
+    }
+
+    /// The device the trial trains on, opened ([`Backend::open`]).
+    pub fn open_device(&self) -> Result<Device> {
+        self.device
+            .open()
+            .map_err(|e| Error::Invalid(e.to_string()))
     }
 
     /// The same trial with exactly `epochs` passes over the training rows (no step minimum).
@@ -460,7 +472,7 @@ pub fn run_trial(
         Some(watch),
         k,
         &spec.train,
-        &Device::flex(),
+        &spec.open_device()?,
         observer,
     )?;
     let logits = predict_logits(&trained.model, &xv);

@@ -535,18 +535,30 @@ pub fn confidence_reading(m: &Metrics, subject: &str) -> String {
     )
 }
 
-/// A row of the metrics table.
-fn metric_cells(rows: &str, m: &Metrics) -> Vec<String> {
-    vec![
-        rows.to_string(),
-        m.n.to_string(),
-        f4(m.accuracy),
-        f4(m.nll),
-        f4(m.brier),
-        f4(m.ece),
-        f4(m.mce),
-        f4(m.rmsce),
-    ]
+/// The metrics table of a report: one row per `(rows described, metrics)`.
+pub fn metrics_table(rows: &[(String, &Metrics)]) -> Table {
+    Table {
+        header: [
+            "rows", "n", "accuracy", "NLL", "Brier", "ECE", "MCE", "RMSCE",
+        ]
+        .map(String::from)
+        .to_vec(),
+        rows: rows
+            .iter()
+            .map(|(what, m)| {
+                vec![
+                    what.clone(),
+                    m.n.to_string(),
+                    f4(m.accuracy),
+                    f4(m.nll),
+                    f4(m.brier),
+                    f4(m.ece),
+                    f4(m.mce),
+                    f4(m.rmsce),
+                ]
+            })
+            .collect(),
+    }
 }
 
 impl Calibration {
@@ -582,7 +594,7 @@ impl Calibration {
             m.n
         )];
         reading.push(confidence_reading(m, "the predictions are"));
-        let mut rows = vec![metric_cells("as given, every row", m)];
+        let mut rows = vec![("as given, every row".to_string(), m)];
         if let (Some(s), Some(scaled)) = (&self.scaling, &self.confidences.1) {
             plots::reliability_diagram(
                 figures,
@@ -614,12 +626,9 @@ impl Calibration {
                     "T < 1 sharpens under-confident predictions"
                 }
             ));
-            rows.push(metric_cells(
-                &format!("as given, {}", s.evaluated_on),
-                &s.before_scaling,
-            ));
-            rows.push(metric_cells(
-                &format!("T = {:.3}, {}", s.temperature, s.evaluated_on),
+            rows.push((format!("as given, {}", s.evaluated_on), &s.before_scaling));
+            rows.push((
+                format!("T = {:.3}, {}", s.temperature, s.evaluated_on),
                 &s.after,
             ));
         }
@@ -638,14 +647,7 @@ impl Calibration {
             sections: vec![
                 Section {
                     heading: "Metrics".into(),
-                    table: Some(Table {
-                        header: [
-                            "rows", "n", "accuracy", "NLL", "Brier", "ECE", "MCE", "RMSCE",
-                        ]
-                        .map(String::from)
-                        .to_vec(),
-                        rows,
-                    }),
+                    table: Some(metrics_table(&rows)),
                     figures: figs,
                 },
                 class_section("Per class".into(), &self.per_class, ""),

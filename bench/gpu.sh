@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# The device check for a GPU machine. A GPU machine may reach no package registry: build the
+# binary elsewhere with the GPU feature and copy it over:
+#   cargo build --release -p labelsmooth-cli --features wgpu     # on a build machine
+#   bench/gpu.sh ./labelsmooth [OUT.json] [--quick]                # on the GPU machine
+# It prints the adapter, times `labelsmooth bench loss --device wgpu` on the three standard
+# shapes and `bench train --device wgpu` for the three nets (with the CPU path of the same
+# binary next to them), and, when PyTorch with CUDA imports there, PyTorch's
+# cross_entropy(label_smoothing=0.1) forward + backward on the same shapes; all in one JSON
+# (default gpu.json). --quick: small shapes and one epoch, to check the script end to end (on
+# Mesa's lavapipe, for instance: those numbers are no GPU figure).
+set -euo pipefail
+bin=${1:?usage: bench/gpu.sh path/to/labelsmooth [OUT.json] [--quick]}
+out=${2:-gpu.json}
+quick=${3:-}
+python=${PYTHON:-python3}
+here=$(cd "$(dirname "$0")" && pwd)
+if [ "$quick" = "--quick" ]; then
+  shapes=256x1000,64x32000; epochs=1; torch_reps=3
+else
+  shapes=8192x1000,4096x32000,512x128256; epochs=5; torch_reps=20
+fi
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-$tmp}
+adapter=$( (command -v vulkaninfo >/dev/null && vulkaninfo --summary 2>/dev/null | grep -m1 deviceName | cut -d= -f2 | xargs) || true)
+if [ -z "$adapter" ] && command -v nvidia-smi >/dev/null; then
+  adapter=$(nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | head -1)
+fi
+echo "adapter: ${adapter:-unknown (no vulkaninfo or nvidia-smi)}"
+"$bin" bench loss --device wgpu --shapes "$shapes" --reps 7 --json > "$tmp/loss_gpu.json"
+"$bin" bench loss --device cpu --shapes "$shapes" --reps 3 --json > "$tmp/loss_cpu.json"
+"$bin" bench train --device wgpu --model mlp,cnn,lstm --epochs "$epochs" --json > "$tmp/train_gpu.json"
+"$bin" bench train --device cpu --model mlp,cnn,lstm --epochs "$epochs" --json > "$tmp/train_cpu.json"
+if "$python" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then
+  "$python" "$here/torch_loss.py" --device cuda --shapes "$shapes" --reps "$torch_reps" --json > "$tmp/torch.json"
+else
+  echo "null" > "$tmp/torch.json"
+  echo "PyTorch with CUDA does not import here: no PyTorch figures"
+fi
+"$python" - "$tmp" "$out" "$adapter" "$quick" <<'PY'
+import json, sys
+tmp, out, adapter, quick = sys.argv[1:5]
+load = lambda name: json.load(open(f"{tmp}/{name}.json"))
+doc = {
+    "adapter": adapter or None,
+    "quick": quick == "--quick",
+    "loss_wgpu": load("loss_gpu"), "loss_cpu": load("loss_cpu"),
+    "train_wgpu": load("train_gpu"), "train_cpu": load("train_cpu"),
+    "torch_cuda_loss": load("torch"),
+}
+json.dump(doc, open(out, "w"), indent=1)
+torch = {(r["n"], r["k"]): r for r in (doc["torch_cuda_loss"] or [])}
+print("| N × K | wgpu ms | wgpu GB/s | CPU ms | PyTorch CUDA ms |")
+print("|---|---|---|---|---|")
+for g, c in zip(doc["loss_wgpu"], doc["loss_cpu"]):
+    t = torch.get((g["n"], g["k"]))
+    print(f"| {g['n']} × {g['k']} | {g['median_ms']:.2f} | {g['gbps']:.1f} | {c['median_ms']:.2f} | "
+          + (f"{t['median_ms']:.2f} |" if t else "- |"))
+print("| net | wgpu samples/s | CPU samples/s | ratio |")
+print("|---|---|---|---|")
+for g, c in zip(doc["train_wgpu"], doc["train_cpu"]):
+    print(f"| {g['model']} | {g['samples_per_s']:.0f} | {c['samples_per_s']:.0f} | {g['samples_per_s'] / c['samples_per_s']:.2f}x |")
+print(f"written: {out}")
+PY
