@@ -111,7 +111,53 @@ impl SmoothedCrossEntropy {
             return self.forward_fused(logits, &ids);
         }
         let denominator = self.kernel.denominator(&ids)?;
+        #[cfg(feature = "wgpu")]
+        if self.fused && logits.dtype() == burn::tensor::DType::F32 {
+            return Ok(self.forward_cube(logits, &ids, denominator));
+        }
         Ok(self.forward_tensor_ops(logits, &ids, denominator))
+    }
+
+    /// On a CubeCL device: the rows and their gradient from one kernel launch
+    /// ([`crate::fused::cube`]), reduced with tensor operations.
+    #[cfg(feature = "wgpu")]
+    fn forward_cube(&self, logits: Tensor<2>, ids: &[i64], denominator: f64) -> Tensor<1> {
+        let device = logits.device();
+        let [n, k] = logits.dims();
+        let (on, off) = self
+            .kernel
+            .convention()
+            .on_off(f64::from(self.kernel.smoothing()), k)
+            .expect("validated at init");
+        let ignore = self.kernel.ignore_index();
+        // Validated by `denominator`: every id is in range or ignored.
+        let targets: Vec<i32> = ids
+            .iter()
+            .map(|&t| if Some(t) == ignore { -1 } else { t as i32 })
+            .collect();
+        let targets = Tensor::<1, Int>::from_data(TensorData::new(targets, [n]), &device);
+        let (weights, weight_sum) = match &self.weights {
+            Some(w) => (
+                w.clone(),
+                self.kernel
+                    .weights()
+                    .map_or(k as f64, |w| w.iter().map(|&v| f64::from(v)).sum()),
+            ),
+            None => (Tensor::<1>::ones([k], &device), k as f64),
+        };
+        let rows = crate::fused::cube::smoothed_cross_entropy_rows(
+            logits,
+            targets,
+            weights,
+            on as f32,
+            off as f32,
+            weight_sum as f32,
+        );
+        match self.kernel.reduction() {
+            Reduction::None => rows,
+            Reduction::Sum => rows.sum().reshape([1]),
+            Reduction::Mean => rows.sum().reshape([1]).div_scalar(denominator as f32),
+        }
     }
 
     fn forward_fused(&self, logits: Tensor<2>, ids: &[i64]) -> labelsmooth::Result<Tensor<1>> {

@@ -7,6 +7,9 @@
 //! `Backward` implementations that register the kernels' gradients, and the conversions between
 //! tensors and arrays. Other backends keep the tensor-API form, which computes the same function.
 
+#[cfg(feature = "wgpu")]
+pub mod cube;
+
 use std::borrow::Cow;
 use std::sync::Arc;
 
