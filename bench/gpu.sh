@@ -3,8 +3,8 @@
 # binary elsewhere with the GPU feature and copy it over:
 #   cargo build --release -p labelsmooth-cli --features wgpu     # on a build machine
 #   bench/gpu.sh ./labelsmooth [OUT.json] [--quick]                # on the GPU machine
-# It prints the adapter, times `labelsmooth bench loss --device wgpu` on the three standard
-# shapes and `bench train --device wgpu` for the three nets (with the CPU path of the same
+# It prints the adapter, times `labelsmooth bench loss --device wgpu` (the CubeCL kernel and
+# Burn's tensor operations) on the three standard shapes and `bench train --device wgpu` for the three nets (with the CPU path of the same
 # binary next to them), and, when PyTorch with CUDA imports there, PyTorch's
 # cross_entropy(label_smoothing=0.1) forward + backward on the same shapes; all in one JSON
 # (default gpu.json). --quick: small shapes and one epoch, to check the script end to end (on
@@ -27,7 +27,7 @@ adapter=$( (command -v vulkaninfo >/dev/null && vulkaninfo --summary 2>/dev/null
 if [ -z "$adapter" ] && command -v nvidia-smi >/dev/null; then
   adapter=$(nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | head -1)
 fi
-echo "adapter: ${adapter:-unknown (no vulkaninfo or nvidia-smi)}"
+echo "adapter: ${adapter:-(no vulkaninfo or nvidia-smi here: wgpu names it below)}"
 "$bin" bench loss --device wgpu --shapes "$shapes" --reps 7 --json > "$tmp/loss_gpu.json"
 "$bin" bench loss --device cpu --shapes "$shapes" --reps 3 --json > "$tmp/loss_cpu.json"
 "$bin" bench train --device wgpu --model mlp,cnn,lstm --epochs "$epochs" --json > "$tmp/train_gpu.json"
@@ -51,12 +51,19 @@ doc = {
 }
 json.dump(doc, open(out, "w"), indent=1)
 torch = {(r["n"], r["k"]): r for r in (doc["torch_cuda_loss"] or [])}
-print("| N × K | wgpu ms | wgpu GB/s | CPU ms | PyTorch CUDA ms |")
-print("|---|---|---|---|---|")
-for g, c in zip(doc["loss_wgpu"], doc["loss_cpu"]):
-    t = torch.get((g["n"], g["k"]))
-    print(f"| {g['n']} × {g['k']} | {g['median_ms']:.2f} | {g['gbps']:.1f} | {c['median_ms']:.2f} | "
-          + (f"{t['median_ms']:.2f} |" if t else "- |"))
+gpu = {(r["n"], r["k"], r["path"]): r for r in doc["loss_wgpu"]}
+names = {r.get("adapter") for r in doc["loss_wgpu"]} - {None}
+if names and not adapter:
+    doc["adapter"] = ", ".join(sorted(names))
+    json.dump(doc, open(out, "w"), indent=1)
+print(f"adapter (as wgpu names it): {doc['adapter']}")
+print("| N × K | wgpu kernel ms | kernel GB/s | wgpu tensor ops ms | CPU kernel ms | PyTorch CUDA ms |")
+print("|---|---|---|---|---|---|")
+for c in doc["loss_cpu"]:
+    g, o = gpu[(c["n"], c["k"], "kernel")], gpu[(c["n"], c["k"], "tensor-ops")]
+    t = torch.get((c["n"], c["k"]))
+    print(f"| {c['n']} × {c['k']} | {g['median_ms']:.2f} | {g['gbps']:.1f} | {o['median_ms']:.2f} | "
+          + f"{c['median_ms']:.2f} | " + (f"{t['median_ms']:.2f} |" if t else "- |"))
 print("| net | wgpu samples/s | CPU samples/s | ratio |")
 print("|---|---|---|---|")
 for g, c in zip(doc["train_wgpu"], doc["train_cpu"]):

@@ -4,11 +4,11 @@
 //! | backend | cargo feature | built here | fused CPU layers | runs bit for bit again |
 //! |---|---|---|---|---|
 //! | `cpu` | none | always | yes | yes, with the same seed and threads |
-//! | `wgpu` (Vulkan, Metal, DX12; lavapipe on the CPU) | `wgpu` | yes, offline | no: Burn's operations | same adapter and driver: yes for the losses, not promised for reductions inside Burn's kernels |
+//! | `wgpu` (Vulkan, Metal, DX12; lavapipe on the CPU) | `wgpu` | yes, offline | no: Burn's operations, and the smoothed cross-entropy kernel ([`crate::fused::cube`]) | same adapter and driver: yes for the loss kernel, not promised for reductions inside Burn's kernels |
 //! | `cuda` | none | no: Burn's `cuda` feature downloads LLVM while it builds | no | not offered |
 //!
-//! On a GPU the models run through Burn's operations; the fused CPU layers
-//! ([`crate::fused`]) and the one-pass CPU loss are used only on the CPU. Random weights drawn
+//! On a GPU the models run through Burn's operations and the smoothed cross-entropy through its
+//! own CubeCL kernel; the fused CPU layers ([`crate::fused`]) are used only on the CPU. Random weights drawn
 //! on another device differ from the CPU's for the same seed: to compare devices, initialize on
 //! the CPU and move the model ([`crate::models::Classifier::to_device`]).
 
@@ -128,6 +128,17 @@ impl Backend {
             }),
         }
     }
+}
+
+/// The name the device gives itself (`NVIDIA H200`, `llvmpipe (LLVM 19.1.7, 256 bits)`), for a
+/// GPU backend; `None` on the CPU.
+pub fn adapter_name(device: &Device) -> Option<String> {
+    #[cfg(feature = "wgpu")]
+    if *device != Device::flex() {
+        return device.identity().map(|id| id.name);
+    }
+    let _ = device;
+    None
 }
 
 #[cfg(feature = "wgpu")]

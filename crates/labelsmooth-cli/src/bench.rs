@@ -83,8 +83,14 @@ pub fn copy_bandwidth(bytes: usize) -> Result<f64> {
 /// One row of `bench loss`.
 #[derive(Debug, Serialize)]
 pub struct LossRow {
-    /// `cpu` (the core's fused kernel) or a GPU backend (Burn's tensor operations there).
+    /// `cpu` or a GPU backend.
     pub device: String,
+    /// `kernel` (the core's on the CPU, the CubeCL one on a GPU) or `tensor-ops` (Burn's
+    /// operations, on a GPU).
+    pub path: &'static str,
+    /// The adapter's name, on a GPU.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub adapter: Option<String>,
     /// Rows.
     pub n: usize,
     /// Classes.
@@ -118,6 +124,8 @@ pub fn loss(shapes: &[(usize, usize)], reps: usize, copy_bytes: usize) -> Result
         let gbps = 2.0 * (n * k * 4) as f64 / s / 1e9;
         rows.push(LossRow {
             device: "cpu".into(),
+            path: "kernel",
+            adapter: None,
             n,
             k,
             median_ms: s * 1e3,
@@ -151,25 +159,30 @@ pub fn loss_on_device(
         let targets: Vec<i64> = (0..n).map(|_| rng.random_range(0..k as i64)).collect();
         let logits = Tensor::<2>::from_data(TensorData::new(values, [n, k]), &ad).require_grad();
         let targets = Tensor::<1, Int>::from_data(TensorData::new(targets, [n]), &ad);
-        let ce = SmoothedCrossEntropyConfig::new(k)
-            .with_smoothing(0.1)
-            .init(&ad);
-        sync()?;
-        let s = median_seconds(reps, || {
-            let grads = ce.forward(logits.clone(), targets.clone()).backward();
-            let g = logits.grad(&grads).context("the logits have no gradient")?;
-            std::hint::black_box(g);
-            sync()
-        })?;
-        rows.push(LossRow {
-            device: backend.to_string(),
-            n,
-            k,
-            median_ms: s * 1e3,
-            gbps: 2.0 * (n * k * 4) as f64 / s / 1e9,
-            copy_gbps: None,
-            fraction_of_copy: None,
-        });
+        for (fused, path) in [(true, "kernel"), (false, "tensor-ops")] {
+            let ce = SmoothedCrossEntropyConfig::new(k)
+                .with_smoothing(0.1)
+                .with_fused(fused)
+                .init(&ad);
+            sync()?;
+            let s = median_seconds(reps, || {
+                let grads = ce.forward(logits.clone(), targets.clone()).backward();
+                let g = logits.grad(&grads).context("the logits have no gradient")?;
+                std::hint::black_box(g);
+                sync()
+            })?;
+            rows.push(LossRow {
+                device: backend.to_string(),
+                path,
+                adapter: labelsmooth_burn::device::adapter_name(&ad),
+                n,
+                k,
+                median_ms: s * 1e3,
+                gbps: 2.0 * (n * k * 4) as f64 / s / 1e9,
+                copy_gbps: None,
+                fraction_of_copy: None,
+            });
+        }
     }
     Ok(rows)
 }

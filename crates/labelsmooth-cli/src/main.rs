@@ -257,19 +257,24 @@ fn run(cli: Cli) -> Result<()> {
                         rayon::current_num_threads(),
                         labelsmooth::simd_level()
                     );
+                    if let Some(name) = rows.first().and_then(|r| r.adapter.as_deref()) {
+                        println!("device: {device} on {name}");
+                    }
                     println!(
-                        "{:>7} x {:>7} {:>10} {:>8} {:>10} {:>7}",
-                        "n", "k", "median ms", "GB/s", "copy GB/s", "% copy"
+                        "{:>7} x {:>7} {:>10} {:>10} {:>8} {:>10} {:>7}",
+                        "n", "k", "path", "median ms", "GB/s", "copy GB/s", "% copy"
                     );
                     for r in &rows {
                         println!(
-                            "{:>7} x {:>7} {:>10.2} {:>8.2} {:>10.2} {:>6.0}%",
+                            "{:>7} x {:>7} {:>10} {:>10.2} {:>8.2} {:>10} {:>7}",
                             r.n,
                             r.k,
+                            r.path,
                             r.median_ms,
                             r.gbps,
-                            r.copy_gbps.unwrap_or(f64::NAN),
-                            100.0 * r.fraction_of_copy.unwrap_or(f64::NAN)
+                            r.copy_gbps.map_or("-".into(), |c| format!("{c:.2}")),
+                            r.fraction_of_copy
+                                .map_or("-".into(), |f| format!("{:.0}%", 100.0 * f))
                         );
                     }
                 }
