@@ -122,8 +122,32 @@ impl SmoothedCrossEntropy {
     /// ([`crate::fused::cube`]), reduced with tensor operations.
     #[cfg(feature = "wgpu")]
     fn forward_cube(&self, logits: Tensor<2>, ids: &[i64], denominator: f64) -> Tensor<1> {
-        let device = logits.device();
-        let [n, k] = logits.dims();
+        let [_, k] = logits.dims();
+        let (targets, weights, coefficients) = self.cube_inputs(ids, k, &logits.device());
+        let rows = crate::fused::cube::smoothed_cross_entropy_rows(
+            logits,
+            targets,
+            weights,
+            coefficients.0,
+            coefficients.1,
+            coefficients.2,
+        );
+        match self.kernel.reduction() {
+            Reduction::None => rows,
+            Reduction::Sum => rows.sum().reshape([1]),
+            Reduction::Mean => rows.sum().reshape([1]).div_scalar(denominator as f32),
+        }
+    }
+
+    /// What the CubeCL kernel takes: the class ids with −1 for ignored rows, the class weights
+    /// on the device (ones without), and `(on, off, Σ weights)`.
+    #[cfg(feature = "wgpu")]
+    fn cube_inputs(
+        &self,
+        ids: &[i64],
+        k: usize,
+        device: &Device,
+    ) -> (Tensor<1, Int>, Tensor<1>, (f32, f32, f32)) {
         let (on, off) = self
             .kernel
             .convention()
@@ -135,29 +159,92 @@ impl SmoothedCrossEntropy {
             .iter()
             .map(|&t| if Some(t) == ignore { -1 } else { t as i32 })
             .collect();
-        let targets = Tensor::<1, Int>::from_data(TensorData::new(targets, [n]), &device);
-        let (weights, weight_sum) = match &self.weights {
-            Some(w) => (
-                w.clone(),
-                self.kernel
-                    .weights()
-                    .map_or(k as f64, |w| w.iter().map(|&v| f64::from(v)).sum()),
-            ),
-            None => (Tensor::<1>::ones([k], &device), k as f64),
+        let targets = Tensor::<1, Int>::from_data(TensorData::new(targets, [ids.len()]), device);
+        let (weights, weight_sum) = match (&self.weights, self.kernel.weights()) {
+            (Some(w), Some(values)) => (w.clone(), values.iter().map(|&v| f64::from(v)).sum()),
+            _ => (Tensor::<1>::ones([k], device), k as f64),
         };
-        let rows = crate::fused::cube::smoothed_cross_entropy_rows(
-            logits,
-            targets,
-            weights,
-            on as f32,
-            off as f32,
-            weight_sum as f32,
-        );
-        match self.kernel.reduction() {
-            Reduction::None => rows,
-            Reduction::Sum => rows.sum().reshape([1]),
-            Reduction::Mean => rows.sum().reshape([1]).div_scalar(denominator as f32),
+        (targets, weights, (on as f32, off as f32, weight_sum as f32))
+    }
+
+    /// The loss of a linear output layer's logits `hidden·weight + bias` (`hidden` `[n, h]`,
+    /// `weight` `[h, k]` as Burn's `Linear` stores it, `bias` `[k]`) against `targets` `[n]`.
+    ///
+    /// On a CubeCL device (the `wgpu` feature) with the fused path and a `sum` or `mean`
+    /// reduction, the logits are formed `block_rows` rows at a time, each block's loss gradient
+    /// is written by the kernel and consumed by the backward products before the next block
+    /// (Liger-Kernel's fused linear cross-entropy): the `[n, k]` logits never exist whole, and
+    /// the gradients are computed in the forward pass. Elsewhere the whole logits are formed and
+    /// passed to [`try_forward`](Self::try_forward). A weight or bias of the wrong shape is an
+    /// error.
+    pub fn try_forward_linear(
+        &self,
+        hidden: Tensor<2>,
+        weight: Tensor<2>,
+        bias: Tensor<1>,
+        targets: Tensor<1, Int>,
+        block_rows: usize,
+    ) -> labelsmooth::Result<Tensor<1>> {
+        let [n, h] = hidden.dims();
+        let [wh, k] = weight.dims();
+        let classes = self.kernel.classes();
+        if wh != h {
+            return Err(labelsmooth::Error::LengthMismatch {
+                what: "weight rows (the hidden size)",
+                expected: h,
+                actual: wh,
+            });
         }
+        if k != classes {
+            return Err(labelsmooth::Error::LengthMismatch {
+                what: "weight columns (the classes)",
+                expected: classes,
+                actual: k,
+            });
+        }
+        if bias.dims()[0] != k {
+            return Err(labelsmooth::Error::LengthMismatch {
+                what: "bias",
+                expected: k,
+                actual: bias.dims()[0],
+            });
+        }
+        #[cfg(feature = "wgpu")]
+        {
+            let device = hidden.device();
+            let scalar = !matches!(self.kernel.reduction(), Reduction::None);
+            if self.fused
+                && scalar
+                && n > 0
+                && !is_cpu(&device)
+                && hidden.dtype() == burn::tensor::DType::F32
+            {
+                let ids: Vec<i64> = targets
+                    .to_data()
+                    .convert::<i64>()
+                    .try_to_vec::<i64>()
+                    .expect("integer targets");
+                let denominator = self.kernel.denominator(&ids)?;
+                let scale = match self.kernel.reduction() {
+                    Reduction::Mean => 1.0 / denominator,
+                    _ => 1.0,
+                };
+                let (targets, weights, coefficients) = self.cube_inputs(&ids, k, &device);
+                return Ok(crate::fused::cube::linear_smoothed_cross_entropy(
+                    hidden,
+                    weight,
+                    bias,
+                    targets,
+                    weights,
+                    coefficients,
+                    scale as f32,
+                    block_rows,
+                ));
+            }
+        }
+        let _ = (n, block_rows);
+        let logits = hidden.matmul(weight) + bias.reshape([1, k]);
+        self.try_forward(logits, targets)
     }
 
     fn forward_fused(&self, logits: Tensor<2>, ids: &[i64]) -> labelsmooth::Result<Tensor<1>> {

@@ -1,10 +1,12 @@
 //! The Burn loss modules equal the core library (and so PyTorch) on the golden cases: values
 //! and gradients through autodiff, on the fused path and on the tensor-operation path; built
-//! with the `wgpu` feature, the tensor-operation path also on the GPU (Mesa's lavapipe on
-//! machines without one).
+//! with the `wgpu` feature, the tensor-operation path and the CubeCL kernel also on the GPU
+//! (Mesa's lavapipe on machines without one). A linear output layer with the loss equals the
+//! core's fused linear cross-entropy on every device (in row blocks on the GPU).
 
 use labelsmooth::loss::{
-    BinaryCrossEntropy as CoreBce, CrossEntropy, Reduction, SoftCrossEntropy as CoreSoft,
+    BinaryCrossEntropy as CoreBce, CrossEntropy, LinearCrossEntropy, Reduction,
+    SoftCrossEntropy as CoreSoft,
 };
 use labelsmooth::targets::Convention;
 use labelsmooth_burn::burn::tensor::{Device, Int, Tensor, TensorData};
@@ -466,4 +468,124 @@ fn every_loss_config_has_try_init_that_refuses_invalid_settings() {
     assert_eq!(core.ignore_index(), Some(-100));
     assert_eq!(core.reduction(), Reduction::Sum);
     assert_eq!(core.classes(), 4);
+}
+
+/// Hidden states, weight `[h, v]`, bias and targets (two of them ignored) for the linear loss.
+fn linear_case(n: usize, h: usize, v: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec<i64>) {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+    let mut draw = |len: usize, scale: f32| -> Vec<f32> {
+        (0..len)
+            .map(|_| scale * (rng.random::<f32>() * 2.0 - 1.0))
+            .collect()
+    };
+    let (hidden, weight, bias) = (draw(n * h, 2.0), draw(h * v, 0.5), draw(v, 0.5));
+    let targets = (0..n)
+        .map(|i| {
+            if i % 17 == 3 {
+                -100
+            } else {
+                ((i * 7919) % v) as i64
+            }
+        })
+        .collect();
+    (hidden, weight, bias, targets)
+}
+
+fn linear_loss(v: usize, weights: Vec<f32>, reduction: Reduction) -> CrossEntropy {
+    CrossEntropy::new(v)
+        .with_smoothing(0.1)
+        .with_weights(weights)
+        .with_ignore_index(-100)
+        .with_reduction(reduction)
+}
+
+/// The linear output layer + loss on `device` (its fused path where it has one, blocks of 8
+/// rows), against the core's fused linear cross-entropy: values and the three gradients.
+fn check_linear_on(device: &Device) {
+    let (n, h, v) = (37, 16, 300);
+    let (hidden, weight, bias, targets) = linear_case(n, h, v);
+    let weights: Vec<f32> = (0..v).map(|j| 0.5 + (j % 5) as f32 * 0.25).collect();
+    for reduction in [Reduction::Mean, Reduction::Sum] {
+        let core =
+            LinearCrossEntropy::new(linear_loss(v, weights.clone(), reduction)).with_block_rows(8);
+        let (want, want_grads) = core
+            .forward_backward(&hidden, h, &weight, Some(&bias), &targets)
+            .unwrap();
+        let loss = SmoothedCrossEntropyConfig::new(v)
+            .with_smoothing(0.1)
+            .with_weights(Some(weights.clone()))
+            .with_ignore_index(Some(-100))
+            .with_reduction(reduction)
+            .init(device);
+        let x = leaf_on(hidden.clone(), [n, h], device);
+        let w = leaf_on(weight.clone(), [h, v], device);
+        let b = Tensor::<1>::from_data(
+            TensorData::new(bias.clone(), [v]),
+            &device.clone().autodiff(),
+        )
+        .require_grad();
+        let t = Tensor::<1, Int>::from_data(
+            TensorData::new(targets.clone(), [n]),
+            &device.clone().autodiff(),
+        );
+        let value = loss
+            .try_forward_linear(x.clone(), w.clone(), b.clone(), t, 8)
+            .unwrap();
+        let got = value.clone().into_scalar::<f32>();
+        let grads = value.backward();
+        close("linear loss", &[got], want.as_slice(), 1e-5);
+        close(
+            "d hidden",
+            &to_vec(x.grad(&grads).unwrap()),
+            &want_grads.hidden,
+            1e-4,
+        );
+        close(
+            "d weight",
+            &to_vec(w.grad(&grads).unwrap()),
+            &want_grads.weight,
+            1e-4,
+        );
+        let db: Vec<f32> = b
+            .grad(&grads)
+            .unwrap()
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .unwrap();
+        close("d bias", &db, want_grads.bias.as_ref().unwrap(), 1e-4);
+    }
+}
+
+#[test]
+fn a_linear_output_layer_with_the_loss_equals_the_cores_fused_linear_loss() {
+    for device in devices() {
+        check_linear_on(&device);
+    }
+}
+
+#[test]
+fn a_linear_layer_of_the_wrong_shape_is_an_error() {
+    let device = Device::flex();
+    let loss = SmoothedCrossEntropyConfig::new(5).init(&device);
+    let hidden = Tensor::<2>::zeros([3, 4], &device);
+    let targets = Tensor::<1, Int>::from_data(TensorData::new(vec![0i64, 1, 2], [3]), &device);
+    let cases = [
+        ([5, 5], 5, "weight rows"),
+        ([4, 6], 5, "weight columns"),
+        ([4, 5], 4, "bias"),
+    ];
+    for (shape, bias_len, what) in cases {
+        let e = loss
+            .try_forward_linear(
+                hidden.clone(),
+                Tensor::<2>::zeros(shape, &device),
+                Tensor::<1>::zeros([bias_len], &device),
+                targets.clone(),
+                8,
+            )
+            .unwrap_err();
+        assert!(e.to_string().contains(what), "{e}");
+    }
 }

@@ -20,7 +20,7 @@ use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::cubecl::dtype_to_storage_type;
 use burn::backend::tensor::{FloatTensor, IntTensor};
-use burn::backend::{Backend, Dispatch, TensorMetadata, backend_extension};
+use burn::backend::{Backend, Dispatch, Slice, TensorMetadata, backend_extension};
 use burn::tensor::{DType, Int, Shape};
 use burn_cubecl::CubeBackend;
 use burn_cubecl::kernel::into_contiguous;
@@ -57,6 +57,128 @@ pub trait SmoothedCrossEntropyOps: Backend {
         off: f32,
         weight_sum: f32,
     ) -> (FloatTensor<Self>, FloatTensor<Self>);
+
+    /// `scale · Σ_i loss_i` (`[1]`) of the logits `hidden·weight + bias` (a linear output
+    /// layer: `hidden` `[n, h]` with `n > 0`, `weight` `[h, k]`, `bias` `[k]`), formed
+    /// `block_rows` rows at a time so that the `[n, k]` logits never exist whole; the other
+    /// arguments as in [`smoothed_cross_entropy_rows`](Self::smoothed_cross_entropy_rows).
+    #[allow(clippy::too_many_arguments)]
+    fn linear_smoothed_cross_entropy(
+        hidden: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        targets: IntTensor<Self>,
+        weights: FloatTensor<Self>,
+        on: f32,
+        off: f32,
+        weight_sum: f32,
+        scale: f32,
+        block_rows: usize,
+    ) -> FloatTensor<Self>;
+
+    /// The loss of [`linear_smoothed_cross_entropy`](Self::linear_smoothed_cross_entropy) and
+    /// its gradients for `hidden`, `weight` and `bias`, each block's consumed by the two
+    /// products of the backward pass before the next block's logits are formed.
+    #[allow(clippy::too_many_arguments, clippy::type_complexity)]
+    fn linear_smoothed_cross_entropy_grad(
+        hidden: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        targets: IntTensor<Self>,
+        weights: FloatTensor<Self>,
+        on: f32,
+        off: f32,
+        weight_sum: f32,
+        scale: f32,
+        block_rows: usize,
+    ) -> (
+        FloatTensor<Self>,
+        FloatTensor<Self>,
+        FloatTensor<Self>,
+        FloatTensor<Self>,
+    );
+}
+
+/// The gradients of a linear layer's hidden states, weight and bias.
+type LinearGrads<B> = (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>);
+
+/// Adds `b` to the running total `a`.
+fn accumulate<B: Backend>(a: Option<FloatTensor<B>>, b: FloatTensor<B>) -> Option<FloatTensor<B>> {
+    Some(match a {
+        Some(a) => B::float_add(a, b),
+        None => b,
+    })
+}
+
+/// The blocks of the fused linear + cross-entropy on any backend with the row kernel.
+#[allow(clippy::too_many_arguments)]
+fn linear_blocks<B: SmoothedCrossEntropyOps>(
+    hidden: FloatTensor<B>,
+    weight: FloatTensor<B>,
+    bias: FloatTensor<B>,
+    targets: IntTensor<B>,
+    weights: FloatTensor<B>,
+    (on, off, weight_sum): (f32, f32, f32),
+    scale: f32,
+    block_rows: usize,
+    with_grad: bool,
+) -> (FloatTensor<B>, Option<LinearGrads<B>>) {
+    let n = hidden.shape()[0];
+    let k = weight.shape()[1];
+    let bias_row = B::float_reshape(bias, Shape::new([1, k]));
+    let weight_t = with_grad.then(|| B::float_transpose(weight.clone()));
+    let (mut total, mut d_weight, mut d_bias) = (None, None, None);
+    let mut d_hidden = Vec::new();
+    let mut start = 0;
+    while start < n {
+        let end = (start + block_rows.max(1)).min(n);
+        let rows = Slice::new(start as isize, Some(end as isize), 1);
+        let block = B::float_slice(hidden.clone(), &[rows, Slice::from(..)]);
+        let block_targets = B::int_slice(targets.clone(), &[rows]);
+        let logits = B::float_add(
+            B::float_matmul(block.clone(), weight.clone()),
+            bias_row.clone(),
+        );
+        let losses = match &weight_t {
+            Some(weight_t) => {
+                let (losses, g) = B::smoothed_cross_entropy_rows_grad(
+                    logits,
+                    block_targets,
+                    weights.clone(),
+                    on,
+                    off,
+                    weight_sum,
+                );
+                let g = B::float_mul_scalar(g, scale.into());
+                d_hidden.push(B::float_matmul(g.clone(), weight_t.clone()));
+                d_weight = accumulate::<B>(
+                    d_weight,
+                    B::float_matmul(B::float_transpose(block), g.clone()),
+                );
+                d_bias = accumulate::<B>(d_bias, B::float_sum_dim(g, 0));
+                losses
+            }
+            None => B::smoothed_cross_entropy_rows(
+                logits,
+                block_targets,
+                weights.clone(),
+                on,
+                off,
+                weight_sum,
+            ),
+        };
+        total = accumulate::<B>(total, B::float_sum(losses));
+        start = end;
+    }
+    let total = B::float_mul_scalar(total.expect("at least one row"), scale.into());
+    let grads = with_grad.then(|| {
+        (
+            B::float_cat(d_hidden, 0),
+            d_weight.expect("at least one row"),
+            B::float_reshape(d_bias.expect("at least one row"), Shape::new([k])),
+        )
+    });
+    (total, grads)
 }
 
 /// Merges the running maximum and Σexp of two partial walks over a row.
@@ -81,7 +203,12 @@ fn smoothed_cross_entropy_kernel<F: Float, I: Numeric>(
     #[comptime] with_grad: bool,
     #[define(F, I)] _dtypes: [ElemType; 2],
 ) {
-    let row = CUBE_POS_X as usize;
+    // Rows beyond the first dimension's limit of work groups continue in the second.
+    let row = CUBE_POS_Y as usize * CUBE_COUNT_X as usize + CUBE_POS_X as usize;
+    if row >= rows.shape(0) {
+        // The whole cube leaves: no unit of it reaches the barriers below.
+        terminate!();
+    }
     let unit = UNIT_POS_X as usize;
     let k = logits.shape(1);
     let base = row * k;
@@ -186,6 +313,15 @@ fn empty_like(like: &CubeTensor, shape: Shape, dtype: DType) -> CubeTensor {
     )
 }
 
+/// Work groups per dimension that every GPU API allows.
+const MAX_GROUPS: usize = 65_535;
+
+/// One work group per row, in as many rows of at most [`MAX_GROUPS`] as `n` needs.
+fn cube_count(n: usize) -> CubeCount {
+    let x = n.min(MAX_GROUPS);
+    CubeCount::Static(x as u32, n.div_ceil(x) as u32, 1)
+}
+
 /// Launches the kernel: the rows, and the gradient when `with_grad`.
 fn launch(
     logits: CubeTensor,
@@ -215,7 +351,7 @@ fn launch(
         ];
         smoothed_cross_entropy_kernel::launch(
             &logits.client.clone(),
-            CubeCount::Static(n as u32, 1, 1),
+            cube_count(n),
             CubeDim::new_1d(BLOCK as u32),
             logits.into_tensor_arg(),
             targets.into_tensor_arg(),
@@ -255,6 +391,75 @@ impl SmoothedCrossEntropyOps for CubeBackend {
     ) -> (FloatTensor<Self>, FloatTensor<Self>) {
         let (rows, grad) = launch(logits, targets, weights, (on, off, weight_sum), true);
         (rows, grad.expect("requested"))
+    }
+
+    fn linear_smoothed_cross_entropy(
+        hidden: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        targets: IntTensor<Self>,
+        weights: FloatTensor<Self>,
+        on: f32,
+        off: f32,
+        weight_sum: f32,
+        scale: f32,
+        block_rows: usize,
+    ) -> FloatTensor<Self> {
+        let c = (on, off, weight_sum);
+        linear_blocks::<Self>(
+            hidden, weight, bias, targets, weights, c, scale, block_rows, false,
+        )
+        .0
+    }
+
+    fn linear_smoothed_cross_entropy_grad(
+        hidden: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        targets: IntTensor<Self>,
+        weights: FloatTensor<Self>,
+        on: f32,
+        off: f32,
+        weight_sum: f32,
+        scale: f32,
+        block_rows: usize,
+    ) -> (
+        FloatTensor<Self>,
+        FloatTensor<Self>,
+        FloatTensor<Self>,
+        FloatTensor<Self>,
+    ) {
+        let c = (on, off, weight_sum);
+        let (loss, grads) = linear_blocks::<Self>(
+            hidden, weight, bias, targets, weights, c, scale, block_rows, true,
+        );
+        let (d_hidden, d_weight, d_bias) = grads.expect("requested");
+        (loss, d_hidden, d_weight, d_bias)
+    }
+}
+
+/// The backward step of the fused linear layer + loss: its stored gradients times the upstream
+/// gradient of the scalar loss.
+#[derive(Debug)]
+struct LinearBackward;
+
+impl<B: Backend> Backward<B, 3> for LinearBackward {
+    type State = LinearGrads<B>;
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let upstream = grads.consume::<B>(&ops.node);
+        let (d_hidden, d_weight, d_bias) = ops.state;
+        let [hidden, weight, bias] = ops.parents;
+        let matrix = B::float_reshape(upstream.clone(), Shape::new([1, 1]));
+        if let Some(node) = hidden {
+            grads.register::<B>(node.id, B::float_mul(d_hidden, matrix.clone()));
+        }
+        if let Some(node) = weight {
+            grads.register::<B>(node.id, B::float_mul(d_weight, matrix));
+        }
+        if let Some(node) = bias {
+            grads.register::<B>(node.id, B::float_mul(d_bias, upstream));
+        }
     }
 }
 
@@ -335,6 +540,107 @@ impl<B: SmoothedCrossEntropyOps, C: CheckpointStrategy> SmoothedCrossEntropyOps 
             Constant.prepare::<C>([]).compute_bound().stateless(grad),
         )
     }
+
+    fn linear_smoothed_cross_entropy(
+        hidden: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        targets: IntTensor<Self>,
+        weights: FloatTensor<Self>,
+        on: f32,
+        off: f32,
+        weight_sum: f32,
+        scale: f32,
+        block_rows: usize,
+    ) -> FloatTensor<Self> {
+        let prep = LinearBackward
+            .prepare::<C>([hidden.node(), weight.node(), bias.node()])
+            .compute_bound()
+            .stateful();
+        let (hidden, weight, bias, weights) = (
+            hidden.into_primitive(),
+            weight.into_primitive(),
+            bias.into_primitive(),
+            weights.into_primitive(),
+        );
+        match prep {
+            OpsKind::Tracked(prep) => {
+                let (loss, d_hidden, d_weight, d_bias) = B::linear_smoothed_cross_entropy_grad(
+                    hidden, weight, bias, targets, weights, on, off, weight_sum, scale, block_rows,
+                );
+                prep.finish((d_hidden, d_weight, d_bias), loss)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::linear_smoothed_cross_entropy(
+                hidden, weight, bias, targets, weights, on, off, weight_sum, scale, block_rows,
+            )),
+        }
+    }
+
+    fn linear_smoothed_cross_entropy_grad(
+        hidden: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        targets: IntTensor<Self>,
+        weights: FloatTensor<Self>,
+        on: f32,
+        off: f32,
+        weight_sum: f32,
+        scale: f32,
+        block_rows: usize,
+    ) -> (
+        FloatTensor<Self>,
+        FloatTensor<Self>,
+        FloatTensor<Self>,
+        FloatTensor<Self>,
+    ) {
+        // Values only: no output is part of the graph.
+        let (loss, d_hidden, d_weight, d_bias) = B::linear_smoothed_cross_entropy_grad(
+            hidden.into_primitive(),
+            weight.into_primitive(),
+            bias.into_primitive(),
+            targets,
+            weights.into_primitive(),
+            on,
+            off,
+            weight_sum,
+            scale,
+            block_rows,
+        );
+        let constant = |t| Constant.prepare::<C>([]).compute_bound().stateless(t);
+        (
+            constant(loss),
+            constant(d_hidden),
+            constant(d_weight),
+            constant(d_bias),
+        )
+    }
+}
+
+/// [`SmoothedCrossEntropyOps::linear_smoothed_cross_entropy`] on Burn tensors on a CubeCL
+/// device; `coefficients` are `(on, off, weight_sum)`.
+#[allow(clippy::too_many_arguments)]
+pub fn linear_smoothed_cross_entropy(
+    hidden: burn::tensor::Tensor<2>,
+    weight: burn::tensor::Tensor<2>,
+    bias: burn::tensor::Tensor<1>,
+    targets: burn::tensor::Tensor<1, Int>,
+    weights: burn::tensor::Tensor<1>,
+    (on, off, weight_sum): (f32, f32, f32),
+    scale: f32,
+    block_rows: usize,
+) -> burn::tensor::Tensor<1> {
+    burn::tensor::Tensor::from_dispatch(Dispatch::linear_smoothed_cross_entropy(
+        hidden.into_dispatch(),
+        weight.into_dispatch(),
+        bias.into_dispatch(),
+        targets.into_dispatch(),
+        weights.into_dispatch(),
+        on,
+        off,
+        weight_sum,
+        scale,
+        block_rows,
+    ))
 }
 
 /// [`SmoothedCrossEntropyOps::smoothed_cross_entropy_rows`] on Burn tensors on a CubeCL device.
