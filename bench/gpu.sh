@@ -16,9 +16,9 @@ quick=${3:-}
 python=${PYTHON:-python3}
 here=$(cd "$(dirname "$0")" && pwd)
 if [ "$quick" = "--quick" ]; then
-  shapes=256x1000,64x32000; epochs=1; torch_reps=3
+  shapes=256x1000,64x32000; epochs=1; torch_reps=3; linear="--n 1024 --hidden 64 --vocab 8000 --block-rows 64"
 else
-  shapes=8192x1000,4096x32000,512x128256; epochs=5; torch_reps=20
+  shapes=8192x1000,4096x32000,512x128256; epochs=5; torch_reps=20; linear="--n 4096 --hidden 1024 --vocab 32000"
 fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -30,6 +30,8 @@ fi
 echo "adapter: ${adapter:-(no vulkaninfo or nvidia-smi here: wgpu names it below)}"
 "$bin" bench loss --device wgpu --shapes "$shapes" --reps 7 --json > "$tmp/loss_gpu.json"
 "$bin" bench loss --device cpu --shapes "$shapes" --reps 3 --json > "$tmp/loss_cpu.json"
+# shellcheck disable=SC2086
+"$bin" bench linear --device wgpu $linear --reps 3 --json > "$tmp/linear_gpu.json"
 "$bin" bench train --device wgpu --model mlp,cnn,lstm --epochs "$epochs" --json > "$tmp/train_gpu.json"
 "$bin" bench train --device cpu --model mlp,cnn,lstm --epochs "$epochs" --json > "$tmp/train_cpu.json"
 if "$python" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then
@@ -46,6 +48,7 @@ doc = {
     "adapter": adapter or None,
     "quick": quick == "--quick",
     "loss_wgpu": load("loss_gpu"), "loss_cpu": load("loss_cpu"),
+    "linear_wgpu": load("linear_gpu"),
     "train_wgpu": load("train_gpu"), "train_cpu": load("train_cpu"),
     "torch_cuda_loss": load("torch"),
 }
@@ -57,13 +60,18 @@ if names and not adapter:
     doc["adapter"] = ", ".join(sorted(names))
     json.dump(doc, open(out, "w"), indent=1)
 print(f"adapter (as wgpu names it): {doc['adapter']}")
-print("| N × K | wgpu kernel ms | kernel GB/s | wgpu tensor ops ms | CPU kernel ms | PyTorch CUDA ms |")
-print("|---|---|---|---|---|---|")
+print("| N × K | wgpu kernel ms | kernel GB/s | % of copy | wgpu tensor ops ms | CPU kernel ms | PyTorch CUDA ms |")
+print("|---|---|---|---|---|---|---|")
 for c in doc["loss_cpu"]:
     g, o = gpu[(c["n"], c["k"], "kernel")], gpu[(c["n"], c["k"], "tensor-ops")]
     t = torch.get((c["n"], c["k"]))
-    print(f"| {c['n']} × {c['k']} | {g['median_ms']:.2f} | {g['gbps']:.1f} | {o['median_ms']:.2f} | "
+    share = f"{100 * g['fraction_of_copy']:.0f}%" if g.get("fraction_of_copy") else "-"
+    print(f"| {c['n']} × {c['k']} | {g['median_ms']:.2f} | {g['gbps']:.1f} | {share} | {o['median_ms']:.2f} | "
           + f"{c['median_ms']:.2f} | " + (f"{t['median_ms']:.2f} |" if t else "- |"))
+print("| linear + loss on wgpu | n × h × v | ms | device memory growth MB |")
+print("|---|---|---|---|")
+for r in doc["linear_wgpu"]:
+    print(f"| {r['path']} | {r['n']} × {r['h']} × {r['v']} | {r['median_ms']:.1f} | {r['peak_extra_mb']:.1f} |")
 print("| net | wgpu samples/s | CPU samples/s | ratio |")
 print("|---|---|---|---|")
 for g, c in zip(doc["train_wgpu"], doc["train_cpu"]):

@@ -141,6 +141,33 @@ pub fn adapter_name(device: &Device) -> Option<String> {
     None
 }
 
+/// The device's copy bandwidth in GB/s (bytes read plus bytes written per second), measured by
+/// CubeCL's memory probe: the ceiling for a kernel that reads its input once and writes its
+/// output once. `None` on the CPU or where the probe has no figure.
+pub fn copy_gbps(device: &Device) -> Option<f64> {
+    #[cfg(feature = "wgpu")]
+    if *device != Device::flex() {
+        use burn::tensor::{MemoryAccess, ThroughputKey, ThroughputMode};
+        let key = ThroughputKey {
+            mode: ThroughputMode::memory(MemoryAccess::Copy),
+        };
+        let stat = device.performance_stats(&[key]).into_iter().next()?;
+        return stat.value.ok().map(|v| v.bytes_per_s(&key) / 1e9);
+    }
+    let _ = device;
+    None
+}
+
+/// The bytes the device's memory pools hold (GPU backends; `None` on the CPU), after
+/// releasing what they can: a call's growth of it is the device memory that call needed.
+pub fn reserved_bytes(device: &Device) -> Option<u64> {
+    if *device == Device::flex() {
+        return None;
+    }
+    device.memory_cleanup();
+    device.memory_pool_usage().map(|u| u.bytes_reserved)
+}
+
 #[cfg(feature = "wgpu")]
 fn open_wgpu() -> Result<Device, DeviceError> {
     static DEVICE: std::sync::OnceLock<Result<Device, DeviceError>> = std::sync::OnceLock::new();

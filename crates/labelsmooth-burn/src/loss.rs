@@ -102,17 +102,24 @@ impl SmoothedCrossEntropy {
         targets: Tensor<1, Int>,
     ) -> labelsmooth::Result<Tensor<1>> {
         let device = logits.device();
+        let [n, k] = logits.dims();
+        check_len("logits columns (the classes)", self.kernel.classes(), k)?;
         let ids: Vec<i64> = targets
             .to_data()
             .convert::<i64>()
             .try_to_vec::<i64>()
             .expect("integer targets");
+        check_len("targets (one per row of logits)", n, ids.len())?;
         if self.fused && is_cpu(&device) {
             return self.forward_fused(logits, &ids);
         }
         let denominator = self.kernel.denominator(&ids)?;
+        // The kernel addresses the logits with 32-bit indices.
         #[cfg(feature = "wgpu")]
-        if self.fused && logits.dtype() == burn::tensor::DType::F32 {
+        if self.fused
+            && logits.dtype() == burn::tensor::DType::F32
+            && n.saturating_mul(k) < u32::MAX as usize
+        {
             return Ok(self.forward_cube(logits, &ids, denominator));
         }
         Ok(self.forward_tensor_ops(logits, &ids, denominator))
@@ -164,6 +171,7 @@ impl SmoothedCrossEntropy {
             (Some(w), Some(values)) => (w.clone(), values.iter().map(|&v| f64::from(v)).sum()),
             _ => (Tensor::<1>::ones([k], device), k as f64),
         };
+        let weights = weights.cast(burn::tensor::DType::F32);
         (targets, weights, (on as f32, off as f32, weight_sum as f32))
     }
 
@@ -188,27 +196,9 @@ impl SmoothedCrossEntropy {
         let [n, h] = hidden.dims();
         let [wh, k] = weight.dims();
         let classes = self.kernel.classes();
-        if wh != h {
-            return Err(labelsmooth::Error::LengthMismatch {
-                what: "weight rows (the hidden size)",
-                expected: h,
-                actual: wh,
-            });
-        }
-        if k != classes {
-            return Err(labelsmooth::Error::LengthMismatch {
-                what: "weight columns (the classes)",
-                expected: classes,
-                actual: k,
-            });
-        }
-        if bias.dims()[0] != k {
-            return Err(labelsmooth::Error::LengthMismatch {
-                what: "bias",
-                expected: k,
-                actual: bias.dims()[0],
-            });
-        }
+        check_len("weight rows (the hidden size)", h, wh)?;
+        check_len("weight columns (the classes)", classes, k)?;
+        check_len("bias", k, bias.dims()[0])?;
         #[cfg(feature = "wgpu")]
         {
             let device = hidden.device();
@@ -218,12 +208,14 @@ impl SmoothedCrossEntropy {
                 && n > 0
                 && !is_cpu(&device)
                 && hidden.dtype() == burn::tensor::DType::F32
+                && block_rows.max(1).saturating_mul(k) < u32::MAX as usize
             {
                 let ids: Vec<i64> = targets
                     .to_data()
                     .convert::<i64>()
                     .try_to_vec::<i64>()
                     .expect("integer targets");
+                check_len("targets (one per row of hidden states)", n, ids.len())?;
                 let denominator = self.kernel.denominator(&ids)?;
                 let scale = match self.kernel.reduction() {
                     Reduction::Mean => 1.0 / denominator,
@@ -315,6 +307,19 @@ impl SmoothedCrossEntropy {
             Reduction::Sum => row.sum().reshape([1]),
             Reduction::Mean => row.sum().reshape([1]).div_scalar(denominator as f32),
         }
+    }
+}
+
+/// A length that must equal what the loss expects, as the core reports it.
+fn check_len(what: &'static str, expected: usize, actual: usize) -> labelsmooth::Result<()> {
+    if expected == actual {
+        Ok(())
+    } else {
+        Err(labelsmooth::Error::LengthMismatch {
+            what,
+            expected,
+            actual,
+        })
     }
 }
 

@@ -11,7 +11,7 @@ use labelsmooth::loss::{
 use labelsmooth::targets::Convention;
 use labelsmooth_burn::burn::tensor::{Device, Int, Tensor, TensorData};
 use labelsmooth_burn::loss::{
-    BinaryCrossEntropyConfig, ConfidencePenaltyConfig, DistillationConfig,
+    BinaryCrossEntropyConfig, ConfidencePenaltyConfig, DistillationConfig, SmoothedCrossEntropy,
     SmoothedCrossEntropyConfig, SoftCrossEntropyConfig,
 };
 use serde_json::Value;
@@ -587,5 +587,132 @@ fn a_linear_layer_of_the_wrong_shape_is_an_error() {
             )
             .unwrap_err();
         assert!(e.to_string().contains(what), "{e}");
+    }
+}
+
+#[cfg(feature = "wgpu")]
+/// Logits `[n, k]` ~ a spread of values, and class ids, for the edge cases below.
+fn spread_case(n: usize, k: usize) -> (Vec<f32>, Vec<i64>) {
+    let logits = (0..n * k)
+        .map(|i| ((i * 2654435761) % 1000) as f32 / 100.0 - 5.0)
+        .collect();
+    let targets = (0..n).map(|i| ((i * 31) % k) as i64).collect();
+    (logits, targets)
+}
+
+#[cfg(feature = "wgpu")]
+/// Loss and gradient of `Σ_i w_i·loss_i` (a non-uniform upstream gradient) with reduction none.
+fn weighted_rows(
+    loss: &SmoothedCrossEntropy,
+    x: Tensor<2>,
+    t: Tensor<1, Int>,
+) -> (Vec<f32>, Vec<f32>) {
+    let [n, _] = x.dims();
+    let upstream: Vec<f32> = (0..n).map(|i| 1.0 + (i % 3) as f32).collect();
+    let rows = loss.forward(x.clone(), t);
+    let device = rows.device();
+    let got: Vec<f32> = rows
+        .clone()
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .unwrap();
+    let grads = (rows * Tensor::<1>::from_floats(upstream.as_slice(), &device))
+        .sum()
+        .backward();
+    // A leaf's gradient; none for a view of one (the transposed case).
+    (got, x.grad(&grads).map(to_vec).unwrap_or_default())
+}
+
+#[cfg(feature = "wgpu")]
+#[test]
+fn the_gpu_kernel_on_many_rows_untracked_transposed_and_masked_logits() {
+    for device in devices().into_iter().skip(1) {
+        let ad = device.clone().autodiff();
+        let config = |k: usize, fused: bool, alpha: f32| {
+            SmoothedCrossEntropyConfig::new(k)
+                .with_smoothing(alpha)
+                .with_reduction(Reduction::None)
+                .with_fused(fused)
+                .init(&device)
+        };
+        // More rows than one dimension of work groups holds, with a non-uniform upstream
+        // gradient: the kernel against tensor operations on the same device.
+        let (n, k) = (70_000, 3);
+        let (logits, targets) = spread_case(n, k);
+        let t = Tensor::<1, Int>::from_data(TensorData::new(targets.clone(), [n]), &ad);
+        let (kv, kg) = weighted_rows(
+            &config(k, true, 0.1),
+            leaf_on(logits.clone(), [n, k], &device),
+            t.clone(),
+        );
+        let (ov, og) = weighted_rows(
+            &config(k, false, 0.1),
+            leaf_on(logits.clone(), [n, k], &device),
+            t.clone(),
+        );
+        close("rows", &kv, &ov, 1e-5);
+        close("row gradients", &kg, &og, 1e-5);
+        // Untracked logits (evaluation) take the kernel without its gradient: the same values.
+        let plain = Tensor::<2>::from_data(TensorData::new(logits.clone(), [n, k]), &device);
+        let tp = Tensor::<1, Int>::from_data(TensorData::new(targets.clone(), [n]), &device);
+        let untracked = config(k, true, 0.1).forward(plain, tp);
+        let uv: Vec<f32> = untracked
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .unwrap();
+        assert_eq!(uv, kv);
+        // Transposed (non-contiguous) logits.
+        let (m, c) = (40, 300);
+        let (logits, targets) = spread_case(m, c);
+        let t = Tensor::<1, Int>::from_data(TensorData::new(targets, [m]), &ad);
+        let x = leaf_on(logits.clone(), [c, m], &device);
+        let (tv, _) = weighted_rows(&config(c, true, 0.1), x.clone().transpose(), t.clone());
+        let (rv, _) = weighted_rows(&config(c, false, 0.1), x.transpose(), t);
+        close("transposed rows", &tv, &rv, 1e-5);
+        // Masked classes (−∞ logits) without smoothing: finite losses, zero gradient there.
+        let mut masked = logits.clone();
+        for r in 0..m {
+            masked[r * c + (r + 1) % c] = f32::NEG_INFINITY;
+        }
+        // The first logit of a row, whose target is another class.
+        masked[c] = f32::NEG_INFINITY;
+        let (_, targets) = spread_case(m, c);
+        let t = Tensor::<1, Int>::from_data(TensorData::new(targets, [m]), &ad);
+        let (mv, mg) = weighted_rows(
+            &config(c, true, 0.0),
+            leaf_on(masked.clone(), [m, c], &device),
+            t.clone(),
+        );
+        let (ov, _) = weighted_rows(
+            &config(c, false, 0.0),
+            leaf_on(masked.clone(), [m, c], &device),
+            t,
+        );
+        close("masked rows", &mv, &ov, 1e-5);
+        assert!(mg.iter().all(|g| g.is_finite()));
+        for r in 0..m {
+            assert_eq!(mg[r * c + (r + 1) % c], 0.0, "row {r}");
+        }
+    }
+}
+
+#[test]
+fn logits_and_targets_of_the_wrong_shape_are_errors_on_every_path() {
+    for device in devices() {
+        for fused in [true, false] {
+            let loss = SmoothedCrossEntropyConfig::new(3)
+                .with_fused(fused)
+                .init(&device);
+            let x = Tensor::<2>::zeros([2, 4], &device);
+            let t = Tensor::<1, Int>::from_data(TensorData::new(vec![0i64, 1], [2]), &device);
+            let e = loss.try_forward(x, t).unwrap_err();
+            assert!(e.to_string().contains("logits columns"), "{e}");
+            let x = Tensor::<2>::zeros([2, 3], &device);
+            let t = Tensor::<1, Int>::from_data(TensorData::new(vec![0i64, 1, 2], [3]), &device);
+            let e = loss.try_forward(x, t).unwrap_err();
+            assert!(e.to_string().contains("targets"), "{e}");
+        }
     }
 }

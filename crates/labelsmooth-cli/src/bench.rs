@@ -99,10 +99,11 @@ pub struct LossRow {
     pub median_ms: f64,
     /// Logits read once + gradient written once, per second.
     pub gbps: f64,
-    /// Copy bandwidth measured in the same run (CPU only).
+    /// Copy bandwidth measured in the same run (on a GPU by CubeCL's memory probe, where it
+    /// has a figure).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub copy_gbps: Option<f64>,
-    /// `gbps / copy_gbps` (CPU only).
+    /// `gbps / copy_gbps`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fraction_of_copy: Option<f64>,
 }
@@ -147,7 +148,9 @@ pub fn loss_on_device(
 ) -> Result<Vec<LossRow>> {
     use labelsmooth_burn::burn::tensor::{Int, Tensor, TensorData};
     use labelsmooth_burn::loss::SmoothedCrossEntropyConfig;
-    let ad = backend.open()?.autodiff();
+    let device = backend.open()?;
+    let copy_gbps = labelsmooth_burn::device::copy_gbps(&device);
+    let ad = device.autodiff();
     let sync = || {
         ad.sync()
             .map_err(|e| anyhow::anyhow!("the device failed: {e:?}"))
@@ -179,8 +182,8 @@ pub fn loss_on_device(
                 k,
                 median_ms: s * 1e3,
                 gbps: 2.0 * (n * k * 4) as f64 / s / 1e9,
-                copy_gbps: None,
-                fraction_of_copy: None,
+                copy_gbps,
+                fraction_of_copy: copy_gbps.map(|c| 2.0 * (n * k * 4) as f64 / s / 1e9 / c),
             });
         }
     }
@@ -202,6 +205,81 @@ pub struct LinearRow {
     pub median_ms: f64,
     /// Peak bytes allocated during a call beyond what was allocated before it (MB).
     pub peak_extra_mb: f64,
+}
+
+/// Linear + smoothed cross-entropy on a GPU backend through Burn: `fused` forms the logits in
+/// blocks of rows with the CubeCL kernel ([`SmoothedCrossEntropy::try_forward_linear`]),
+/// `unfused` forms the whole logits and runs the same kernel on them; time, and the growth of the
+/// device's memory pools during a call.
+///
+/// [`SmoothedCrossEntropy::try_forward_linear`]: labelsmooth_burn::loss::SmoothedCrossEntropy::try_forward_linear
+pub fn linear_on_device(
+    (n, h, v): (usize, usize, usize),
+    reps: usize,
+    block_rows: Option<usize>,
+    backend: Backend,
+) -> Result<Vec<LinearRow>> {
+    use labelsmooth_burn::burn::tensor::{Int, Tensor, TensorData};
+    use labelsmooth_burn::device::reserved_bytes;
+    use labelsmooth_burn::loss::SmoothedCrossEntropyConfig;
+    let device = backend.open()?;
+    let ad = device.clone().autodiff();
+    let sync = || {
+        ad.sync()
+            .map_err(|e| anyhow::anyhow!("the device failed: {e:?}"))
+    };
+    let leaf = |values: Vec<f32>, shape: [usize; 2]| {
+        Tensor::<2>::from_data(TensorData::new(values, shape), &ad).require_grad()
+    };
+    let hidden = leaf(normal_vec(n * h, 1.0, 1), [n, h]);
+    let weight = leaf(normal_vec(h * v, 1.0 / (h as f32).sqrt(), 2), [h, v]);
+    let bias =
+        Tensor::<1>::from_data(TensorData::new(normal_vec(v, 0.1, 3), [v]), &ad).require_grad();
+    let mut rng = ChaCha8Rng::seed_from_u64(4);
+    let targets: Vec<i64> = (0..n).map(|_| rng.random_range(0..v as i64)).collect();
+    let targets = Tensor::<1, Int>::from_data(TensorData::new(targets, [n]), &ad);
+    let ce = SmoothedCrossEntropyConfig::new(v)
+        .with_smoothing(0.1)
+        .init(&ad);
+    // About 4 M logits per block, as the core's default.
+    let block = block_rows.unwrap_or_else(|| ((4 << 20) / v).max(16));
+    let mut out = Vec::new();
+    for path in ["fused", "unfused"] {
+        let run = || -> Result<()> {
+            let loss = if path == "fused" {
+                ce.try_forward_linear(
+                    hidden.clone(),
+                    weight.clone(),
+                    bias.clone(),
+                    targets.clone(),
+                    block,
+                )?
+            } else {
+                let logits = hidden.clone().matmul(weight.clone()) + bias.clone().reshape([1, v]);
+                ce.try_forward(logits, targets.clone())?
+            };
+            let grads = loss.backward();
+            let g = weight.grad(&grads).context("the weight has no gradient")?;
+            std::hint::black_box(g);
+            sync()
+        };
+        run()?;
+        let before = reserved_bytes(&device).unwrap_or(0);
+        run()?;
+        let after = device
+            .memory_pool_usage()
+            .map_or(before, |u| u.bytes_reserved);
+        let s = median_seconds(reps, run)?;
+        out.push(LinearRow {
+            path,
+            n,
+            h,
+            v,
+            median_ms: s * 1e3,
+            peak_extra_mb: after.saturating_sub(before) as f64 / 1e6,
+        });
+    }
+    Ok(out)
 }
 
 /// Fused and unfused linear + smoothed cross-entropy, time and peak memory.

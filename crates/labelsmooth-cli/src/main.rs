@@ -136,8 +136,8 @@ enum BenchCommand {
         /// Bytes of the array copied to measure memory bandwidth.
         #[arg(long, default_value_t = 256 << 20)]
         copy_bytes: usize,
-        /// cpu: the fused kernel of the core; wgpu: the loss of Burn's tensor operations on the
-        /// GPU (binaries built with `--features wgpu`).
+        /// cpu: the fused kernel of the core; wgpu: the CubeCL kernel and Burn's tensor
+        /// operations on the GPU (binaries built with `--features wgpu`).
         #[arg(long, default_value = "cpu", value_parser = args::parse_device)]
         device: Backend,
         /// Print `[{"n", "k", "median_ms", "gbps", "copy_gbps", ...}]` on stdout.
@@ -212,6 +212,9 @@ enum BenchCommand {
         /// Rows per block of the fused path (default: about 4 M logits per block).
         #[arg(long)]
         block_rows: Option<std::num::NonZeroUsize>,
+        /// Where to run: cpu (the core) or a GPU backend (through Burn, with the CubeCL kernel).
+        #[arg(long, default_value = "cpu", value_parser = args::parse_device)]
+        device: Backend,
         /// Threads (default: every core).
         #[arg(long)]
         threads: Option<std::num::NonZeroUsize>,
@@ -331,16 +334,22 @@ fn run(cli: Cli) -> Result<()> {
                 vocab,
                 reps,
                 block_rows,
+                device,
                 threads,
                 json,
             } => {
                 set_threads(threads)?;
-                let rows = bench::linear(n, hidden, vocab, reps, block_rows.map(|b| b.get()))?;
+                let block_rows = block_rows.map(|b| b.get());
+                let rows = if device.is_cpu() {
+                    bench::linear(n, hidden, vocab, reps, block_rows)?
+                } else {
+                    bench::linear_on_device((n, hidden, vocab), reps, block_rows, device)?
+                };
                 if json {
                     println!("{}", serde_json::to_string_pretty(&rows)?);
                 } else {
                     println!(
-                        "linear + smoothed cross-entropy, n {n}, h {hidden}, v {vocab}; {} threads",
+                        "linear + smoothed cross-entropy, n {n}, h {hidden}, v {vocab}; {device}, {} threads",
                         rayon::current_num_threads()
                     );
                     for r in &rows {

@@ -93,3 +93,36 @@ fn usage_errors_exit_with_2_and_one_line() {
         assert!(!err.contains("panicked"), "{err}");
     }
 }
+
+/// `--device` names a backend this binary was not built with: one clear error, nothing run.
+#[test]
+fn a_device_the_binary_lacks_is_refused_with_how_to_get_it() {
+    let mut cases = vec![
+        (vec!["bench", "loss", "--device", "cuda"], "downloads LLVM"),
+        (
+            vec!["train", "--data", "digits", "--device", "cuda"],
+            "cuda",
+        ),
+        (
+            vec!["bench", "linear", "--device", "tpu"],
+            "not one of cpu, wgpu, cuda",
+        ),
+    ];
+    if !cfg!(feature = "wgpu") {
+        cases.push((
+            vec!["bench", "train", "--device", "wgpu"],
+            "--features wgpu",
+        ));
+        cases.push((
+            vec!["sweep", "--data", "digits", "--device", "wgpu"],
+            "--features wgpu",
+        ));
+    }
+    for (args, says) in cases {
+        let out = labelsmooth(&args);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+}

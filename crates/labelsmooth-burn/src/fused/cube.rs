@@ -35,9 +35,10 @@ pub const BLOCK: usize = 256;
 #[backend_extension(Cube: cfg(feature = "wgpu"), Autodiff)]
 pub trait SmoothedCrossEntropyOps: Backend {
     /// The loss of each row `[n]` of `logits` `[n, k]` against `targets` `[n]` (class ids;
-    /// a negative id marks a row to ignore), with class `weights` `[k]` summing to
-    /// `weight_sum`, the target class given `on` and every class `off` (so the true class
-    /// gets `on` in total with `off` included: `on = off + (1 − α)` for the uniform convention).
+    /// a negative id marks a row to ignore), with class `weights` `[k]` (the logits' dtype)
+    /// summing to `weight_sum`, against the target distribution that puts `on` on the true
+    /// class and `off` on each other class (`on = 1 − α + α/k`, `off = α/k` for the uniform
+    /// convention). `n·k` must be below 2³²: the kernel indexes with 32 bits.
     fn smoothed_cross_entropy_rows(
         logits: FloatTensor<Self>,
         targets: IntTensor<Self>,
@@ -201,6 +202,7 @@ fn smoothed_cross_entropy_kernel<F: Float, I: Numeric>(
     weight_sum: f32,
     #[comptime] block: usize,
     #[comptime] with_grad: bool,
+    #[comptime] spread: bool,
     #[define(F, I)] _dtypes: [ElemType; 2],
 ) {
     // Rows beyond the first dimension's limit of work groups continue in the second.
@@ -214,9 +216,9 @@ fn smoothed_cross_entropy_kernel<F: Float, I: Numeric>(
     let base = row * k;
     let target = i32::cast_from(targets[row]);
 
-    // The walk: every unit starts from the row's first logit with an empty sum, so that a unit
-    // beyond the row's end merges as nothing.
-    let mut m = logits[base];
+    // The walk: every unit starts from the lowest finite value with an empty sum, so that a
+    // unit beyond the row's end merges as nothing and a logit of −∞ (a masked class) adds 0.
+    let mut m = F::new(-3.402_823_5e38);
     let mut s = F::new(0.0);
     let mut sx = F::new(0.0);
     let mut j = unit;
@@ -231,7 +233,9 @@ fn smoothed_cross_entropy_kernel<F: Float, I: Numeric>(
         } else {
             s += F::exp(x - m);
         }
-        sx += weights[j] * x;
+        if spread {
+            sx += weights[j] * x;
+        }
         j += block;
     }
 
@@ -275,7 +279,11 @@ fn smoothed_cross_entropy_kernel<F: Float, I: Numeric>(
         t = usize::cast_from(target);
         at_target = (on - off) * weights[t];
         if unit == 0 {
-            rows[row] = at_target * (lse - logits[base + t]) + off * (weight_sum * lse - sum_wx);
+            let mut loss = at_target * (lse - logits[base + t]);
+            if spread {
+                loss += off * (weight_sum * lse - sum_wx);
+            }
+            rows[row] = loss;
         }
     } else if unit == 0 {
         rows[row] = F::new(0.0);
@@ -336,6 +344,10 @@ fn launch(
     let shape = logits.shape();
     let (n, k) = (shape[0], shape[1]);
     let dtype = logits.dtype;
+    assert_eq!(targets.shape().num_elements(), n, "one target per row");
+    assert_eq!(weights.shape().num_elements(), k, "one weight per class");
+    assert_eq!(weights.dtype, dtype, "weights in the logits' dtype");
+    assert!(n * k < u32::MAX as usize, "logits beyond 32-bit indexing");
     let rows = empty_like(&logits, Shape::new([n]), dtype);
     // Without a gradient the kernel writes none: one element stands in for it.
     let grad_shape = if with_grad {
@@ -363,6 +375,7 @@ fn launch(
             weight_sum,
             BLOCK,
             with_grad,
+            off != 0.0,
             dtypes,
         );
     }
