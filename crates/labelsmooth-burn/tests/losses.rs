@@ -10,8 +10,10 @@ use labelsmooth::loss::{
 };
 use labelsmooth::targets::Convention;
 use labelsmooth_burn::burn::tensor::{Device, Int, Tensor, TensorData};
+#[cfg(feature = "wgpu")]
+use labelsmooth_burn::loss::SmoothedCrossEntropy;
 use labelsmooth_burn::loss::{
-    BinaryCrossEntropyConfig, ConfidencePenaltyConfig, DistillationConfig, SmoothedCrossEntropy,
+    BinaryCrossEntropyConfig, ConfidencePenaltyConfig, DistillationConfig,
     SmoothedCrossEntropyConfig, SoftCrossEntropyConfig,
 };
 use serde_json::Value;
