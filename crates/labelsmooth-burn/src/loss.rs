@@ -104,11 +104,7 @@ impl SmoothedCrossEntropy {
         let device = logits.device();
         let [n, k] = logits.dims();
         check_len("logits columns (the classes)", self.kernel.classes(), k)?;
-        let ids: Vec<i64> = targets
-            .to_data()
-            .convert::<i64>()
-            .try_to_vec::<i64>()
-            .expect("integer targets");
+        let ids = class_ids(&targets);
         check_len("targets (one per row of logits)", n, ids.len())?;
         if self.fused && is_cpu(&device) {
             return self.forward_fused(logits, &ids);
@@ -131,14 +127,8 @@ impl SmoothedCrossEntropy {
     fn forward_cube(&self, logits: Tensor<2>, ids: &[i64], denominator: f64) -> Tensor<1> {
         let [_, k] = logits.dims();
         let (targets, weights, coefficients) = self.cube_inputs(ids, k, &logits.device());
-        let rows = crate::fused::cube::smoothed_cross_entropy_rows(
-            logits,
-            targets,
-            weights,
-            coefficients.0,
-            coefficients.1,
-            coefficients.2,
-        );
+        let rows =
+            crate::fused::cube::smoothed_cross_entropy_rows(logits, targets, weights, coefficients);
         match self.kernel.reduction() {
             Reduction::None => rows,
             Reduction::Sum => rows.sum().reshape([1]),
@@ -147,19 +137,15 @@ impl SmoothedCrossEntropy {
     }
 
     /// What the CubeCL kernel takes: the class ids with −1 for ignored rows, the class weights
-    /// on the device (ones without), and `(on, off, Σ weights)`.
+    /// on the device (ones without), and the target distribution.
     #[cfg(feature = "wgpu")]
     fn cube_inputs(
         &self,
         ids: &[i64],
         k: usize,
         device: &Device,
-    ) -> (Tensor<1, Int>, Tensor<1>, (f32, f32, f32)) {
-        let (on, off) = self
-            .kernel
-            .convention()
-            .on_off(f64::from(self.kernel.smoothing()), k)
-            .expect("validated at init");
+    ) -> (Tensor<1, Int>, Tensor<1>, crate::fused::cube::Coefficients) {
+        let (on, off) = self.on_off(k);
         let ignore = self.kernel.ignore_index();
         // Validated by `denominator`: every id is in range or ignored.
         let targets: Vec<i32> = ids
@@ -172,7 +158,20 @@ impl SmoothedCrossEntropy {
             _ => (Tensor::<1>::ones([k], device), k as f64),
         };
         let weights = weights.cast(burn::tensor::DType::F32);
-        (targets, weights, (on as f32, off as f32, weight_sum as f32))
+        let coefficients = crate::fused::cube::Coefficients {
+            on: on as f32,
+            off: off as f32,
+            weight_sum: weight_sum as f32,
+        };
+        (targets, weights, coefficients)
+    }
+
+    /// The target distribution's weight on the true class and on each other class.
+    fn on_off(&self, k: usize) -> (f64, f64) {
+        self.kernel
+            .convention()
+            .on_off(f64::from(self.kernel.smoothing()), k)
+            .expect("validated at init")
     }
 
     /// The loss of a linear output layer's logits `hidden·weight + bias` (`hidden` `[n, h]`,
@@ -210,11 +209,7 @@ impl SmoothedCrossEntropy {
                 && hidden.dtype() == burn::tensor::DType::F32
                 && block_rows.max(1).saturating_mul(k) < u32::MAX as usize
             {
-                let ids: Vec<i64> = targets
-                    .to_data()
-                    .convert::<i64>()
-                    .try_to_vec::<i64>()
-                    .expect("integer targets");
+                let ids = class_ids(&targets);
                 check_len("targets (one per row of hidden states)", n, ids.len())?;
                 let denominator = self.kernel.denominator(&ids)?;
                 let scale = match self.kernel.reduction() {
@@ -267,11 +262,7 @@ impl SmoothedCrossEntropy {
     fn forward_tensor_ops(&self, logits: Tensor<2>, ids: &[i64], denominator: f64) -> Tensor<1> {
         let device = logits.device();
         let [n, k] = logits.dims();
-        let (on, off) = self
-            .kernel
-            .convention()
-            .on_off(f64::from(self.kernel.smoothing()), k)
-            .expect("validated at init");
+        let (on, off) = self.on_off(k);
         let ignore = self.kernel.ignore_index();
         let ignored: Vec<bool> = ids.iter().map(|&t| Some(t) == ignore).collect();
         let safe: Vec<i64> = ids
@@ -308,6 +299,15 @@ impl SmoothedCrossEntropy {
             Reduction::Mean => row.sum().reshape([1]).div_scalar(denominator as f32),
         }
     }
+}
+
+/// The class ids of `targets` on the host.
+fn class_ids(targets: &Tensor<1, Int>) -> Vec<i64> {
+    targets
+        .to_data()
+        .convert::<i64>()
+        .try_to_vec::<i64>()
+        .expect("integer targets")
 }
 
 /// A length that must equal what the loss expects, as the core reports it.
@@ -476,11 +476,7 @@ impl DistillationLoss {
             });
         }
         if self.fused && is_cpu(&device) {
-            let ids: Vec<i64> = targets
-                .to_data()
-                .convert::<i64>()
-                .try_to_vec::<i64>()
-                .expect("integer targets");
+            let ids = class_ids(&targets);
             let floats = |t: Tensor<2>| -> Vec<f32> {
                 t.to_data()
                     .convert::<f32>()

@@ -78,6 +78,15 @@ fn kernel_summation_bound(k: usize) -> f32 {
     (k.div_ceil(256) + 8) as f32 * f32::EPSILON
 }
 
+/// A scalar loss and its gradient for the leaf `x` against the expected ones, within 2e-5 of
+/// their largest magnitude.
+fn check_scalar(what: &str, value: Tensor<1>, x: &Tensor<2>, want: &[f32], want_grad: &[f32]) {
+    let got = value.clone().into_scalar::<f32>();
+    close(&format!("{what} loss"), &[got], want, 2e-5);
+    let grad = to_vec(x.grad(&value.backward()).unwrap());
+    close(&format!("{what} grad"), &grad, want_grad, 2e-5);
+}
+
 fn to_vec(t: Tensor<2>) -> Vec<f32> {
     t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap()
 }
@@ -256,14 +265,12 @@ fn exclude_true_soft_and_binary_equal_the_core() {
                 TensorData::new(probs.clone(), [n, k]),
                 &device.clone().autodiff(),
             );
-            let value = loss.forward(x.clone(), p);
-            let got = value.clone().into_scalar::<f32>();
-            close("soft loss", &[got], want.as_slice(), 2e-5);
-            close(
-                "soft grad",
-                &to_vec(x.grad(&value.backward()).unwrap()),
+            check_scalar(
+                "soft",
+                loss.forward(x.clone(), p),
+                &x,
+                want.as_slice(),
                 &want_grad,
-                2e-5,
             );
         }
     }
@@ -289,14 +296,12 @@ fn exclude_true_soft_and_binary_equal_the_core() {
                 TensorData::new(y.clone(), [n, l]),
                 &device.clone().autodiff(),
             );
-            let value = loss.forward(x.clone(), t);
-            let got = value.clone().into_scalar::<f32>();
-            close("bce loss", &[got], want.as_slice(), 2e-5);
-            close(
-                "bce grad",
-                &to_vec(x.grad(&value.backward()).unwrap()),
+            check_scalar(
+                "bce",
+                loss.forward(x.clone(), t),
+                &x,
+                want.as_slice(),
                 &want_grad,
-                2e-5,
             );
         }
     }

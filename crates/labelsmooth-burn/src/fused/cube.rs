@@ -31,21 +31,30 @@ use cubecl::{CubeCount, CubeDim};
 /// Units per cube: one cube takes one row.
 pub const BLOCK: usize = 256;
 
+/// The target distribution and class weights as the kernel takes them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Coefficients {
+    /// The target distribution's weight on the true class (`1 − α + α/k` for the uniform
+    /// convention).
+    pub on: f32,
+    /// Its weight on each other class (`α/k` for the uniform convention).
+    pub off: f32,
+    /// The sum of the class weights (`k` without weights).
+    pub weight_sum: f32,
+}
+
 /// The smoothed cross-entropy this crate adds to the CubeCL backends.
 #[backend_extension(Cube: cfg(feature = "wgpu"), Autodiff)]
 pub trait SmoothedCrossEntropyOps: Backend {
     /// The loss of each row `[n]` of `logits` `[n, k]` against `targets` `[n]` (class ids;
     /// a negative id marks a row to ignore), with class `weights` `[k]` (the logits' dtype)
-    /// summing to `weight_sum`, against the target distribution that puts `on` on the true
-    /// class and `off` on each other class (`on = 1 − α + α/k`, `off = α/k` for the uniform
-    /// convention). `n·k` must be below 2³²: the kernel indexes with 32 bits.
+    /// and the target distribution of `coefficients`. `n·k` must be below 2³²: the kernel
+    /// indexes with 32 bits.
     fn smoothed_cross_entropy_rows(
         logits: FloatTensor<Self>,
         targets: IntTensor<Self>,
         weights: FloatTensor<Self>,
-        on: f32,
-        off: f32,
-        weight_sum: f32,
+        coefficients: Coefficients,
     ) -> FloatTensor<Self>;
 
     /// The rows of [`smoothed_cross_entropy_rows`](Self::smoothed_cross_entropy_rows) and
@@ -54,9 +63,7 @@ pub trait SmoothedCrossEntropyOps: Backend {
         logits: FloatTensor<Self>,
         targets: IntTensor<Self>,
         weights: FloatTensor<Self>,
-        on: f32,
-        off: f32,
-        weight_sum: f32,
+        coefficients: Coefficients,
     ) -> (FloatTensor<Self>, FloatTensor<Self>);
 
     /// `scale · Σ_i loss_i` (`[1]`) of the logits `hidden·weight + bias` (a linear output
@@ -70,9 +77,7 @@ pub trait SmoothedCrossEntropyOps: Backend {
         bias: FloatTensor<Self>,
         targets: IntTensor<Self>,
         weights: FloatTensor<Self>,
-        on: f32,
-        off: f32,
-        weight_sum: f32,
+        coefficients: Coefficients,
         scale: f32,
         block_rows: usize,
     ) -> FloatTensor<Self>;
@@ -87,9 +92,7 @@ pub trait SmoothedCrossEntropyOps: Backend {
         bias: FloatTensor<Self>,
         targets: IntTensor<Self>,
         weights: FloatTensor<Self>,
-        on: f32,
-        off: f32,
-        weight_sum: f32,
+        coefficients: Coefficients,
         scale: f32,
         block_rows: usize,
     ) -> (
@@ -119,7 +122,7 @@ fn linear_blocks<B: SmoothedCrossEntropyOps>(
     bias: FloatTensor<B>,
     targets: IntTensor<B>,
     weights: FloatTensor<B>,
-    (on, off, weight_sum): (f32, f32, f32),
+    coefficients: Coefficients,
     scale: f32,
     block_rows: usize,
     with_grad: bool,
@@ -146,9 +149,7 @@ fn linear_blocks<B: SmoothedCrossEntropyOps>(
                     logits,
                     block_targets,
                     weights.clone(),
-                    on,
-                    off,
-                    weight_sum,
+                    coefficients,
                 );
                 let g = B::float_mul_scalar(g, scale.into());
                 d_hidden.push(B::float_matmul(g.clone(), weight_t.clone()));
@@ -159,14 +160,9 @@ fn linear_blocks<B: SmoothedCrossEntropyOps>(
                 d_bias = accumulate::<B>(d_bias, B::float_sum_dim(g, 0));
                 losses
             }
-            None => B::smoothed_cross_entropy_rows(
-                logits,
-                block_targets,
-                weights.clone(),
-                on,
-                off,
-                weight_sum,
-            ),
+            None => {
+                B::smoothed_cross_entropy_rows(logits, block_targets, weights.clone(), coefficients)
+            }
         };
         total = accumulate::<B>(total, B::float_sum(losses));
         start = end;
@@ -335,7 +331,7 @@ fn launch(
     logits: CubeTensor,
     targets: CubeTensor,
     weights: CubeTensor,
-    (on, off, weight_sum): (f32, f32, f32),
+    coefficients: Coefficients,
     with_grad: bool,
 ) -> (CubeTensor, Option<CubeTensor>) {
     let logits = into_contiguous(logits);
@@ -370,12 +366,12 @@ fn launch(
             weights.into_tensor_arg(),
             rows.clone().into_tensor_arg(),
             grad.clone().into_tensor_arg(),
-            on,
-            off,
-            weight_sum,
+            coefficients.on,
+            coefficients.off,
+            coefficients.weight_sum,
             BLOCK,
             with_grad,
-            off != 0.0,
+            coefficients.off != 0.0,
             dtypes,
         );
     }
@@ -387,22 +383,18 @@ impl SmoothedCrossEntropyOps for CubeBackend {
         logits: FloatTensor<Self>,
         targets: IntTensor<Self>,
         weights: FloatTensor<Self>,
-        on: f32,
-        off: f32,
-        weight_sum: f32,
+        coefficients: Coefficients,
     ) -> FloatTensor<Self> {
-        launch(logits, targets, weights, (on, off, weight_sum), false).0
+        launch(logits, targets, weights, coefficients, false).0
     }
 
     fn smoothed_cross_entropy_rows_grad(
         logits: FloatTensor<Self>,
         targets: IntTensor<Self>,
         weights: FloatTensor<Self>,
-        on: f32,
-        off: f32,
-        weight_sum: f32,
+        coefficients: Coefficients,
     ) -> (FloatTensor<Self>, FloatTensor<Self>) {
-        let (rows, grad) = launch(logits, targets, weights, (on, off, weight_sum), true);
+        let (rows, grad) = launch(logits, targets, weights, coefficients, true);
         (rows, grad.expect("requested"))
     }
 
@@ -412,15 +404,20 @@ impl SmoothedCrossEntropyOps for CubeBackend {
         bias: FloatTensor<Self>,
         targets: IntTensor<Self>,
         weights: FloatTensor<Self>,
-        on: f32,
-        off: f32,
-        weight_sum: f32,
+        coefficients: Coefficients,
         scale: f32,
         block_rows: usize,
     ) -> FloatTensor<Self> {
-        let c = (on, off, weight_sum);
         linear_blocks::<Self>(
-            hidden, weight, bias, targets, weights, c, scale, block_rows, false,
+            hidden,
+            weight,
+            bias,
+            targets,
+            weights,
+            coefficients,
+            scale,
+            block_rows,
+            false,
         )
         .0
     }
@@ -431,9 +428,7 @@ impl SmoothedCrossEntropyOps for CubeBackend {
         bias: FloatTensor<Self>,
         targets: IntTensor<Self>,
         weights: FloatTensor<Self>,
-        on: f32,
-        off: f32,
-        weight_sum: f32,
+        coefficients: Coefficients,
         scale: f32,
         block_rows: usize,
     ) -> (
@@ -442,9 +437,16 @@ impl SmoothedCrossEntropyOps for CubeBackend {
         FloatTensor<Self>,
         FloatTensor<Self>,
     ) {
-        let c = (on, off, weight_sum);
         let (loss, grads) = linear_blocks::<Self>(
-            hidden, weight, bias, targets, weights, c, scale, block_rows, true,
+            hidden,
+            weight,
+            bias,
+            targets,
+            weights,
+            coefficients,
+            scale,
+            block_rows,
+            true,
         );
         let (d_hidden, d_weight, d_bias) = grads.expect("requested");
         (loss, d_hidden, d_weight, d_bias)
@@ -509,9 +511,7 @@ impl<B: SmoothedCrossEntropyOps, C: CheckpointStrategy> SmoothedCrossEntropyOps 
         logits: FloatTensor<Self>,
         targets: IntTensor<Self>,
         weights: FloatTensor<Self>,
-        on: f32,
-        off: f32,
-        weight_sum: f32,
+        coefficients: Coefficients,
     ) -> FloatTensor<Self> {
         let prep = RowsBackward
             .prepare::<C>([logits.node()])
@@ -520,13 +520,15 @@ impl<B: SmoothedCrossEntropyOps, C: CheckpointStrategy> SmoothedCrossEntropyOps 
         let (logits, weights) = (logits.into_primitive(), weights.into_primitive());
         match prep {
             OpsKind::Tracked(prep) => {
-                let (rows, grad) = B::smoothed_cross_entropy_rows_grad(
-                    logits, targets, weights, on, off, weight_sum,
-                );
+                let (rows, grad) =
+                    B::smoothed_cross_entropy_rows_grad(logits, targets, weights, coefficients);
                 prep.finish(grad, rows)
             }
             OpsKind::UnTracked(prep) => prep.finish(B::smoothed_cross_entropy_rows(
-                logits, targets, weights, on, off, weight_sum,
+                logits,
+                targets,
+                weights,
+                coefficients,
             )),
         }
     }
@@ -535,18 +537,14 @@ impl<B: SmoothedCrossEntropyOps, C: CheckpointStrategy> SmoothedCrossEntropyOps 
         logits: FloatTensor<Self>,
         targets: IntTensor<Self>,
         weights: FloatTensor<Self>,
-        on: f32,
-        off: f32,
-        weight_sum: f32,
+        coefficients: Coefficients,
     ) -> (FloatTensor<Self>, FloatTensor<Self>) {
         // Values only: neither output is part of the graph.
         let (rows, grad) = B::smoothed_cross_entropy_rows_grad(
             logits.into_primitive(),
             targets,
             weights.into_primitive(),
-            on,
-            off,
-            weight_sum,
+            coefficients,
         );
         (
             Constant.prepare::<C>([]).compute_bound().stateless(rows),
@@ -560,9 +558,7 @@ impl<B: SmoothedCrossEntropyOps, C: CheckpointStrategy> SmoothedCrossEntropyOps 
         bias: FloatTensor<Self>,
         targets: IntTensor<Self>,
         weights: FloatTensor<Self>,
-        on: f32,
-        off: f32,
-        weight_sum: f32,
+        coefficients: Coefficients,
         scale: f32,
         block_rows: usize,
     ) -> FloatTensor<Self> {
@@ -579,12 +575,26 @@ impl<B: SmoothedCrossEntropyOps, C: CheckpointStrategy> SmoothedCrossEntropyOps 
         match prep {
             OpsKind::Tracked(prep) => {
                 let (loss, d_hidden, d_weight, d_bias) = B::linear_smoothed_cross_entropy_grad(
-                    hidden, weight, bias, targets, weights, on, off, weight_sum, scale, block_rows,
+                    hidden,
+                    weight,
+                    bias,
+                    targets,
+                    weights,
+                    coefficients,
+                    scale,
+                    block_rows,
                 );
                 prep.finish((d_hidden, d_weight, d_bias), loss)
             }
             OpsKind::UnTracked(prep) => prep.finish(B::linear_smoothed_cross_entropy(
-                hidden, weight, bias, targets, weights, on, off, weight_sum, scale, block_rows,
+                hidden,
+                weight,
+                bias,
+                targets,
+                weights,
+                coefficients,
+                scale,
+                block_rows,
             )),
         }
     }
@@ -595,9 +605,7 @@ impl<B: SmoothedCrossEntropyOps, C: CheckpointStrategy> SmoothedCrossEntropyOps 
         bias: FloatTensor<Self>,
         targets: IntTensor<Self>,
         weights: FloatTensor<Self>,
-        on: f32,
-        off: f32,
-        weight_sum: f32,
+        coefficients: Coefficients,
         scale: f32,
         block_rows: usize,
     ) -> (
@@ -613,9 +621,7 @@ impl<B: SmoothedCrossEntropyOps, C: CheckpointStrategy> SmoothedCrossEntropyOps 
             bias.into_primitive(),
             targets,
             weights.into_primitive(),
-            on,
-            off,
-            weight_sum,
+            coefficients,
             scale,
             block_rows,
         );
@@ -630,7 +636,7 @@ impl<B: SmoothedCrossEntropyOps, C: CheckpointStrategy> SmoothedCrossEntropyOps 
 }
 
 /// [`SmoothedCrossEntropyOps::linear_smoothed_cross_entropy`] on Burn tensors on a CubeCL
-/// device; `coefficients` are `(on, off, weight_sum)`.
+/// device.
 #[allow(clippy::too_many_arguments)]
 pub fn linear_smoothed_cross_entropy(
     hidden: burn::tensor::Tensor<2>,
@@ -638,7 +644,7 @@ pub fn linear_smoothed_cross_entropy(
     bias: burn::tensor::Tensor<1>,
     targets: burn::tensor::Tensor<1, Int>,
     weights: burn::tensor::Tensor<1>,
-    (on, off, weight_sum): (f32, f32, f32),
+    coefficients: Coefficients,
     scale: f32,
     block_rows: usize,
 ) -> burn::tensor::Tensor<1> {
@@ -648,9 +654,7 @@ pub fn linear_smoothed_cross_entropy(
         bias.into_dispatch(),
         targets.into_dispatch(),
         weights.into_dispatch(),
-        on,
-        off,
-        weight_sum,
+        coefficients,
         scale,
         block_rows,
     ))
@@ -661,16 +665,12 @@ pub fn smoothed_cross_entropy_rows(
     logits: burn::tensor::Tensor<2>,
     targets: burn::tensor::Tensor<1, Int>,
     weights: burn::tensor::Tensor<1>,
-    on: f32,
-    off: f32,
-    weight_sum: f32,
+    coefficients: Coefficients,
 ) -> burn::tensor::Tensor<1> {
     burn::tensor::Tensor::from_dispatch(Dispatch::smoothed_cross_entropy_rows(
         logits.into_dispatch(),
         targets.into_dispatch(),
         weights.into_dispatch(),
-        on,
-        off,
-        weight_sum,
+        coefficients,
     ))
 }
