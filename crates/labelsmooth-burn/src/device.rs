@@ -134,7 +134,7 @@ impl Backend {
 /// GPU backend; `None` on the CPU.
 pub fn adapter_name(device: &Device) -> Option<String> {
     #[cfg(feature = "wgpu")]
-    if *device != Device::flex() {
+    if !crate::loss::is_cpu(device) {
         return device.identity().map(|id| id.name);
     }
     let _ = device;
@@ -146,7 +146,7 @@ pub fn adapter_name(device: &Device) -> Option<String> {
 /// output once. `None` on the CPU or where the probe has no figure.
 pub fn copy_gbps(device: &Device) -> Option<f64> {
     #[cfg(feature = "wgpu")]
-    if *device != Device::flex() {
+    if !crate::loss::is_cpu(device) {
         use burn::tensor::{MemoryAccess, ThroughputKey, ThroughputMode};
         let key = ThroughputKey {
             mode: ThroughputMode::memory(MemoryAccess::Copy),
@@ -161,7 +161,7 @@ pub fn copy_gbps(device: &Device) -> Option<f64> {
 /// The bytes the device's memory pools hold (GPU backends; `None` on the CPU), after
 /// releasing what they can: a call's growth of it is the device memory that call needed.
 pub fn reserved_bytes(device: &Device) -> Option<u64> {
-    if *device == Device::flex() {
+    if crate::loss::is_cpu(device) {
         return None;
     }
     device.memory_cleanup();

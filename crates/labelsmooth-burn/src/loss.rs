@@ -129,6 +129,11 @@ impl SmoothedCrossEntropy {
         let (targets, weights, coefficients) = self.cube_inputs(ids, k, &logits.device());
         let rows =
             crate::fused::cube::smoothed_cross_entropy_rows(logits, targets, weights, coefficients);
+        self.reduce(rows, denominator)
+    }
+
+    /// The loss of each row reduced as configured (`mean` divides by `denominator`).
+    fn reduce(&self, rows: Tensor<1>, denominator: f64) -> Tensor<1> {
         match self.kernel.reduction() {
             Reduction::None => rows,
             Reduction::Sum => rows.sum().reshape([1]),
@@ -292,12 +297,7 @@ impl SmoothedCrossEntropy {
         if off != 0.0 {
             row = row + spread.mul_scalar(off as f32);
         }
-        let row = (row * keep).reshape([n]);
-        match self.kernel.reduction() {
-            Reduction::None => row,
-            Reduction::Sum => row.sum().reshape([1]),
-            Reduction::Mean => row.sum().reshape([1]).div_scalar(denominator as f32),
-        }
+        self.reduce((row * keep).reshape([n]), denominator)
     }
 }
 

@@ -138,9 +138,9 @@ pub fn loss(shapes: &[(usize, usize)], reps: usize, copy_bytes: usize) -> Result
     Ok(rows)
 }
 
-/// [`loss`] on `device` through Burn's tensor operations (`SmoothedCrossEntropy` off the CPU):
-/// the same logits and targets, forward + backward to the logits' gradient, the device
-/// synchronized before each timing ends.
+/// [`loss`] on a GPU backend through `SmoothedCrossEntropy`, with its CubeCL kernel and with
+/// Burn's tensor operations: the same logits and targets, forward + backward to the logits'
+/// gradient, the device synchronized before each timing ends.
 pub fn loss_on_device(
     shapes: &[(usize, usize)],
     reps: usize,
@@ -150,6 +150,7 @@ pub fn loss_on_device(
     use labelsmooth_burn::loss::SmoothedCrossEntropyConfig;
     let device = backend.open()?;
     let copy_gbps = labelsmooth_burn::device::copy_gbps(&device);
+    let adapter = labelsmooth_burn::device::adapter_name(&device);
     let ad = device.autodiff();
     let sync = || {
         ad.sync()
@@ -174,16 +175,17 @@ pub fn loss_on_device(
                 std::hint::black_box(g);
                 sync()
             })?;
+            let gbps = 2.0 * (n * k * 4) as f64 / s / 1e9;
             rows.push(LossRow {
                 device: backend.to_string(),
                 path,
-                adapter: labelsmooth_burn::device::adapter_name(&ad),
+                adapter: adapter.clone(),
                 n,
                 k,
                 median_ms: s * 1e3,
-                gbps: 2.0 * (n * k * 4) as f64 / s / 1e9,
+                gbps,
                 copy_gbps,
-                fraction_of_copy: copy_gbps.map(|c| 2.0 * (n * k * 4) as f64 / s / 1e9 / c),
+                fraction_of_copy: copy_gbps.map(|c| gbps / c),
             });
         }
     }
