@@ -151,19 +151,38 @@ fn relu6(x: Tensor<4>) -> Tensor<4> {
     }
 }
 
+/// The two convolutions the CPU kernels fuse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kernel {
+    /// 1×1, stride 1, one group.
+    Pointwise,
+    /// 3×3, one filter per channel, stride 1 or 2.
+    Depthwise,
+}
+
+/// Which fused kernel computes `conv` on `x`, if any (only on the CPU backend in float32).
+fn kernel_for(conv: &Conv2d, x: &Tensor<4>) -> Option<Kernel> {
+    let [out, per_group, kh, kw] = conv.weight.dims();
+    let [_, channels, ..] = x.dims();
+    if !crate::fused::fusable(x) || conv.dilation != [1, 1] || conv.stride[0] != conv.stride[1] {
+        return None;
+    }
+    if [kh, kw] == [1, 1] && conv.groups == 1 && conv.stride == [1, 1] {
+        return Some(Kernel::Pointwise);
+    }
+    let depthwise = conv.groups == channels && per_group == 1 && out == channels;
+    ([kh, kw] == [3, 3] && depthwise && conv.stride[0] <= 2).then_some(Kernel::Depthwise)
+}
+
 /// The convolution without bias: the fused pointwise or depthwise operation on the CPU backend
 /// when it is one of those, Burn's `conv2d` otherwise.
 fn convolve(conv: &Conv2d, weight: Tensor<4>, x: Tensor<4>) -> Tensor<4> {
-    let [out, per_group, kh, kw] = weight.dims();
-    let [_, channels, ..] = x.dims();
-    if crate::fused::fusable(&x) && conv.dilation == [1, 1] && conv.stride[0] == conv.stride[1] {
-        if [kh, kw] == [1, 1] && conv.groups == 1 && conv.stride == [1, 1] {
-            return crate::fused::pointwise_conv(x, weight);
-        }
-        if [kh, kw] == [3, 3] && conv.groups == channels && per_group == 1 && out == channels {
-            return crate::fused::depthwise_conv(x, weight, conv.stride[0]);
-        }
+    match kernel_for(conv, &x) {
+        Some(Kernel::Pointwise) => return crate::fused::pointwise_conv(x, weight),
+        Some(Kernel::Depthwise) => return crate::fused::depthwise_conv(x, weight, conv.stride[0]),
+        None => {}
     }
+    let [_, _, kh, kw] = weight.dims();
     // Every convolution here pads (k − 1) / 2 on each side, as torchvision's.
     let (pad_rows, pad_cols) = ((kh - 1) / 2, (kw - 1) / 2);
     burn::tensor::module::conv2d(
@@ -216,9 +235,11 @@ fn fused_batch_norm(bn: &BatchNorm, y: Tensor<4>, relu6: bool) -> Tensor<4> {
     )
 }
 
-/// Convolution, batch norm, and ReLU6 when `act`: batch norm folded into the convolution when
-/// it uses its running statistics (inference, or a frozen backbone); on the batch's statistics
-/// one fused operation with the activation on the CPU backend.
+/// Convolution, batch norm, and ReLU6 when `act`. On the batch's statistics (training), batch
+/// norm and the activation are one fused operation on the CPU backend. On the running
+/// statistics (inference, or a frozen backbone), they are one fused pass after the convolution
+/// on the CPU backend when nothing is tracked for gradients, and batch norm is folded into the
+/// convolution otherwise.
 fn conv_bn_act(conv: &Conv2d, bn: &BatchNorm, x: Tensor<4>, act: bool) -> Tensor<4> {
     let batch_statistics = x.device().is_autodiff() && bn.training.is_enabled();
     if batch_statistics {
@@ -228,6 +249,36 @@ fn conv_bn_act(conv: &Conv2d, bn: &BatchNorm, x: Tensor<4>, act: bool) -> Tensor
         }
         let y = bn.forward(y);
         return if act { relu6(y) } else { y };
+    }
+    let untracked = !x.is_require_grad()
+        && !conv.weight.val().is_require_grad()
+        && !bn.gamma.val().is_require_grad()
+        && !bn.beta.val().is_require_grad();
+    if untracked && crate::fused::fusable(&x) {
+        // Nothing to differentiate: batch norm on the running statistics and the activation
+        // applied to each plane of the convolution's output as it is written.
+        let statistics = (bn.running_mean.value(), bn.running_var.value());
+        if kernel_for(conv, &x).is_some() {
+            return crate::fused::conv_norm_act(
+                x,
+                conv.weight.val(),
+                conv.stride[0],
+                bn.gamma.val(),
+                bn.beta.val(),
+                statistics,
+                bn.epsilon,
+                act,
+            );
+        }
+        let y = convolve(conv, conv.weight.val(), x);
+        return crate::fused::batch_norm_act(
+            y,
+            bn.gamma.val(),
+            bn.beta.val(),
+            statistics,
+            bn.epsilon,
+            act,
+        );
     }
     let y = folded_conv_bn(conv, bn, x);
     if act { relu6(y) } else { y }

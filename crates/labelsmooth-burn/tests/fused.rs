@@ -461,3 +461,76 @@ fn batch_norm_on_batch_statistics_equals_burns_with_its_gradients() {
         }
     }
 }
+
+#[test]
+fn inference_convolution_with_batch_norm_equals_burns_eval_batch_norm() {
+    use labelsmooth_burn::burn::module::RunningState;
+    use labelsmooth_burn::burn::nn::BatchNormConfig;
+    use labelsmooth_burn::fused::conv_norm_act;
+    // (batch, channels in, channels out, height, width, stride, kernel), as above.
+    for (seed, (batch, cin, cout, height, width, stride, kernel)) in [
+        (3, 8, 5, 7, 9, 1, 1),
+        (2, 6, 6, 9, 7, 1, 3),
+        (3, 5, 5, 8, 8, 2, 3),
+        (2, 4, 4, 5, 3, 2, 3),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut rng = ChaCha8Rng::seed_from_u64(400 + seed as u64);
+        let groups = if kernel == 3 { cin } else { 1 };
+        let x = plain(
+            &random(&mut rng, batch * cin * height * width, 4.0),
+            [batch, cin, height, width],
+        );
+        let w = plain(
+            &random(&mut rng, cout * (cin / groups) * kernel * kernel, 1.0),
+            [cout, cin / groups, kernel, kernel],
+        );
+        let mut bn = BatchNormConfig::new(cout).init(&Device::flex());
+        bn.gamma = bn
+            .gamma
+            .map(|_| plain(&random(&mut rng, cout, 2.0), [cout]));
+        bn.beta = bn.beta.map(|_| plain(&random(&mut rng, cout, 3.0), [cout]));
+        let mean = random(&mut rng, cout, 1.0);
+        let var: Vec<f32> = random(&mut rng, cout, 1.0)
+            .iter()
+            .map(|v| v.abs() + 0.1)
+            .collect();
+        bn.running_mean = RunningState::new(plain(&mean, [cout]));
+        bn.running_var = RunningState::new(plain(&var, [cout]));
+        for act in [false, true] {
+            let fused = conv_norm_act(
+                x.clone(),
+                w.clone(),
+                stride,
+                bn.gamma.val(),
+                bn.beta.val(),
+                (bn.running_mean.value(), bn.running_var.value()),
+                bn.epsilon,
+                act,
+            );
+            // Burn's batch norm on a tensor without autodiff uses its running statistics.
+            let reference = bn.forward(conv_plain(x.clone(), w.clone(), stride, groups));
+            let reference = if act {
+                reference.clamp(0.0, 6.0)
+            } else {
+                reference
+            };
+            let case = format!("b{batch} {cin}->{cout} {height}x{width} s{stride} k{kernel}");
+            let y = values(&fused);
+            if act {
+                assert!(
+                    y.contains(&0.0) && y.contains(&6.0),
+                    "{case}: ReLU6 clips at both ends"
+                );
+            }
+            assert_close(
+                &format!("{case} relu6 {act}"),
+                &y,
+                &values(&reference),
+                1e-5,
+            );
+        }
+    }
+}

@@ -275,7 +275,8 @@ fn adam_update_copies_agree() {
 fn mobile_kernel_copies_agree() {
     use crate::activation::{relu6_backward_chunk_on, relu6_chunk_on};
     use crate::mobile::{
-        axpy_on, deviation_sum_on, dot_on, norm_plane_dx_on, norm_plane_on, norm_plane_sums_on,
+        affine_in_place_on, axpy_on, deviation_sum_on, dot_on, norm_plane, norm_plane_dx_on,
+        norm_plane_on, norm_plane_sums_on,
     };
     // Lengths around the sixteen lanes, values beyond ReLU6's corners.
     for len in [1usize, 9, 16, 17, 36, 100, 2305] {
@@ -311,6 +312,20 @@ fn mobile_kernel_copies_agree() {
                     norm_plane_on(isa, &mut o, &x, 1.3, -0.4, relu6)?;
                     Some(bits(&o))
                 }),
+            );
+            let in_place = on_every_set("affine_in_place", |isa| {
+                let mut o = x.clone();
+                affine_in_place_on(isa, &mut o, 1.3, -0.4, relu6)?;
+                Some(bits(&o))
+            });
+            all_equal(&case("affine_in_place"), &in_place);
+            // In place or not, the same arithmetic.
+            let mut o = vec![0.0; len];
+            norm_plane(&mut o, &x, 1.3, -0.4, relu6);
+            assert_eq!(
+                in_place[0].1,
+                bits(&o),
+                "affine_in_place vs norm_plane (len {len})"
             );
             let yy = relu6.then_some(y.as_slice());
             all_equal(

@@ -24,9 +24,49 @@ pub struct PointwiseDims {
     pub pixels: usize,
 }
 
+/// Batch norm on fixed statistics, as a scale and a shift per channel, and an optional ReLU6,
+/// applied to a convolution's output while it is still in cache: `y·scale[c] + shift[c]`, then
+/// ReLU6 when `relu6`.
+#[derive(Debug, Clone, Copy)]
+pub struct Affine<'a> {
+    /// Scale per output channel.
+    pub scale: &'a [f32],
+    /// Shift per output channel.
+    pub shift: &'a [f32],
+    /// ReLU6 after the shift.
+    pub relu6: bool,
+}
+
+impl Affine<'_> {
+    fn check(&self, channels: usize) {
+        assert_eq!(self.scale.len(), channels, "affine: scale");
+        assert_eq!(self.shift.len(), channels, "affine: shift");
+    }
+
+    /// Applies channel `c`'s scale and shift (and ReLU6) to one plane of it.
+    fn apply(&self, plane: &mut [f32], c: usize) {
+        affine_in_place(plane, self.scale[c], self.shift[c], self.relu6);
+    }
+}
+
 /// `y[n] = W · x[n]` for images `x` `[batch, inputs, pixels]` and weights `[outputs, inputs]`;
 /// `y` is `[batch, outputs, pixels]`.
 pub fn pointwise_forward(d: PointwiseDims, x: &[f32], w: &[f32]) -> Vec<f32> {
+    pointwise(d, x, w, None)
+}
+
+/// [`pointwise_forward`] followed by `affine` on each output channel, in one pass.
+pub fn pointwise_forward_affine(
+    d: PointwiseDims,
+    x: &[f32],
+    w: &[f32],
+    affine: Affine,
+) -> Vec<f32> {
+    affine.check(d.outputs);
+    pointwise(d, x, w, Some(affine))
+}
+
+fn pointwise(d: PointwiseDims, x: &[f32], w: &[f32], affine: Option<Affine>) -> Vec<f32> {
     let PointwiseDims {
         batch,
         inputs,
@@ -49,7 +89,12 @@ pub fn pointwise_forward(d: PointwiseDims, x: &[f32], w: &[f32]) -> Vec<f32> {
             Mat::new(w, Strides::row_major(inputs)),
             Mat::new(xn, Strides::row_major(pixels)),
             parallel,
-        )
+        );
+        if let Some(a) = &affine {
+            for (c, plane) in yn.chunks_exact_mut(pixels).enumerate() {
+                a.apply(plane, c);
+            }
+        }
     };
     if batch >= rayon::current_num_threads() {
         y.par_chunks_mut(outputs * pixels)
@@ -156,100 +201,193 @@ impl DepthwiseDims {
     }
 }
 
-/// An input plane with a border of zeros, and at stride 2 its columns split by parity, so
-/// that every tap of a row of outputs reads (or writes) one contiguous run: output column `ox`
-/// and tap `kx` meet padded column `ox·s + kx`, which is column `ox + kx` at stride 1, and at
-/// stride 2 even column `ox` (kx = 0), odd column `ox` (kx = 1) or even column `ox + 1`
-/// (kx = 2).
+/// An input plane with a border of zeros laid out so that every tap of the 3×3 filter reads
+/// one contiguous run for all outputs at once: outputs sit on a grid whose rows are as far apart
+/// as the rows of the source, and tap (ky, kx) reads the source a fixed offset further on.
+///
+/// At stride 1 the source is the padded plane `[height + 2, pw]`, pw = width + 2: output
+/// (oy, ox) sits at oy·pw + ox and tap (ky, kx) reads ky·pw + kx further on.
+///
+/// At stride 2 the padded plane is split into four phases by the parity of row and column,
+/// phase (a, b) holding padded element (2r + a, 2j + b) at r·half + j (half = ⌈pw / 2⌉): output
+/// (oy, ox) sits at oy·half + ox, and tap (ky, kx) reads phase (ky mod 2, kx mod 2)
+/// (ky / 2)·half + kx / 2 further on.
 #[derive(Default)]
 struct Padded {
-    /// Padded width.
-    pw: usize,
-    /// The padded plane `[height + 2, width + 2]`.
+    /// Distance between rows of the source (and of the output grid).
+    pitch: usize,
+    /// Stride 1: the padded plane.
     plane: Vec<f32>,
-    /// Stride 2: even and odd padded columns, `[height + 2, ⌈pw / 2⌉]` and `[height + 2, ⌊pw / 2⌋]`.
-    even: Vec<f32>,
-    odd: Vec<f32>,
-    /// Stride 1: outputs laid out on the padded grid (rows `pw` apart), so that each tap is one
-    /// run over the whole plane; the two extra columns of each row are dropped at the end.
+    /// Stride 2: the four phases, (a, b) at index 2a + b.
+    phases: [Vec<f32>; 4],
+    /// Outputs laid out on the grid; the extra columns of each row are dropped at the end.
     grid: Vec<f32>,
 }
 
 impl Padded {
-    fn fill(&mut self, x: &[f32], h: usize, w: usize, stride: usize) {
-        let pw = w + 2;
-        self.pw = pw;
-        self.plane.clear();
-        self.plane.resize((h + 2) * pw, 0.0);
-        for (iy, row) in x.chunks_exact(w).enumerate() {
-            self.plane[(iy + 1) * pw + 1..(iy + 1) * pw + 1 + w].copy_from_slice(row);
-        }
-        if stride == 2 {
-            self.even.clear();
-            self.odd.clear();
-            for row in self.plane.chunks_exact(pw) {
-                self.even.extend(row.iter().step_by(2));
-                self.odd.extend(row.iter().skip(1).step_by(2));
-            }
+    /// Geometry of plane `d`: (row pitch, rows of each source plane, length of the grid).
+    fn geometry(d: &DepthwiseDims) -> (usize, usize, usize) {
+        let (oh, ow) = d.output();
+        let (pw, ph) = (d.width + 2, d.height + 2);
+        let (pitch, rows) = if d.stride == 1 {
+            (pw, ph)
+        } else {
+            (pw.div_ceil(2), ph.div_ceil(2))
+        };
+        (pitch, rows, (oh - 1) * pitch + ow)
+    }
+
+    /// Offset of tap (ky, kx) in its source, and which source (the phase at stride 2).
+    fn tap(&self, stride: usize, ky: usize, kx: usize) -> (usize, usize) {
+        if stride == 1 {
+            (ky * self.pitch + kx, 0)
+        } else {
+            ((ky / 2) * self.pitch + kx / 2, (ky % 2) * 2 + kx % 2)
         }
     }
 
-    /// Padded row `py` under tap `kx`, from output column 0, `len` long.
-    fn row(&self, py: usize, kx: usize, stride: usize, len: usize) -> &[f32] {
-        if stride == 1 {
-            return &self.plane[py * self.pw + kx..][..len];
+    /// The source that tap (ky, kx) reads, from its first output, `len` long.
+    fn source(&self, stride: usize, ky: usize, kx: usize, len: usize) -> &[f32] {
+        let (offset, phase) = self.tap(stride, ky, kx);
+        let src = if stride == 1 {
+            &self.plane
+        } else {
+            &self.phases[phase]
+        };
+        &src[offset..][..len]
+    }
+
+    /// Loads input plane `x` of `d`, with its border of zeros.
+    fn fill(&mut self, x: &[f32], d: &DepthwiseDims) {
+        let (pitch, rows, _) = Self::geometry(d);
+        let w = d.width;
+        self.pitch = pitch;
+        if d.stride == 1 {
+            self.plane.clear();
+            self.plane.resize(rows * pitch, 0.0);
+            for (iy, row) in x.chunks_exact(w).enumerate() {
+                self.plane[(iy + 1) * pitch + 1..][..w].copy_from_slice(row);
+            }
+            return;
         }
-        let (ev, od) = (self.pw.div_ceil(2), self.pw / 2);
-        match kx {
-            0 => &self.even[py * ev..][..len],
-            1 => &self.odd[py * od..][..len],
-            _ => &self.even[py * ev + 1..][..len],
+        for phase in &mut self.phases {
+            phase.clear();
+            phase.resize(rows * pitch, 0.0);
         }
+        for (iy, row) in x.chunks_exact(w).enumerate() {
+            // Padded row iy + 1; input column ix is padded column ix + 1, so even input
+            // columns go to the odd phase and odd ones to the even phase, one place on.
+            let py = iy + 1;
+            let (a, r) = (py % 2, py / 2);
+            let (even, odd) = self.phases[2 * a..2 * a + 2].split_at_mut(1);
+            let (even, odd) = (
+                &mut even[0][r * pitch..][..pitch],
+                &mut odd[0][r * pitch..][..pitch],
+            );
+            scatter_pairs(row, odd, &mut even[1..]);
+        }
+    }
+
+    /// Zeros in the layout of plane `d` (to gather a gradient in).
+    fn zero(&mut self, d: &DepthwiseDims) {
+        let (pitch, rows, _) = Self::geometry(d);
+        self.pitch = pitch;
+        let sources = if d.stride == 1 {
+            std::slice::from_mut(&mut self.plane)
+        } else {
+            &mut self.phases[..]
+        };
+        for s in sources {
+            s.clear();
+            s.resize(rows * pitch, 0.0);
+        }
+    }
+
+    /// `src` (on the output grid) times `weight` added where tap (ky, kx) reads: the adjoint of
+    /// one tap of the forward pass.
+    fn add_tap(&mut self, stride: usize, (ky, kx): (usize, usize), src: &[f32], weight: f32) {
+        let (offset, phase) = self.tap(stride, ky, kx);
+        let dest = if stride == 1 {
+            &mut self.plane
+        } else {
+            &mut self.phases[phase]
+        };
+        axpy(&mut dest[offset..][..src.len()], src, weight);
+    }
+
+    /// The plane without its border, as [`Padded::fill`] laid it out, into `dx`.
+    fn interior(&self, dx: &mut [f32], d: &DepthwiseDims) {
+        let w = d.width;
+        let pitch = self.pitch;
+        for (iy, row) in dx.chunks_exact_mut(w).enumerate() {
+            if d.stride == 1 {
+                row.copy_from_slice(&self.plane[(iy + 1) * pitch + 1..][..w]);
+                continue;
+            }
+            let py = iy + 1;
+            let (a, r) = (py % 2, py / 2);
+            let even = &self.phases[2 * a][r * pitch..][..pitch];
+            let odd = &self.phases[2 * a + 1][r * pitch..][..pitch];
+            for (ix, v) in row.iter_mut().enumerate() {
+                *v = if ix % 2 == 0 {
+                    odd[ix / 2]
+                } else {
+                    even[ix / 2 + 1]
+                };
+            }
+        }
+    }
+}
+
+/// `first[j] = row[2j]` and `second[j] = row[2j + 1]`, as far as `row` goes.
+fn scatter_pairs(row: &[f32], first: &mut [f32], second: &mut [f32]) {
+    let mut pairs = row.chunks_exact(2);
+    for ((p, f), s) in (&mut pairs).zip(first.iter_mut()).zip(second.iter_mut()) {
+        *f = p[0];
+        *s = p[1];
+    }
+    if let [last] = pairs.remainder() {
+        first[row.len() / 2] = *last;
     }
 }
 
 /// One output plane of the depthwise convolution.
 fn plane_forward(d: DepthwiseDims, x: &[f32], w: &[f32], y: &mut [f32], pad: &mut Padded) {
-    let (oh, ow) = d.output();
-    let s = d.stride;
-    pad.fill(x, d.height, d.width, s);
-    if s == 1 {
-        // Output (oy, ox) sits at oy·pw + ox of the grid, and tap (ky, kx) reads the padded
-        // plane ky·pw + kx further on.
-        let pw = pad.pw;
-        let len = (oh - 1) * pw + ow;
-        pad.grid.clear();
-        pad.grid.resize(len, 0.0);
-        for ky in 0..3 {
-            for kx in 0..3 {
-                axpy(
-                    &mut pad.grid,
-                    &pad.plane[ky * pw + kx..][..len],
-                    w[ky * 3 + kx],
-                );
-            }
-        }
-        for (oy, yrow) in y.chunks_exact_mut(ow).enumerate() {
-            yrow.copy_from_slice(&pad.grid[oy * pw..][..ow]);
-        }
-        return;
-    }
-    for (oy, yrow) in y.chunks_exact_mut(ow).enumerate().take(oh) {
-        for ky in 0..3 {
-            for kx in 0..3 {
-                let wv = w[ky * 3 + kx];
-                let src = pad.row(oy * s + ky, kx, s, ow);
-                for (o, &v) in yrow.iter_mut().zip(src) {
-                    *o += wv * v;
-                }
-            }
+    let (_, ow) = d.output();
+    let (pitch, _, len) = Padded::geometry(&d);
+    pad.fill(x, &d);
+    let mut grid = std::mem::take(&mut pad.grid);
+    grid.clear();
+    grid.resize(len, 0.0);
+    for ky in 0..3 {
+        for kx in 0..3 {
+            axpy(&mut grid, pad.source(d.stride, ky, kx, len), w[ky * 3 + kx]);
         }
     }
+    for (oy, yrow) in y.chunks_exact_mut(ow).enumerate() {
+        yrow.copy_from_slice(&grid[oy * pitch..][..ow]);
+    }
+    pad.grid = grid;
 }
 
 /// Depthwise 3×3 convolution (zero padding 1) of `x` `[batch, channels, height, width]` with
 /// weights `[channels, 3, 3]`; `y` is `[batch, channels, out_height, out_width]`.
 pub fn depthwise_forward(d: DepthwiseDims, x: &[f32], w: &[f32]) -> Vec<f32> {
+    depthwise(d, x, w, None)
+}
+
+/// [`depthwise_forward`] followed by `affine` on each channel, in one pass.
+pub fn depthwise_forward_affine(
+    d: DepthwiseDims,
+    x: &[f32],
+    w: &[f32],
+    affine: Affine,
+) -> Vec<f32> {
+    affine.check(d.channels);
+    depthwise(d, x, w, Some(affine))
+}
+
+fn depthwise(d: DepthwiseDims, x: &[f32], w: &[f32], affine: Option<Affine>) -> Vec<f32> {
     let (oh, ow) = d.output();
     let plane = d.height * d.width;
     assert!(d.stride == 1 || d.stride == 2, "depthwise: stride 1 or 2");
@@ -265,6 +403,9 @@ pub fn depthwise_forward(d: DepthwiseDims, x: &[f32], w: &[f32]) -> Vec<f32> {
         .for_each_init(Padded::default, |pad, (i, (yp, xp))| {
             let c = i % d.channels;
             plane_forward(d, xp, &w[c * 9..c * 9 + 9], yp, pad);
+            if let Some(a) = &affine {
+                a.apply(yp, c);
+            }
         });
     y
 }
@@ -285,97 +426,58 @@ pub fn depthwise_backward(
     assert_eq!(x.len(), d.batch * d.channels * plane, "depthwise: x");
     assert_eq!(w.len(), d.channels * 9, "depthwise: w");
     assert_eq!(dy.len(), d.batch * d.channels * oplane, "depthwise: dy");
-    let pw = wd + 2;
+    // dy laid out on the output grid of its plane, zeros in the extra columns.
+    let (pitch, _, len) = Padded::geometry(&d);
+    let on_grid = |grid: &mut Vec<f32>, dyp: &[f32]| {
+        grid.clear();
+        grid.resize(len, 0.0);
+        for (oy, dyrow) in dyp.chunks_exact(ow).enumerate() {
+            grid[oy * pitch..][..ow].copy_from_slice(dyrow);
+        }
+    };
     let dx = need_dx.then(|| {
         let mut dx = vec![0.0f32; x.len()];
         if !dx.is_empty() {
             dx.par_chunks_mut(plane)
                 .zip(dy.par_chunks(oplane))
                 .enumerate()
-                .for_each_init(Vec::new, |dpad: &mut Vec<f32>, (i, (dxp, dyp))| {
+                .for_each_init(Padded::default, |dpad, (i, (dxp, dyp))| {
                     let c = i % d.channels;
                     let wc = &w[c * 9..c * 9 + 9];
-                    // The gradient of the padded plane: each output scatters to its taps.
-                    dpad.clear();
-                    dpad.resize((h + 2) * pw, 0.0);
-                    if s == 1 {
-                        // dy on the padded grid (zeros in the extra columns), added to each
-                        // tap's place in one run.
-                        let len = (oh - 1) * pw + ow;
-                        let mut grid = vec![0.0f32; len];
-                        for (oy, dyrow) in dyp.chunks_exact(ow).enumerate() {
-                            grid[oy * pw..][..ow].copy_from_slice(dyrow);
-                        }
-                        for ky in 0..3 {
-                            for kx in 0..3 {
-                                axpy(&mut dpad[ky * pw + kx..][..len], &grid, wc[ky * 3 + kx]);
-                            }
-                        }
-                        for (iy, row) in dxp.chunks_exact_mut(wd).enumerate() {
-                            row.copy_from_slice(&dpad[(iy + 1) * pw + 1..][..wd]);
-                        }
-                        return;
-                    }
-                    for (oy, dyrow) in dyp.chunks_exact(ow).enumerate() {
-                        for ky in 0..3 {
-                            let prow = &mut dpad[(oy * s + ky) * pw..][..pw];
-                            for kx in 0..3 {
-                                let wv = wc[ky * 3 + kx];
-                                if s == 1 {
-                                    for (t, &g) in prow[kx..kx + ow].iter_mut().zip(dyrow) {
-                                        *t += wv * g;
-                                    }
-                                } else {
-                                    for (ox, &g) in dyrow.iter().enumerate() {
-                                        prow[2 * ox + kx] += wv * g;
-                                    }
-                                }
-                            }
+                    // Each tap scatters the output gradient back to where it read.
+                    let mut grid = std::mem::take(&mut dpad.grid);
+                    on_grid(&mut grid, dyp);
+                    dpad.zero(&d);
+                    for ky in 0..3 {
+                        for kx in 0..3 {
+                            dpad.add_tap(s, (ky, kx), &grid, wc[ky * 3 + kx]);
                         }
                     }
-                    for (iy, row) in dxp.chunks_exact_mut(wd).enumerate() {
-                        row.copy_from_slice(&dpad[(iy + 1) * pw + 1..][..wd]);
-                    }
+                    dpad.interior(dxp, &d);
+                    dpad.grid = grid;
                 });
         }
         dx
     });
-    // dw[c] = Σ over images and output pixels of dy · the input under each tap.
+    // dw[c] = Σ over images and output pixels of dy · the input under each tap: one dot product
+    // over the grid per tap.
     let dw: Vec<f32> = (0..d.channels)
         .into_par_iter()
         .map_init(Padded::default, |pad, c| {
             let mut acc = [0.0f32; 9];
+            let mut grid = std::mem::take(&mut pad.grid);
             for n in 0..d.batch {
                 let xp = &x[(n * d.channels + c) * plane..][..plane];
                 let dyp = &dy[(n * d.channels + c) * oplane..][..oplane];
-                pad.fill(xp, h, wd, s);
-                if s == 1 {
-                    // dy laid out on the padded grid, zeros in the extra columns: each tap's
-                    // sum is one dot product over the plane.
-                    let pw = pad.pw;
-                    let len = (oh - 1) * pw + ow;
-                    pad.grid.clear();
-                    pad.grid.resize(len, 0.0);
-                    for (oy, dyrow) in dyp.chunks_exact(ow).enumerate() {
-                        pad.grid[oy * pw..][..ow].copy_from_slice(dyrow);
-                    }
-                    for ky in 0..3 {
-                        for kx in 0..3 {
-                            acc[ky * 3 + kx] += dot(&pad.grid, &pad.plane[ky * pw + kx..][..len]);
-                        }
-                    }
-                    continue;
-                }
-                for (oy, dyrow) in dyp.chunks_exact(ow).enumerate() {
-                    for ky in 0..3 {
-                        for kx in 0..3 {
-                            let src = pad.row(oy * s + ky, kx, s, ow);
-                            let sum: f32 = dyrow.iter().zip(src).map(|(a, b)| a * b).sum();
-                            acc[ky * 3 + kx] += sum;
-                        }
+                pad.fill(xp, &d);
+                on_grid(&mut grid, dyp);
+                for ky in 0..3 {
+                    for kx in 0..3 {
+                        acc[ky * 3 + kx] += dot(&grid, pad.source(s, ky, kx, len));
                     }
                 }
             }
+            pad.grid = grid;
             acc
         })
         .flat_map_iter(|acc| acc.into_iter())
@@ -442,36 +544,68 @@ crate::simd_dispatch! {
 }
 
 #[inline(always)]
+fn affine_in_place_impl(y: &mut [f32], scale: f32, shift: f32, relu6: bool) {
+    if relu6 {
+        for v in y.iter_mut() {
+            *v = (*v * scale + shift).clamp(0.0, 6.0);
+        }
+    } else {
+        for v in y.iter_mut() {
+            *v = *v * scale + shift;
+        }
+    }
+}
+
+crate::simd_dispatch! {
+    /// `y = y·scale + shift` in place, then ReLU6 when `relu6` (the same arithmetic as
+    /// [`norm_plane`]).
+    pub fn affine_in_place(y: &mut [f32], scale: f32, shift: f32, relu6: bool)
+        => affine_in_place_impl, on affine_in_place_on
+}
+
+#[inline(always)]
 fn norm_plane_sums_impl(g: &[f32], x: &[f32], y: Option<&[f32]>, mu: f32) -> (f32, f32) {
     let (mut a, mut b) = ([0.0f32; LANES], [0.0f32; LANES]);
+    let n = g.len().min(x.len());
+    let (g, x) = (&g[..n], &x[..n]);
     let (mut ta, mut tb) = (0.0f32, 0.0f32);
-    let full = g.len() - g.len() % LANES;
     match y {
         Some(y) => {
-            for i in (0..full).step_by(LANES) {
+            let y = &y[..n];
+            let mut cg = g.chunks_exact(LANES);
+            let mut cx = x.chunks_exact(LANES);
+            let mut cy = y.chunks_exact(LANES);
+            for ((gc, xc), yc) in (&mut cg).zip(&mut cx).zip(&mut cy) {
                 for l in 0..LANES {
-                    let o = y[i + l];
-                    let gv = if o > 0.0 && o < 6.0 { g[i + l] } else { 0.0 };
+                    let o = yc[l];
+                    let gv = if o > 0.0 && o < 6.0 { gc[l] } else { 0.0 };
                     a[l] += gv;
-                    b[l] += gv * (x[i + l] - mu);
+                    b[l] += gv * (xc[l] - mu);
                 }
             }
-            for i in full..g.len() {
-                let gv = if y[i] > 0.0 && y[i] < 6.0 { g[i] } else { 0.0 };
+            for ((&gv, &v), &o) in cg
+                .remainder()
+                .iter()
+                .zip(cx.remainder())
+                .zip(cy.remainder())
+            {
+                let gv = if o > 0.0 && o < 6.0 { gv } else { 0.0 };
                 ta += gv;
-                tb += gv * (x[i] - mu);
+                tb += gv * (v - mu);
             }
         }
         None => {
-            for i in (0..full).step_by(LANES) {
+            let mut cg = g.chunks_exact(LANES);
+            let mut cx = x.chunks_exact(LANES);
+            for (gc, xc) in (&mut cg).zip(&mut cx) {
                 for l in 0..LANES {
-                    a[l] += g[i + l];
-                    b[l] += g[i + l] * (x[i + l] - mu);
+                    a[l] += gc[l];
+                    b[l] += gc[l] * (xc[l] - mu);
                 }
             }
-            for i in full..g.len() {
-                ta += g[i];
-                tb += g[i] * (x[i] - mu);
+            for (&gv, &v) in cg.remainder().iter().zip(cx.remainder()) {
+                ta += gv;
+                tb += gv * (v - mu);
             }
         }
     }

@@ -76,6 +76,24 @@ pub trait FusedOps: Backend {
         stride: usize,
     ) -> FloatTensor<Self>;
 
+    /// Inference form of a MobileNet convolution block: the pointwise (weight
+    /// `[outputs, inputs, 1, 1]`, stride 1) or depthwise (weight `[channels, 1, 3, 3]`, stride 1
+    /// or 2) convolution of images `[batch, channels, h, w]`, then batch norm on the given
+    /// statistics and ReLU6 when `relu6`, each output plane normalized while it is in cache.
+    /// Never tracked for gradients: for inference only.
+    #[allow(clippy::too_many_arguments)]
+    fn conv_norm_act(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        stride: usize,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        mean: FloatTensor<Self>,
+        var: FloatTensor<Self>,
+        epsilon: f64,
+        relu6: bool,
+    ) -> FloatTensor<Self>;
+
     /// The mean and biased variance of each channel of images `[batch, channels, h, w]`, as
     /// rows of a `[2, channels]` tensor; never tracked for gradients.
     fn channel_statistics(x: FloatTensor<Self>) -> FloatTensor<Self>;
@@ -214,6 +232,63 @@ impl FusedOps for Flex {
         );
         flex_tensor(y, &shape)
     }
+
+    fn conv_norm_act(
+        x: FlexTensor,
+        weight: FlexTensor,
+        stride: usize,
+        gamma: FlexTensor,
+        beta: FlexTensor,
+        mean: FlexTensor,
+        var: FlexTensor,
+        epsilon: f64,
+        relu6: bool,
+    ) -> FlexTensor {
+        let (scale, shift) = norm_affine(
+            &floats(&gamma),
+            &floats(&beta),
+            &floats(&mean),
+            &floats(&var),
+            epsilon as f32,
+        );
+        let affine = mobile::Affine {
+            scale: &scale,
+            shift: &shift,
+            relu6,
+        };
+        let (x_values, w_values) = (floats(&x), floats(&weight));
+        let ws = weight.layout().shape();
+        if ws[2..] == [1, 1] {
+            let (d, [h, w]) = pointwise_dims(&x, &weight);
+            let y = mobile::pointwise_forward_affine(d, &x_values, &w_values, affine);
+            flex_tensor(y, &[d.batch, d.outputs, h, w])
+        } else {
+            let d = depthwise_dims(&x, stride);
+            let (oh, ow) = d.output();
+            let y = mobile::depthwise_forward_affine(d, &x_values, &w_values, affine);
+            flex_tensor(y, &[d.batch, d.channels, oh, ow])
+        }
+    }
+}
+
+/// Batch norm on fixed statistics as a scale and a shift per channel, computed as
+/// [`mobile::norm_forward`] does.
+fn norm_affine(
+    gamma: &[f32],
+    beta: &[f32],
+    mean: &[f32],
+    var: &[f32],
+    epsilon: f32,
+) -> (Vec<f32>, Vec<f32>) {
+    gamma
+        .iter()
+        .zip(beta)
+        .zip(mean.iter().zip(var))
+        .map(|((&g, &b), (&m, &v))| {
+            let scale = g / (v + epsilon).sqrt();
+            (scale, b - m * scale)
+        })
+        .unzip()
 }
 
 fn norm_dims(x: &FlexTensor) -> NormDims {
@@ -675,6 +750,34 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
         }
     }
 
+    fn conv_norm_act(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        stride: usize,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        mean: FloatTensor<Self>,
+        var: FloatTensor<Self>,
+        epsilon: f64,
+        relu6: bool,
+    ) -> FloatTensor<Self> {
+        // Inference only: no parents, as documented on the trait.
+        Untracked
+            .prepare::<C>([])
+            .compute_bound()
+            .stateless(Flex::conv_norm_act(
+                x.into_primitive(),
+                weight.into_primitive(),
+                stride,
+                gamma.into_primitive(),
+                beta.into_primitive(),
+                mean.into_primitive(),
+                var.into_primitive(),
+                epsilon,
+                relu6,
+            ))
+    }
+
     fn channel_statistics(x: FloatTensor<Self>) -> FloatTensor<Self> {
         // No parents: the statistics are a constant to the graph.
         Untracked
@@ -750,6 +853,32 @@ pub fn depthwise_conv(x: Tensor<4>, weight: Tensor<4>, stride: usize) -> Tensor<
         x.into_dispatch(),
         weight.into_dispatch(),
         stride,
+    ))
+}
+
+/// [`FusedOps::conv_norm_act`] on Burn tensors (CPU backend, float32 only; nothing tracked
+/// for gradients): `statistics` are the running mean and variance.
+#[allow(clippy::too_many_arguments)]
+pub fn conv_norm_act(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    stride: usize,
+    gamma: Tensor<1>,
+    beta: Tensor<1>,
+    (mean, var): (Tensor<1>, Tensor<1>),
+    epsilon: f64,
+    relu6: bool,
+) -> Tensor<4> {
+    Tensor::from_dispatch(Dispatch::conv_norm_act(
+        x.into_dispatch(),
+        weight.into_dispatch(),
+        stride,
+        gamma.into_dispatch(),
+        beta.into_dispatch(),
+        mean.into_dispatch(),
+        var.into_dispatch(),
+        epsilon,
+        relu6,
     ))
 }
 
