@@ -2,14 +2,16 @@
 # Side-by-side training throughput: `labelsmooth bench train` and PyTorch on the same nets, shapes,
 # batch size and thread count (bench/torch_anchor.py), in one run.
 # Needs PyTorch and torchvision (pip install torch torchvision); PYTHON names the interpreter
-# (default python3). Usage: bench/train_vs_torch.sh [threads]
+# (default python3); the binary is built in CARGO_TARGET_DIR (default target).
+# Usage: bench/train_vs_torch.sh [threads]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 threads=${1:-2}
 python=${PYTHON:-python3}
 cargo build --release -q -p labelsmooth-cli
+bin=${CARGO_TARGET_DIR:-target}/release/labelsmooth
 echo "== $(date -u +%Y-%m-%d) $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores, $threads threads"
-./target/release/labelsmooth bench train --threads "$threads" --json \
+"$bin" bench train --threads "$threads" --json \
   --model mlp,cnn,lstm,mobilenet-v2,mobilenet-v2-frozen > /tmp/labelsmooth_train.json
 for net in mlp cnn lstm mobilenet-v2 mobilenet-v2-frozen; do
   "$python" bench/torch_anchor.py "$net" "$threads"

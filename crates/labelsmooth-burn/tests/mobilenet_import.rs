@@ -73,6 +73,10 @@ fn check(model: &MobileNetV2, reference: &Path) {
                 .zip(&want)
                 .map(|(a, b)| (a - b).abs())
                 .fold(0f32, f32::max);
+            eprintln!(
+                "{name} {shape:?}: largest difference {worst:.3e}, {:.3e} of the largest |logit|",
+                worst / scale
+            );
             assert!(
                 worst <= 1e-4 * scale,
                 "{name} {shape:?}: largest difference {worst}, allowed {}",
