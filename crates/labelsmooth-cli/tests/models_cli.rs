@@ -737,44 +737,56 @@ fn fine_tuning_a_pretrained_backbone_beats_chance() {
         s(&pre),
     ]);
     // Fine-tuning on new classes: the classifier is replaced and trained on the frozen
-    // backbone, then everything trains at a lower rate.
+    // backbone, then everything trains at a lower rate. With 16 held-out images one run's
+    // accuracy moves by steps of 1/16 from seed to seed, so five seeds are pooled: 80 held-out
+    // predictions, where guessing (0.5 each, independently) would exceed 0.65 with probability
+    // below 0.5%.
     let new_data = dir.path().join("warm_cool");
     write_colours(
         &new_data,
         &[("warm", [220, 90, 30]), ("cool", [30, 90, 220])],
-        16,
+        32,
     );
     let tuned = dir.path().join("tuned");
-    let o = ok(&[
-        "train",
-        "--data",
-        &format!("images:{}", s(&new_data)),
-        "--model",
-        "mobilenet-v2",
-        "--init",
-        s(&pre),
-        "--freeze",
-        "backbone",
-        "--unfreeze-after",
-        "6",
-        "--fine-tune-lr",
-        "0.0003",
-        "--augment",
-        "--image-size",
-        "32",
-        "--epochs",
-        "8",
-        "--learning-rate",
-        "0.01",
-        "--valid-fraction",
-        "0.25",
-        "--out",
-        s(&tuned),
-        "--json",
-    ]);
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let acc = v["accuracy"].as_f64().unwrap();
-    assert!(acc > 0.75, "held-out accuracy {acc} (chance 0.5)");
+    let mut accuracies = Vec::new();
+    for seed in ["1", "2", "3", "4", "5"] {
+        let o = ok(&[
+            "train",
+            "--data",
+            &format!("images:{}", s(&new_data)),
+            "--model",
+            "mobilenet-v2",
+            "--init",
+            s(&pre),
+            "--freeze",
+            "backbone",
+            "--unfreeze-after",
+            "6",
+            "--fine-tune-lr",
+            "0.0003",
+            "--augment",
+            "--image-size",
+            "32",
+            "--epochs",
+            "8",
+            "--learning-rate",
+            "0.01",
+            "--valid-fraction",
+            "0.25",
+            "--seed",
+            seed,
+            "--out",
+            s(&tuned),
+            "--json",
+        ]);
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        accuracies.push(v["accuracy"].as_f64().unwrap());
+    }
+    let pooled = accuracies.iter().sum::<f64>() / accuracies.len() as f64;
+    assert!(
+        pooled > 0.65,
+        "held-out accuracy {pooled} over seeds ({accuracies:?}; chance 0.5)"
+    );
     let card: serde_json::Value =
         serde_json::from_slice(&std::fs::read(tuned.join("model.json")).unwrap()).unwrap();
     assert_eq!(card["classes"], serde_json::json!(["cool", "warm"]));
